@@ -1,0 +1,87 @@
+//! The wasmgym guest/host ABI, shared by guests (through `wasmgym-sdk`) and the host (`wasmgym`).
+//!
+//! This crate has no wasmtime dependency: it is plain data and byte codecs, so that any language that
+//! compiles to `wasm32-wasip1` can implement the protocol (see `envs/bandit_wat` for one written by hand).
+//!
+//! # Version stamp
+//!
+//! A guest carries a custom section named [`ABI_SECTION`] whose content is [`ABI_VERSION`] as a
+//! little-endian `u32`. The host reads it before linking and refuses a module whose version differs,
+//! naming both versions.
+//!
+//! # Exports
+//!
+//! ```text
+//! wasmgym_alloc(len: i32) -> i32             pointer to a guest buffer of `len` bytes the host may fill
+//! wasmgym_spec() -> i64                      JSON EnvSpec
+//! wasmgym_reset(ptr: i32, len: i32) -> i64   ResetRequest in, Transition out
+//! wasmgym_step(ptr: i32, len: i32) -> i64    Action in, Transition out
+//! wasmgym_legal_actions() -> i64             LegalActions out
+//! wasmgym_render() -> i64                    UTF-8 text out
+//! ```
+//!
+//! # Memory protocol
+//!
+//! ```text
+//!   host                                   guest linear memory
+//!   ----                                   -------------------
+//!   ptr = wasmgym_alloc(len)  ───────────▶ [ input buffer: len bytes ] (owned by the guest,
+//!   write request bytes at ptr                                          valid until the next call)
+//!   packed = wasmgym_step(ptr, len)
+//!   out_ptr = packed >> 32                 [ status u8 | payload ... ]  (owned by the guest,
+//!   out_len = packed & 0xffff_ffff                                      valid until the next call)
+//!   read out_len bytes at out_ptr
+//! ```
+//!
+//! A request with no bytes is passed as `(0, 0)` without calling `wasmgym_alloc`. Every output starts
+//! with a [`Status`] byte; for a non-`Ok` status the rest is a UTF-8 message. All integers and floats are
+//! little-endian. The encodings of each message are in [`wire`].
+//!
+//! # Randomness
+//!
+//! Guests draw randomness only through WASI `random_get`, which the host serves from [`rng::Rng`]
+//! seeded by `reset(seed)`; its state is part of every snapshot.
+
+#![deny(missing_docs)]
+
+pub mod rng;
+mod spec;
+pub mod wire;
+
+pub use spec::{Determinism, Dtype, EnvSpec, Space};
+pub use wire::{Action, DecodeError, Observation, ResetRequest, Status, Transition};
+
+/// The ABI version this crate speaks. Bumped on any incompatible change to exports or encodings.
+pub const ABI_VERSION: u32 = 1;
+
+/// Name of the custom section that stamps [`ABI_VERSION`] into a guest module.
+pub const ABI_SECTION: &str = "wasmgym_abi";
+
+/// Names of the functions a guest exports.
+pub mod exports {
+    /// `(len: i32) -> i32`: a guest buffer of `len` bytes for the next request.
+    pub const ALLOC: &str = "wasmgym_alloc";
+    /// `() -> i64`: the environment's [`EnvSpec`](crate::EnvSpec) as JSON.
+    pub const SPEC: &str = "wasmgym_spec";
+    /// `(ptr: i32, len: i32) -> i64`: start an episode.
+    pub const RESET: &str = "wasmgym_reset";
+    /// `(ptr: i32, len: i32) -> i64`: apply one action.
+    pub const STEP: &str = "wasmgym_step";
+    /// `() -> i64`: the legal discrete actions in the current state.
+    pub const LEGAL_ACTIONS: &str = "wasmgym_legal_actions";
+    /// `() -> i64`: a text rendering of the current state.
+    pub const RENDER: &str = "wasmgym_render";
+    /// Every export the host requires, in a fixed order.
+    pub const REQUIRED: [&str; 6] = [ALLOC, SPEC, RESET, STEP, LEGAL_ACTIONS, RENDER];
+}
+
+/// Splits the `i64` returned by an ABI call into `(ptr, len)` of the output in guest memory.
+pub fn unpack(packed: i64) -> (u32, u32) {
+    let packed = packed as u64;
+    ((packed >> 32) as u32, packed as u32)
+}
+
+/// Packs `(ptr, len)` of an output into the `i64` an ABI call returns.
+pub fn pack(ptr: u32, len: u32) -> i64 {
+    (((ptr as u64) << 32) | len as u64) as i64
+}

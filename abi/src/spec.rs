@@ -1,0 +1,224 @@
+//! The static description of an environment ([`EnvSpec`]) and of its spaces ([`Space`]).
+//!
+//! A spec crosses the ABI once per module as JSON (`wasmgym_spec`), so it is readable by hand and easy
+//! to emit from any language. Infinite bounds are written as the strings `"inf"` and `"-inf"`.
+
+use serde::{Deserialize, Serialize};
+
+/// What an environment is: its name, players, spaces and episode bounds. Plain data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnvSpec {
+    /// Short identifier, such as `"tic_tac_toe"`.
+    pub name: String,
+    /// Version of the environment's rules; bump it when trajectories change.
+    pub version: u32,
+    /// Number of players; single-agent environments have 1 (player 0).
+    pub players: u32,
+    /// The space observations lie in.
+    pub observation_space: Space,
+    /// The space actions are drawn from (`Discrete` or `Text`).
+    pub action_space: Space,
+    /// Lowest and highest reward a single step can give to one player.
+    #[serde(with = "float_pair")]
+    pub reward_range: (f64, f64),
+    /// Steps after which an episode is truncated, if any.
+    pub max_episode_steps: Option<u64>,
+    /// Whether transitions draw randomness from the host RNG.
+    pub determinism: Determinism,
+}
+
+/// Whether an environment's transitions are a function of state and action alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Determinism {
+    /// `step` never draws from the RNG (reset may).
+    Deterministic,
+    /// `step` may draw from the host RNG; still exactly reproducible from the seed.
+    Stochastic,
+}
+
+/// Element type of a [`Space::Box`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dtype {
+    /// 32-bit float.
+    F32,
+    /// 64-bit float.
+    F64,
+    /// 32-bit signed integer.
+    I32,
+}
+
+impl Dtype {
+    /// Bytes per element on the wire.
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::F32 | Dtype::I32 => 4,
+            Dtype::F64 => 8,
+        }
+    }
+}
+
+/// A set of observations or actions, in Gymnasium's vocabulary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Space {
+    /// Integers `0..n`.
+    Discrete {
+        /// Number of values.
+        n: u64,
+    },
+    /// A tensor of `dtype` with `shape`, each element within `[low[i], high[i]]` (row-major).
+    Box {
+        /// Element type.
+        dtype: Dtype,
+        /// Dimensions; the element count is their product.
+        shape: Vec<u32>,
+        /// Lower bound per element.
+        #[serde(with = "float_vec")]
+        low: Vec<f64>,
+        /// Upper bound per element.
+        #[serde(with = "float_vec")]
+        high: Vec<f64>,
+    },
+    /// A vector of integers, element `i` in `0..nvec[i]`.
+    MultiDiscrete {
+        /// Number of values per element.
+        nvec: Vec<u64>,
+    },
+    /// A UTF-8 string of at most `max_length` characters, each from `charset` if one is given.
+    Text {
+        /// Maximum number of characters.
+        max_length: u32,
+        /// Allowed characters; `None` allows any.
+        charset: Option<String>,
+    },
+}
+
+impl Space {
+    /// A `Box` whose every element shares the bounds `low..=high`.
+    pub fn uniform_box(dtype: Dtype, shape: &[u32], low: f64, high: f64) -> Space {
+        let n = shape.iter().map(|&d| d as usize).product();
+        Space::Box { dtype, shape: shape.to_vec(), low: vec![low; n], high: vec![high; n] }
+    }
+
+    /// Checks the space is well formed (bounds match the shape, `n` > 0), so later checks can rely on it.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Space::Discrete { n: 0 } => Err("Discrete space with n = 0 has no values".into()),
+            Space::Box { shape, low, high, .. } => {
+                let n: usize = shape.iter().map(|&d| d as usize).product();
+                if low.len() != n || high.len() != n {
+                    return Err(format!(
+                        "Box of shape {shape:?} has {n} elements but {} low and {} high bounds",
+                        low.len(),
+                        high.len()
+                    ));
+                }
+                match low.iter().zip(high).position(|(l, h)| !(l <= h)) {
+                    Some(i) => Err(format!("Box bound {i} has low {} > high {}", low[i], high[i])),
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// serde for a `(f64, f64)` that may hold infinities.
+mod float_pair {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Float;
+
+    pub fn serialize<S: Serializer>(v: &(f64, f64), s: S) -> Result<S::Ok, S::Error> {
+        (Float(v.0), Float(v.1)).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(f64, f64), D::Error> {
+        let (a, b) = <(Float, Float)>::deserialize(d)?;
+        Ok((a.0, b.0))
+    }
+}
+
+/// serde for a `Vec<f64>` that may hold infinities.
+mod float_vec {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Float;
+
+    pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|&x| Float(x)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        Ok(Vec::<Float>::deserialize(d)?.into_iter().map(|f| f.0).collect())
+    }
+}
+
+/// A float written as a JSON number, or as `"inf"` / `"-inf"` when infinite.
+#[derive(Clone, Copy)]
+struct Float(f64);
+
+impl Serialize for Float {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            f64::INFINITY => s.serialize_str("inf"),
+            f64::NEG_INFINITY => s.serialize_str("-inf"),
+            x => s.serialize_f64(x),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Float {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Num(f64),
+            Str(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Num(x) => Ok(Float(x)),
+            Repr::Str(s) if s == "inf" => Ok(Float(f64::INFINITY)),
+            Repr::Str(s) if s == "-inf" => Ok(Float(f64::NEG_INFINITY)),
+            Repr::Str(s) => Err(serde::de::Error::custom(format!("expected a number, \"inf\" or \"-inf\", found {s:?}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_round_trips_through_json_with_infinite_bounds() {
+        let spec = EnvSpec {
+            name: "cart_pole".into(),
+            version: 1,
+            players: 1,
+            observation_space: Space::Box {
+                dtype: Dtype::F64,
+                shape: vec![2],
+                low: vec![-4.8, f64::NEG_INFINITY],
+                high: vec![4.8, f64::INFINITY],
+            },
+            action_space: Space::Discrete { n: 2 },
+            reward_range: (0.0, 1.0),
+            max_episode_steps: Some(500),
+            determinism: Determinism::Deterministic,
+        };
+        let json = serde_json::to_string(&spec).unwrap();
+        assert!(json.contains("\"-inf\""), "{json}");
+        let back: EnvSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn validate_rejects_mismatched_bounds_and_empty_discrete() {
+        let bad = Space::Box { dtype: Dtype::F32, shape: vec![2, 2], low: vec![0.0; 3], high: vec![1.0; 4] };
+        assert!(bad.validate().unwrap_err().contains("4 elements"));
+        assert!(Space::Discrete { n: 0 }.validate().is_err());
+        assert!(Space::uniform_box(Dtype::I32, &[3, 3], 0.0, 1.0).validate().is_ok());
+    }
+}

@@ -1,0 +1,523 @@
+//! Byte encodings of the messages that cross the ABI. All numbers are little-endian.
+//!
+//! ```text
+//! output            = status:u8 payload            (payload is a UTF-8 message unless status = Ok)
+//! ResetRequest      = has_seed:u8 seed:u64 options_len:u32 options:[u8]   (options: UTF-8 JSON or empty)
+//! Action            = 0:u8 value:i64                                      (discrete)
+//!                   | 1:u8 len:u32 text:[u8]                              (text, UTF-8)
+//! Transition        = current_player:i32 (-1 once the episode is over)
+//!                     terminated:u8 truncated:u8
+//!                     n:u32 rewards:[f64; n]       (one per player; none after reset)
+//!                     obs_len:u32 observation:[u8] (see Observation)
+//!                     info_len:u32 info:[u8]       (UTF-8 JSON object, or empty for {})
+//! LegalActions      = n:u32 actions:[i64; n]
+//! Observation bytes = Box: elements of its dtype, row-major | Discrete: i64
+//!                   | MultiDiscrete: [i64] | Text: UTF-8
+//! ```
+
+use std::fmt;
+
+use crate::spec::{Dtype, Space};
+
+/// First byte of every guest output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Status {
+    /// The call succeeded; the payload follows.
+    Ok = 0,
+    /// The action was not legal in this state; the state is unchanged.
+    IllegalAction = 1,
+    /// The environment reported an error of its own.
+    GuestError = 2,
+    /// The call was not valid now (for example `step` before `reset`); the state is unchanged.
+    BadRequest = 3,
+}
+
+impl Status {
+    /// The status a byte stands for, if any.
+    pub fn from_byte(b: u8) -> Option<Status> {
+        Some(match b {
+            0 => Status::Ok,
+            1 => Status::IllegalAction,
+            2 => Status::GuestError,
+            3 => Status::BadRequest,
+            _ => return None,
+        })
+    }
+}
+
+/// Why bytes could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+type Result<T> = std::result::Result<T, DecodeError>;
+
+/// Appends little-endian values to a byte buffer.
+pub struct Writer<'a>(pub &'a mut Vec<u8>);
+
+impl Writer<'_> {
+    /// Appends one byte.
+    pub fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    /// Appends a `u32`.
+    pub fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Appends an `i32`.
+    pub fn i32(&mut self, v: i32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Appends a `u64`.
+    pub fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Appends an `i64`.
+    pub fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Appends an `f64`.
+    pub fn f64(&mut self, v: f64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Appends a `u32` length, then the bytes.
+    pub fn bytes(&mut self, v: &[u8]) {
+        self.u32(v.len() as u32);
+        self.0.extend_from_slice(v);
+    }
+}
+
+/// Reads little-endian values from a byte slice, failing cleanly on truncation.
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `buf`; `what` names the message in errors.
+    pub fn new(buf: &'a [u8], what: &'static str) -> Self {
+        Reader { buf, what }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.buf.len() < n {
+            return Err(DecodeError(format!(
+                "{} is truncated: needed {n} more bytes, {} left",
+                self.what,
+                self.buf.len()
+            )));
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        Ok(self.take(N)?.try_into().expect("take returned N bytes"))
+    }
+
+    /// Reads one byte.
+    pub fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    /// Reads a `u32`.
+    pub fn u32(&mut self) -> Result<u32> {
+        self.array().map(u32::from_le_bytes)
+    }
+    /// Reads an `i32`.
+    pub fn i32(&mut self) -> Result<i32> {
+        self.array().map(i32::from_le_bytes)
+    }
+    /// Reads a `u64`.
+    pub fn u64(&mut self) -> Result<u64> {
+        self.array().map(u64::from_le_bytes)
+    }
+    /// Reads an `i64`.
+    pub fn i64(&mut self) -> Result<i64> {
+        self.array().map(i64::from_le_bytes)
+    }
+    /// Reads an `f64`.
+    pub fn f64(&mut self) -> Result<f64> {
+        self.array().map(f64::from_le_bytes)
+    }
+    /// Reads a `u32` length, then that many bytes.
+    pub fn bytes(&mut self) -> Result<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    /// Reads a length-prefixed UTF-8 string.
+    pub fn str(&mut self) -> Result<&'a str> {
+        let what = self.what;
+        std::str::from_utf8(self.bytes()?).map_err(|e| DecodeError(format!("{what} holds invalid UTF-8: {e}")))
+    }
+    /// The bytes not read yet.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.buf)
+    }
+    /// Fails unless every byte was read.
+    pub fn finish(self) -> Result<()> {
+        match self.buf.len() {
+            0 => Ok(()),
+            n => Err(DecodeError(format!("{} has {n} unexpected trailing bytes", self.what))),
+        }
+    }
+}
+
+/// Arguments of `reset`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResetRequest {
+    /// Reseeds the RNG when given; otherwise the RNG stream continues.
+    pub seed: Option<u64>,
+    /// Environment-specific options as a JSON document, or empty.
+    pub options: String,
+}
+
+impl ResetRequest {
+    /// Appends the encoding to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut w = Writer(out);
+        w.u8(self.seed.is_some() as u8);
+        w.u64(self.seed.unwrap_or(0));
+        w.bytes(self.options.as_bytes());
+    }
+
+    /// Decodes a request.
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(buf, "reset request");
+        let has_seed = r.u8()? != 0;
+        let seed = r.u64()?;
+        let options = r.str()?.to_owned();
+        r.finish()?;
+        Ok(ResetRequest { seed: has_seed.then_some(seed), options })
+    }
+}
+
+/// An action: an index for `Discrete` action spaces, a string for `Text` ones.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// A discrete action.
+    Discrete(i64),
+    /// A text action (for language agents).
+    Text(String),
+}
+
+impl Action {
+    /// Appends the encoding to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut w = Writer(out);
+        match self {
+            Action::Discrete(a) => {
+                w.u8(0);
+                w.i64(*a);
+            }
+            Action::Text(s) => {
+                w.u8(1);
+                w.bytes(s.as_bytes());
+            }
+        }
+    }
+
+    /// Decodes an action.
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(buf, "action");
+        let action = match r.u8()? {
+            0 => Action::Discrete(r.i64()?),
+            1 => Action::Text(r.str()?.to_owned()),
+            tag => return Err(DecodeError(format!("action has unknown kind {tag} (0 = discrete, 1 = text)"))),
+        };
+        r.finish()?;
+        Ok(action)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Discrete(a) => write!(f, "{a}"),
+            Action::Text(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+/// What `reset` and `step` return.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    /// Whose turn it is, or `None` once the episode is over.
+    pub current_player: Option<u32>,
+    /// The episode reached a terminal state.
+    pub terminated: bool,
+    /// The episode was cut short (for example by `max_episode_steps`).
+    pub truncated: bool,
+    /// Reward of this step for each player (empty after reset).
+    pub rewards: Vec<f64>,
+    /// The observation, encoded for the observation space.
+    pub observation: Vec<u8>,
+    /// Extra information as a JSON object, or empty.
+    pub info: String,
+}
+
+impl Transition {
+    /// Appends the encoding to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        encode_transition(
+            out,
+            self.current_player,
+            self.terminated,
+            self.truncated,
+            &self.rewards,
+            &self.observation,
+            &self.info,
+        );
+    }
+
+    /// Decodes a transition.
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(buf, "transition");
+        let player = r.i32()?;
+        let terminated = r.u8()? != 0;
+        let truncated = r.u8()? != 0;
+        let n = r.u32()? as usize;
+        if n > buf.len() / 8 {
+            return Err(DecodeError(format!("transition claims {n} rewards in {} bytes", buf.len())));
+        }
+        let rewards = (0..n).map(|_| r.f64()).collect::<Result<Vec<_>>>()?;
+        let observation = r.bytes()?.to_vec();
+        let info = r.str()?.to_owned();
+        r.finish()?;
+        Ok(Transition {
+            current_player: u32::try_from(player).ok(),
+            terminated,
+            truncated,
+            rewards,
+            observation,
+            info,
+        })
+    }
+}
+
+/// Encodes a transition from borrowed parts (what the SDK uses, to avoid copies).
+pub fn encode_transition(
+    out: &mut Vec<u8>,
+    current_player: Option<u32>,
+    terminated: bool,
+    truncated: bool,
+    rewards: &[f64],
+    observation: &[u8],
+    info: &str,
+) {
+    let mut w = Writer(out);
+    w.i32(current_player.map_or(-1, |p| p as i32));
+    w.u8(terminated as u8);
+    w.u8(truncated as u8);
+    w.u32(rewards.len() as u32);
+    for &r in rewards {
+        w.f64(r);
+    }
+    w.bytes(observation);
+    w.bytes(info.as_bytes());
+}
+
+/// Encodes a list of legal actions.
+pub fn encode_legal_actions(out: &mut Vec<u8>, actions: &[i64]) {
+    let mut w = Writer(out);
+    w.u32(actions.len() as u32);
+    for &a in actions {
+        w.i64(a);
+    }
+}
+
+/// Decodes a list of legal actions.
+pub fn decode_legal_actions(buf: &[u8]) -> Result<Vec<i64>> {
+    let mut r = Reader::new(buf, "legal actions");
+    let n = r.u32()? as usize;
+    if n > buf.len() / 8 {
+        return Err(DecodeError(format!("legal actions claim {n} entries in {} bytes", buf.len())));
+    }
+    let actions = (0..n).map(|_| r.i64()).collect::<Result<Vec<_>>>()?;
+    r.finish()?;
+    Ok(actions)
+}
+
+/// A decoded observation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observation {
+    /// Elements of a `Box` of `f32`.
+    F32(Vec<f32>),
+    /// Elements of a `Box` of `f64`.
+    F64(Vec<f64>),
+    /// Elements of a `Box` of `i32`.
+    I32(Vec<i32>),
+    /// A `Discrete` value.
+    Discrete(i64),
+    /// A `MultiDiscrete` vector.
+    MultiDiscrete(Vec<i64>),
+    /// A `Text` value.
+    Text(String),
+}
+
+impl Observation {
+    /// Appends the wire encoding (no length prefix) to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Observation::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Observation::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Observation::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Observation::Discrete(x) => out.extend_from_slice(&x.to_le_bytes()),
+            Observation::MultiDiscrete(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Observation::Text(s) => out.extend_from_slice(s.as_bytes()),
+        }
+    }
+
+    /// Decodes observation bytes for `space`, checking the length.
+    pub fn decode(space: &Space, buf: &[u8]) -> Result<Self> {
+        fn elements<const N: usize, T>(buf: &[u8], count: usize, f: fn([u8; N]) -> T) -> Result<Vec<T>> {
+            if buf.len() != count * N {
+                return Err(DecodeError(format!(
+                    "observation has {} bytes, expected {count} elements of {N} bytes",
+                    buf.len()
+                )));
+            }
+            Ok(buf.chunks_exact(N).map(|c| f(c.try_into().expect("chunk of N bytes"))).collect())
+        }
+        Ok(match space {
+            Space::Box { dtype, shape, .. } => {
+                let count = shape.iter().map(|&d| d as usize).product();
+                match dtype {
+                    Dtype::F32 => Observation::F32(elements(buf, count, f32::from_le_bytes)?),
+                    Dtype::F64 => Observation::F64(elements(buf, count, f64::from_le_bytes)?),
+                    Dtype::I32 => Observation::I32(elements(buf, count, i32::from_le_bytes)?),
+                }
+            }
+            Space::Discrete { .. } => Observation::Discrete(elements(buf, 1, i64::from_le_bytes)?[0]),
+            Space::MultiDiscrete { nvec } => Observation::MultiDiscrete(elements(buf, nvec.len(), i64::from_le_bytes)?),
+            Space::Text { .. } => Observation::Text(
+                String::from_utf8(buf.to_vec()).map_err(|e| DecodeError(format!("text observation is not UTF-8: {e}")))?,
+            ),
+        })
+    }
+
+    /// Checks the observation lies in `space`; the error says which element is out of bounds.
+    pub fn check_in(&self, space: &Space) -> std::result::Result<(), String> {
+        fn bounded(values: impl Iterator<Item = f64>, low: &[f64], high: &[f64]) -> std::result::Result<(), String> {
+            for (i, x) in values.enumerate() {
+                if !(low[i] <= x && x <= high[i]) {
+                    return Err(format!("element {i} = {x} is outside [{}, {}]", low[i], high[i]));
+                }
+            }
+            Ok(())
+        }
+        match (self, space) {
+            (Observation::F32(v), Space::Box { dtype: Dtype::F32, low, high, .. }) if v.len() == low.len() => {
+                bounded(v.iter().map(|&x| x as f64), low, high)
+            }
+            (Observation::F64(v), Space::Box { dtype: Dtype::F64, low, high, .. }) if v.len() == low.len() => {
+                bounded(v.iter().copied(), low, high)
+            }
+            (Observation::I32(v), Space::Box { dtype: Dtype::I32, low, high, .. }) if v.len() == low.len() => {
+                bounded(v.iter().map(|&x| x as f64), low, high)
+            }
+            (Observation::Discrete(x), Space::Discrete { n }) => match u64::try_from(*x) {
+                Ok(x) if x < *n => Ok(()),
+                _ => Err(format!("{x} is outside Discrete({n})")),
+            },
+            (Observation::MultiDiscrete(v), Space::MultiDiscrete { nvec }) if v.len() == nvec.len() => {
+                match v.iter().zip(nvec).position(|(&x, &n)| u64::try_from(x).map_or(true, |x| x >= n)) {
+                    Some(i) => Err(format!("element {i} = {} is outside 0..{}", v[i], nvec[i])),
+                    None => Ok(()),
+                }
+            }
+            (Observation::Text(s), Space::Text { max_length, charset }) => check_text(s, *max_length, charset.as_deref()),
+            _ => Err(format!("observation {self:?} does not have the shape or type of {space:?}")),
+        }
+    }
+}
+
+/// Checks a string against a `Text` space's length and charset.
+pub fn check_text(s: &str, max_length: u32, charset: Option<&str>) -> std::result::Result<(), String> {
+    let chars = s.chars().count();
+    if chars > max_length as usize {
+        return Err(format!("text has {chars} characters, more than the maximum {max_length}"));
+    }
+    if let Some(set) = charset
+        && let Some(c) = s.chars().find(|c| !set.contains(*c))
+    {
+        return Err(format!("character {c:?} is not in the allowed charset"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let req = ResetRequest { seed: Some(42), options: "{\"a\":1}".into() };
+        let mut buf = Vec::new();
+        req.encode(&mut buf);
+        assert_eq!(ResetRequest::decode(&buf).unwrap(), req);
+
+        for action in [Action::Discrete(-3), Action::Text("héllo".into())] {
+            let mut buf = Vec::new();
+            action.encode(&mut buf);
+            assert_eq!(Action::decode(&buf).unwrap(), action);
+        }
+
+        let t = Transition {
+            current_player: Some(1),
+            terminated: false,
+            truncated: true,
+            rewards: vec![1.0, -1.0],
+            observation: vec![1, 2, 3],
+            info: "{}".into(),
+        };
+        let mut buf = Vec::new();
+        t.encode(&mut buf);
+        assert_eq!(Transition::decode(&buf).unwrap(), t);
+    }
+
+    #[test]
+    fn truncated_or_padded_bytes_are_errors_not_panics() {
+        let t = Transition {
+            current_player: None,
+            terminated: true,
+            truncated: false,
+            rewards: vec![0.5],
+            observation: vec![9; 16],
+            info: String::new(),
+        };
+        let mut buf = Vec::new();
+        t.encode(&mut buf);
+        for cut in 0..buf.len() {
+            assert!(Transition::decode(&buf[..cut]).is_err(), "prefix of {cut} bytes decoded");
+        }
+        buf.push(0);
+        assert!(Transition::decode(&buf).unwrap_err().0.contains("trailing"));
+        assert!(Action::decode(&[7]).unwrap_err().0.contains("unknown kind 7"));
+        // A huge claimed count must not allocate or panic.
+        assert!(decode_legal_actions(&[0xff, 0xff, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn observations_decode_for_their_space_and_check_bounds() {
+        let space = Space::uniform_box(Dtype::F32, &[2], 0.0, 1.0);
+        let mut buf = Vec::new();
+        Observation::F32(vec![0.5, 2.0]).encode(&mut buf);
+        let obs = Observation::decode(&space, &buf).unwrap();
+        assert_eq!(obs, Observation::F32(vec![0.5, 2.0]));
+        assert!(obs.check_in(&space).unwrap_err().contains("element 1"));
+        assert!(Observation::decode(&space, &buf[..7]).is_err());
+        assert!(Observation::F64(vec![f64::NAN]).check_in(&Space::uniform_box(Dtype::F64, &[1], 0.0, 1.0)).is_err());
+        let text = Space::Text { max_length: 3, charset: Some("ab".into()) };
+        assert!(Observation::Text("abc".into()).check_in(&text).unwrap_err().contains("'c'"));
+        assert!(Observation::Text("abab".into()).check_in(&text).is_err());
+    }
+}

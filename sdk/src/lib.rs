@@ -1,0 +1,252 @@
+//! Write a wasmgym environment as a plain Rust struct; export it with one macro.
+//!
+//! ```
+//! use wasmgym_sdk::*;
+//!
+//! /// Guess the hidden digit in as few tries as possible.
+//! struct Guess { secret: i64, tries: u32 }
+//!
+//! impl Environment for Guess {
+//!     fn spec() -> EnvSpec {
+//!         EnvSpec {
+//!             name: "guess".into(), version: 1, players: 1,
+//!             observation_space: Space::Discrete { n: 3 }, // 0 = start, 1 = too low, 2 = too high
+//!             action_space: Space::Discrete { n: 10 },
+//!             reward_range: (-1.0, 1.0), max_episode_steps: Some(10),
+//!             determinism: Determinism::Deterministic,
+//!         }
+//!     }
+//!     fn reset(rng: &mut Rng, _options: &Options) -> Result<Self, EnvError> {
+//!         Ok(Guess { secret: rng.below(10) as i64, tries: 0 })
+//!     }
+//!     fn observation(&self) -> Observation { Observation::Discrete(0) }
+//!     fn step(&mut self, action: &Action, _rng: &mut Rng) -> Result<Transition, EnvError> {
+//!         let guess = action.discrete();
+//!         self.tries += 1;
+//!         Ok(if guess == self.secret { Transition::reward(1.0).terminal() } else { Transition::reward(-0.1) })
+//!     }
+//! }
+//!
+//! export_env!(Guess);
+//! # fn main() {
+//! #     let mut env = Runner::<Guess>::new();
+//! #     env.reset(Some(1), "").unwrap();
+//! #     assert!(env.step(&Action::Discrete(3)).is_ok());
+//! # }
+//! ```
+//!
+//! Build it with `cargo build --target wasm32-wasip1 --release` as a `cdylib`; the host loads the
+//! `.wasm`. The same crate also builds natively (as an `rlib`), where [`Runner`] drives it directly.
+//!
+//! The SDK owns the bookkeeping around the author's hooks: it decodes and validates the action
+//! against the action space and [`Environment::legal_actions`], counts steps, truncates at
+//! `max_episode_steps`, refuses `step` after the episode ended, and encodes the observation.
+//! An environment draws randomness only from the [`Rng`] it is handed, which is the host's.
+
+#![deny(missing_docs)]
+
+mod rng;
+mod runner;
+
+pub use rng::Rng;
+pub use runner::{Runner, StepError};
+pub use wasmgym_abi::{ABI_VERSION, Action, Determinism, Dtype, EnvSpec, Observation, Space};
+
+/// Reset options: the JSON document the caller passed to `reset`, or `Null` if none.
+pub type Options = serde_json::Value;
+
+/// An error an environment reports from its hooks; the host surfaces it as a guest error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvError(pub String);
+
+impl EnvError {
+    /// An error with a message that says what went wrong and what to do.
+    pub fn new(message: impl Into<String>) -> Self {
+        EnvError(message.into())
+    }
+}
+
+impl std::fmt::Display for EnvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The outcome of one step, as the author reports it: rewards and whether the state is terminal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    /// Reward per player (a single entry for single-agent environments).
+    pub rewards: Vec<f64>,
+    /// The new state is terminal.
+    pub terminated: bool,
+}
+
+impl Transition {
+    /// A non-terminal step of a single-agent environment with reward `r`.
+    pub fn reward(r: f64) -> Self {
+        Transition { rewards: vec![r], terminated: false }
+    }
+
+    /// A non-terminal step with one reward per player.
+    pub fn rewards(rewards: Vec<f64>) -> Self {
+        Transition { rewards, terminated: false }
+    }
+
+    /// The same step, marked terminal.
+    pub fn terminal(mut self) -> Self {
+        self.terminated = true;
+        self
+    }
+
+    /// The same step, terminal if `done`.
+    pub fn terminated_if(mut self, done: bool) -> Self {
+        self.terminated = done;
+        self
+    }
+}
+
+/// Convenience accessors on actions for authors who know their action space.
+pub trait ActionExt {
+    /// The discrete value; the SDK has already checked the action space is `Discrete`.
+    fn discrete(&self) -> i64;
+    /// The text; empty for a discrete action.
+    fn text(&self) -> &str;
+}
+
+impl ActionExt for Action {
+    fn discrete(&self) -> i64 {
+        match self {
+            Action::Discrete(a) => *a,
+            Action::Text(_) => -1,
+        }
+    }
+
+    fn text(&self) -> &str {
+        match self {
+            Action::Text(s) => s,
+            Action::Discrete(_) => "",
+        }
+    }
+}
+
+/// An environment. Implement it on a plain struct and export it with [`export_env!`].
+///
+/// A new struct is made by every [`reset`](Environment::reset), so no state survives between
+/// episodes by accident. The host snapshots the whole guest, so there is no clone code to write.
+pub trait Environment: Sized + 'static {
+    /// What the environment is. Called once when the host loads the module.
+    fn spec() -> EnvSpec;
+
+    /// Starts an episode. Draw every random choice from `rng`.
+    fn reset(rng: &mut Rng, options: &Options) -> Result<Self, EnvError>;
+
+    /// The current observation; it must lie in the spec's observation space.
+    fn observation(&self) -> Observation;
+
+    /// Applies an action the SDK has already validated. `rng` is for stochastic transitions.
+    fn step(&mut self, action: &Action, rng: &mut Rng) -> Result<Transition, EnvError>;
+
+    /// Legal discrete actions in the current state, ascending. Default: every action of a `Discrete`
+    /// action space; nothing for `Text` spaces (any text within the space is legal).
+    fn legal_actions(&self) -> Vec<i64> {
+        match Self::spec().action_space {
+            Space::Discrete { n } => (0..n as i64).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whose turn it is (the episode is not over). Default: player 0.
+    fn current_player(&self) -> u32 {
+        0
+    }
+
+    /// A text rendering of the state. Default: the observation's debug form.
+    fn render(&self) -> String {
+        format!("{:?}", self.observation())
+    }
+
+    /// Extra information about the current state as a JSON object. Default: none.
+    fn info(&self) -> Options {
+        Options::Null
+    }
+}
+
+/// Exports an [`Environment`] implementation through the wasmgym ABI.
+///
+/// Expands to nothing outside WebAssembly, so the crate still builds natively for tests and
+/// baselines.
+#[macro_export]
+macro_rules! export_env {
+    ($env:ty) => {
+        #[cfg(target_family = "wasm")]
+        const _: () = {
+            static RUNNER: $crate::__private::Slot<$env> = $crate::__private::Slot::new();
+
+            #[unsafe(link_section = "wasmgym_abi")]
+            #[used]
+            static ABI_VERSION: [u8; 4] = $crate::ABI_VERSION.to_le_bytes();
+
+            #[unsafe(no_mangle)]
+            extern "C" fn wasmgym_alloc(len: i32) -> i32 {
+                RUNNER.with(|r| r.input_buffer(len as usize).as_mut_ptr() as i32)
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn wasmgym_spec() -> i64 {
+                RUNNER.with(|r| $crate::__private::packed(r.spec_bytes()))
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn wasmgym_reset(ptr: i32, len: i32) -> i64 {
+                let _ = ptr;
+                RUNNER.with(|r| $crate::__private::packed(r.reset_from_input(len as usize)))
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn wasmgym_step(ptr: i32, len: i32) -> i64 {
+                let _ = ptr;
+                RUNNER.with(|r| $crate::__private::packed(r.step_from_input(len as usize)))
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn wasmgym_legal_actions() -> i64 {
+                RUNNER.with(|r| $crate::__private::packed(r.legal_actions_bytes()))
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn wasmgym_render() -> i64 {
+                RUNNER.with(|r| $crate::__private::packed(r.render_bytes()))
+            }
+        };
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    use std::cell::UnsafeCell;
+
+    use crate::{Environment, Runner};
+
+    /// The single runner of a guest. WebAssembly guests here are single-threaded.
+    pub struct Slot<E: Environment>(UnsafeCell<Option<Runner<E>>>);
+
+    // SAFETY: wasm32-wasip1 guests have one thread, and `with` is not re-entrant (the host never
+    // calls into a guest while that guest is running).
+    unsafe impl<E: Environment> Sync for Slot<E> {}
+
+    impl<E: Environment> Slot<E> {
+        pub const fn new() -> Self {
+            Slot(UnsafeCell::new(None))
+        }
+
+        pub fn with<R>(&self, f: impl FnOnce(&mut Runner<E>) -> R) -> R {
+            // SAFETY: see the `Sync` impl: one thread, no re-entrancy.
+            let runner = unsafe { &mut *self.0.get() };
+            f(runner.get_or_insert_with(Runner::new))
+        }
+    }
+
+    pub fn packed(out: &[u8]) -> i64 {
+        wasmgym_abi::pack(out.as_ptr() as usize as u32, out.len() as u32)
+    }
+}

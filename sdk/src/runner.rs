@@ -1,0 +1,251 @@
+//! The bookkeeping between the ABI and an author's [`Environment`]: one `Runner` per guest.
+
+use wasmgym_abi::wire::{self, Status, check_text};
+use wasmgym_abi::{Action, EnvSpec, ResetRequest, Space};
+
+use crate::{Environment, Options, Rng};
+
+/// Drives an [`Environment`] through the same byte protocol the host uses.
+///
+/// In a guest, [`export_env!`](crate::export_env) routes every ABI call here. Natively, the typed
+/// methods ([`Runner::reset`], [`Runner::step`]) run exactly the same code, which makes a fair
+/// baseline for the sandboxed environment.
+pub struct Runner<E: Environment> {
+    spec: EnvSpec,
+    env: Option<E>,
+    steps: u64,
+    over: bool,
+    rng: Rng,
+    input: Vec<u8>,
+    out: Vec<u8>,
+    obs: Vec<u8>,
+}
+
+/// A call the guest refused, as the native [`Runner`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepError {
+    /// Why: illegal action, guest error or bad request.
+    pub status: Status,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+type Refusal = (Status, String);
+
+impl<E: Environment> Default for Runner<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E: Environment> Runner<E> {
+    /// A runner with no episode started; its generator is seeded with 0 until a seeded reset.
+    pub fn new() -> Self {
+        Runner {
+            spec: E::spec(),
+            env: None,
+            steps: 0,
+            over: false,
+            rng: Rng::new(),
+            input: Vec::new(),
+            out: Vec::new(),
+            obs: Vec::new(),
+        }
+    }
+
+    /// The environment's spec.
+    pub fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    /// The author's environment, once an episode has started.
+    pub fn env(&self) -> Option<&E> {
+        self.env.as_ref()
+    }
+
+    /// Starts an episode (typed form of the `wasmgym_reset` call).
+    pub fn reset(&mut self, seed: Option<u64>, options: &str) -> Result<wire::Transition, StepError> {
+        let mut req = Vec::new();
+        ResetRequest { seed, options: options.to_owned() }.encode(&mut req);
+        self.reset_bytes(&req);
+        self.decode_transition()
+    }
+
+    /// Applies an action (typed form of the `wasmgym_step` call).
+    pub fn step(&mut self, action: &Action) -> Result<wire::Transition, StepError> {
+        let mut req = Vec::new();
+        action.encode(&mut req);
+        self.step_bytes(&req);
+        self.decode_transition()
+    }
+
+    /// The legal actions (typed form of the `wasmgym_legal_actions` call).
+    pub fn legal_actions(&mut self) -> Vec<i64> {
+        let out = self.legal_actions_bytes();
+        wire::decode_legal_actions(&out[1..]).expect("the runner encodes legal actions itself")
+    }
+
+    fn decode_transition(&self) -> Result<wire::Transition, StepError> {
+        match Status::from_byte(self.out[0]) {
+            Some(Status::Ok) => Ok(wire::Transition::decode(&self.out[1..]).expect("the runner encodes transitions itself")),
+            status => Err(StepError {
+                status: status.unwrap_or(Status::GuestError),
+                message: String::from_utf8_lossy(&self.out[1..]).into_owned(),
+            }),
+        }
+    }
+
+    /// A buffer of `len` bytes for the host to write the next request into.
+    pub fn input_buffer(&mut self, len: usize) -> &mut [u8] {
+        self.input.resize(len, 0);
+        &mut self.input
+    }
+
+    /// `wasmgym_spec`: status and the spec as JSON.
+    pub fn spec_bytes(&mut self) -> &[u8] {
+        self.out.clear();
+        self.out.push(Status::Ok as u8);
+        let json = serde_json::to_vec(&self.spec).expect("an EnvSpec always serialises");
+        self.out.extend_from_slice(&json);
+        &self.out
+    }
+
+    /// `wasmgym_reset` on the first `len` bytes of the input buffer.
+    pub fn reset_from_input(&mut self, len: usize) -> &[u8] {
+        let input = std::mem::take(&mut self.input);
+        let result = self.reset_inner(&input[..len.min(input.len())]);
+        self.input = input;
+        self.finish(result)
+    }
+
+    /// `wasmgym_step` on the first `len` bytes of the input buffer.
+    pub fn step_from_input(&mut self, len: usize) -> &[u8] {
+        let input = std::mem::take(&mut self.input);
+        let result = self.step_inner(&input[..len.min(input.len())]);
+        self.input = input;
+        self.finish(result)
+    }
+
+    /// `wasmgym_reset` on request bytes.
+    pub fn reset_bytes(&mut self, input: &[u8]) -> &[u8] {
+        let result = self.reset_inner(input);
+        self.finish(result)
+    }
+
+    /// `wasmgym_step` on request bytes.
+    pub fn step_bytes(&mut self, input: &[u8]) -> &[u8] {
+        let result = self.step_inner(input);
+        self.finish(result)
+    }
+
+    /// `wasmgym_legal_actions`: none before reset or after the episode ended.
+    pub fn legal_actions_bytes(&mut self) -> &[u8] {
+        self.out.clear();
+        self.out.push(Status::Ok as u8);
+        let actions = match &self.env {
+            Some(env) if !self.over => env.legal_actions(),
+            _ => Vec::new(),
+        };
+        wire::encode_legal_actions(&mut self.out, &actions);
+        &self.out
+    }
+
+    /// `wasmgym_render`: the author's text rendering.
+    pub fn render_bytes(&mut self) -> &[u8] {
+        self.out.clear();
+        match &self.env {
+            Some(env) => {
+                self.out.push(Status::Ok as u8);
+                self.out.extend_from_slice(env.render().as_bytes());
+            }
+            None => {
+                self.out.push(Status::BadRequest as u8);
+                self.out.extend_from_slice(b"render called before reset: call reset first");
+            }
+        }
+        &self.out
+    }
+
+    fn finish(&mut self, result: Result<(), Refusal>) -> &[u8] {
+        if let Err((status, message)) = result {
+            self.out.clear();
+            self.out.push(status as u8);
+            self.out.extend_from_slice(message.as_bytes());
+        }
+        &self.out
+    }
+
+    fn reset_inner(&mut self, input: &[u8]) -> Result<(), Refusal> {
+        let req = ResetRequest::decode(input).map_err(|e| (Status::BadRequest, e.0))?;
+        if let Some(seed) = req.seed {
+            self.rng.reseed(seed);
+        }
+        let options = match req.options.trim() {
+            "" => Options::Null,
+            text => serde_json::from_str(text).map_err(|e| {
+                (Status::BadRequest, format!("reset options are not valid JSON ({e}): pass a JSON object"))
+            })?,
+        };
+        let env = E::reset(&mut self.rng, &options).map_err(|e| (Status::GuestError, e.0))?;
+        self.env = Some(env);
+        self.steps = 0;
+        self.over = false;
+        self.write_transition(&[], false, false)
+    }
+
+    fn step_inner(&mut self, input: &[u8]) -> Result<(), Refusal> {
+        let Some(env) = self.env.as_mut() else {
+            return Err((Status::BadRequest, "step called before reset: call reset first".into()));
+        };
+        if self.over {
+            return Err((Status::BadRequest, "the episode is over (terminated or truncated): call reset".into()));
+        }
+        let action = Action::decode(input).map_err(|e| (Status::BadRequest, e.0))?;
+        check_action(&self.spec.action_space, &action, || env.legal_actions()).map_err(|m| (Status::IllegalAction, m))?;
+        let t = env.step(&action, &mut self.rng).map_err(|e| (Status::GuestError, e.0))?;
+        if t.rewards.len() != self.spec.players as usize {
+            return Err((
+                Status::GuestError,
+                format!("step returned {} rewards for {} players: return one per player", t.rewards.len(), self.spec.players),
+            ));
+        }
+        self.steps += 1;
+        let truncated = !t.terminated && self.spec.max_episode_steps.is_some_and(|m| self.steps >= m);
+        self.over = t.terminated || truncated;
+        self.write_transition(&t.rewards, t.terminated, truncated)
+    }
+
+    fn write_transition(&mut self, rewards: &[f64], terminated: bool, truncated: bool) -> Result<(), Refusal> {
+        let env = self.env.as_ref().expect("called after an episode started");
+        self.obs.clear();
+        env.observation().encode(&mut self.obs);
+        let info = match env.info() {
+            Options::Null => String::new(),
+            info => info.to_string(),
+        };
+        let player = (!self.over).then(|| env.current_player());
+        self.out.clear();
+        self.out.push(Status::Ok as u8);
+        wire::encode_transition(&mut self.out, player, terminated, truncated, rewards, &self.obs, &info);
+        Ok(())
+    }
+}
+
+/// Checks an action against the action space and, for discrete spaces, the legal set.
+fn check_action(space: &Space, action: &Action, legal: impl FnOnce() -> Vec<i64>) -> Result<(), String> {
+    match (space, action) {
+        (Space::Discrete { n }, Action::Discrete(a)) => {
+            if u64::try_from(*a).map_or(true, |a| a >= *n) {
+                return Err(format!("action {a} is outside the action space Discrete({n})"));
+            }
+            let legal = legal();
+            if legal.contains(a) {
+                Ok(())
+            } else {
+                Err(format!("action {a} is not legal in this state; legal actions: {legal:?}"))
+            }
+        }
+        (Space::Text { max_length, charset }, Action::Text(s)) => check_text(s, *max_length, charset.as_deref()),
+        (space, action) => Err(format!("action {action} does not fit the action space {space:?}")),
+    }
+}
