@@ -52,7 +52,13 @@ impl Rng {
         }
     }
 
-    /// The generator's state as 32 bytes, for hashing.
+    /// A generator with the state [`Rng::state_bytes`] returned.
+    pub fn from_state_bytes(bytes: [u8; 32]) -> Self {
+        let word = |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        Rng { s: [word(0), word(1), word(2), word(3)] }
+    }
+
+    /// The generator's state as 32 bytes, for hashing and snapshots.
     pub fn state_bytes(&self) -> [u8; 32] {
         let mut out = [0; 32];
         for (i, word) in self.s.iter().enumerate() {

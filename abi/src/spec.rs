@@ -143,7 +143,7 @@ mod float_pair {
 
 /// serde for a `Vec<f64>` that may hold infinities.
 mod float_vec {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde::{Deserialize, Deserializer, Serializer};
 
     use super::Float;
 

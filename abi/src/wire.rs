@@ -107,7 +107,8 @@ impl<'a> Reader<'a> {
         Reader { buf, what }
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+    /// Reads exactly `n` bytes.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.buf.len() < n {
             return Err(DecodeError(format!(
                 "{} is truncated: needed {n} more bytes, {} left",
@@ -235,6 +236,24 @@ impl Action {
         };
         r.finish()?;
         Ok(action)
+    }
+}
+
+impl From<i64> for Action {
+    fn from(a: i64) -> Self {
+        Action::Discrete(a)
+    }
+}
+
+impl From<&str> for Action {
+    fn from(s: &str) -> Self {
+        Action::Text(s.to_owned())
+    }
+}
+
+impl From<String> for Action {
+    fn from(s: String) -> Self {
+        Action::Text(s)
     }
 }
 

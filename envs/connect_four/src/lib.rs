@@ -1,0 +1,278 @@
+//! Connect Four with OpenSpiel's rules, action numbering, observation tensor and rendering.
+//!
+//! * The board has 6 rows and 7 columns; action `c` in `0..7` drops a disc into column `c`, and the
+//!   legal actions are the columns that are not full.
+//! * Player 0 moves first and plays `x`; player 1 plays `o`.
+//! * Four of one's discs in a row, horizontally, vertically or diagonally, win; a full board without
+//!   a line is a draw.
+//! * The observation is OpenSpiel's `observation_tensor()` (as of open_spiel 2.0.2): three 6×7
+//!   planes of `f32`, one-hot per cell, in the order *x* (player 0), *o* (player 1), *empty*. Rows
+//!   run bottom to top (row 0 is where a disc dropped into an empty column lands). It is the same
+//!   for both players.
+//! * Rewards are `[0, 0]` until the terminal step, which gives OpenSpiel's returns: `[1, -1]` when
+//!   `x` wins, `[-1, 1]` when `o` wins, `[0, 0]` for a draw.
+//! * [`render`](Environment::render) matches OpenSpiel's `str(state)`: six lines of `.`, `x`, `o`,
+//!   top row first, each ending in a newline.
+
+use wasmgym_sdk::*;
+
+/// Number of rows.
+pub const ROWS: usize = 6;
+/// Number of columns, which is also the number of actions.
+pub const COLS: usize = 7;
+
+/// What a cell holds; the discriminant is the observation plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cell {
+    Cross = 0,
+    Nought = 1,
+    Empty = 2,
+}
+
+impl Cell {
+    /// The disc of `player`: player 0 plays crosses.
+    fn of(player: u32) -> Cell {
+        if player == 0 { Cell::Cross } else { Cell::Nought }
+    }
+
+    fn symbol(self) -> char {
+        match self {
+            Cell::Empty => '.',
+            Cell::Nought => 'o',
+            Cell::Cross => 'x',
+        }
+    }
+}
+
+/// A game of Connect Four: the board (row 0 at the bottom) and whose turn it is.
+#[derive(Clone, Debug)]
+pub struct ConnectFour {
+    board: [[Cell; COLS]; ROWS],
+    player: u32,
+    over: bool,
+}
+
+impl ConnectFour {
+    /// Whether the disc at `(row, col)` is part of four in a row.
+    fn makes_line(&self, row: usize, col: usize) -> bool {
+        let cell = self.board[row][col];
+        let run = |dr: isize, dc: isize| {
+            let (mut r, mut c, mut n) = (row as isize + dr, col as isize + dc, 0);
+            while (0..ROWS as isize).contains(&r) && (0..COLS as isize).contains(&c) && self.board[r as usize][c as usize] == cell {
+                n += 1;
+                r += dr;
+                c += dc;
+            }
+            n
+        };
+        [(0, 1), (1, 0), (1, 1), (1, -1)].iter().any(|&(dr, dc)| 1 + run(dr, dc) + run(-dr, -dc) >= 4)
+    }
+
+    fn column_is_full(&self, col: usize) -> bool {
+        self.board[ROWS - 1][col] != Cell::Empty
+    }
+}
+
+impl Environment for ConnectFour {
+    fn spec() -> EnvSpec {
+        EnvSpec {
+            name: "connect_four".into(),
+            version: 1,
+            players: 2,
+            observation_space: Space::uniform_box(Dtype::F32, &[3, ROWS as u32, COLS as u32], 0.0, 1.0),
+            action_space: Space::Discrete { n: COLS as u64 },
+            reward_range: (-1.0, 1.0),
+            max_episode_steps: None,
+            determinism: Determinism::Deterministic,
+        }
+    }
+
+    fn reset(_rng: &mut Rng, _options: &Options) -> Result<Self, EnvError> {
+        Ok(ConnectFour { board: [[Cell::Empty; COLS]; ROWS], player: 0, over: false })
+    }
+
+    fn observation(&self) -> Observation {
+        let mut planes = vec![0.0f32; 3 * ROWS * COLS];
+        for (i, &cell) in self.board.iter().flatten().enumerate() {
+            planes[cell as usize * ROWS * COLS + i] = 1.0;
+        }
+        Observation::F32(planes)
+    }
+
+    fn step(&mut self, action: &Action, _rng: &mut Rng) -> Result<Transition, EnvError> {
+        // The SDK has checked the action is one of `legal_actions`, so the column has room.
+        let col = action.discrete() as usize;
+        let row = (0..ROWS).find(|&r| self.board[r][col] == Cell::Empty).expect("a legal column has an empty cell");
+        self.board[row][col] = Cell::of(self.player);
+        let mover = self.player;
+        self.player = 1 - self.player;
+        if self.makes_line(row, col) {
+            self.over = true;
+            let won = if mover == 0 { vec![1.0, -1.0] } else { vec![-1.0, 1.0] };
+            return Ok(Transition::rewards(won).terminal());
+        }
+        self.over = (0..COLS).all(|c| self.column_is_full(c));
+        Ok(Transition::rewards(vec![0.0, 0.0]).terminated_if(self.over))
+    }
+
+    fn legal_actions(&self) -> Vec<i64> {
+        if self.over {
+            return Vec::new();
+        }
+        (0..COLS).filter(|&c| !self.column_is_full(c)).map(|c| c as i64).collect()
+    }
+
+    fn current_player(&self) -> u32 {
+        self.player
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::with_capacity(ROWS * (COLS + 1));
+        for row in self.board.iter().rev() {
+            out.extend(row.iter().map(|c| c.symbol()));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+export_env!(ConnectFour);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn observation(runner: &Runner<ConnectFour>, bytes: &[u8]) -> Vec<f32> {
+        match Observation::decode(&runner.spec().observation_space, bytes).unwrap() {
+            Observation::F32(v) => v,
+            other => panic!("unexpected observation {other:?}"),
+        }
+    }
+
+    fn render(runner: &Runner<ConnectFour>) -> String {
+        runner.env().unwrap().render()
+    }
+
+    fn mask(actions: &[i64]) -> u64 {
+        actions.iter().map(|&a| 1u64 << a).sum()
+    }
+
+    fn ints(v: &Value) -> Vec<i64> {
+        v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect()
+    }
+
+    fn floats(v: &Value) -> Vec<f32> {
+        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    }
+
+    /// Replays every game OpenSpiel played in `scripts/make_fixtures.py`.
+    #[test]
+    fn agrees_with_openspiel_fixture() {
+        let fixture = include_str!("../../../tests/fixtures/connect_four.jsonl");
+        let (mut games, mut with_obs) = (0, 0);
+        for (n, line) in fixture.lines().enumerate() {
+            let game: Value = serde_json::from_str(line).unwrap();
+            let actions = ints(&game["actions"]);
+            let masks: Vec<u64> = game["legal_masks"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+            let players = ints(&game["players"]);
+            let returns: Vec<f64> = game["returns"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            let observations = game.get("observations").and_then(Value::as_array);
+            assert_eq!(masks.len(), actions.len() + 1, "game {n}");
+
+            let mut runner = Runner::<ConnectFour>::new();
+            let mut t = runner.reset(Some(n as u64), "").unwrap();
+            for (i, &a) in actions.iter().enumerate() {
+                assert!(!t.terminated, "game {n} ended early at move {i}");
+                assert_eq!(mask(&runner.legal_actions()), masks[i], "game {n} move {i}");
+                assert_eq!(t.current_player, Some(players[i] as u32), "game {n} move {i}");
+                if let Some(obs) = observations {
+                    assert_eq!(observation(&runner, &t.observation), floats(&obs[i]), "game {n} move {i}");
+                }
+                t = runner.step(&Action::Discrete(a)).unwrap();
+                if i + 1 < actions.len() {
+                    assert_eq!(t.rewards, vec![0.0, 0.0], "game {n} move {i}");
+                }
+            }
+            assert!(t.terminated && !t.truncated, "game {n} did not end after its last move");
+            assert_eq!(t.current_player, None);
+            assert_eq!(t.rewards, returns, "game {n}");
+            assert_eq!(mask(&runner.legal_actions()), *masks.last().unwrap());
+            if let Some(obs) = observations {
+                assert_eq!(observation(&runner, &t.observation), floats(&obs[actions.len()]), "game {n} end");
+                with_obs += 1;
+            }
+            games += 1;
+        }
+        assert_eq!(games, 1000);
+        assert_eq!(with_obs, 20);
+    }
+
+    #[test]
+    fn full_column_is_illegal_and_state_is_unchanged() {
+        let mut runner = Runner::<ConnectFour>::new();
+        runner.reset(None, "").unwrap();
+        for _ in 0..ROWS {
+            runner.step(&Action::Discrete(3)).unwrap();
+        }
+        assert_eq!(runner.legal_actions(), vec![0, 1, 2, 4, 5, 6]);
+        let before = render(&runner);
+        for bad in [3, 7, -1] {
+            let err = runner.step(&Action::Discrete(bad)).unwrap_err();
+            assert_eq!(format!("{:?}", err.status), "IllegalAction", "{err:?}");
+        }
+        assert_eq!(render(&runner), before);
+        assert_eq!(before, "...o...\n...x...\n...o...\n...x...\n...o...\n...x...\n");
+        assert_eq!(runner.step(&Action::Discrete(0)).unwrap().current_player, Some(1));
+    }
+
+    #[test]
+    fn diagonal_win_and_step_after_terminal() {
+        let mut runner = Runner::<ConnectFour>::new();
+        runner.reset(None, "").unwrap();
+        // x builds the rising diagonal (0,0) (1,1) (2,2) (3,3).
+        let moves = [0, 1, 1, 2, 2, 3, 2, 3, 3, 6, 3];
+        let mut last = None;
+        for (i, a) in moves.iter().enumerate() {
+            let t = runner.step(&Action::Discrete(*a)).unwrap();
+            assert_eq!(t.terminated, i == moves.len() - 1, "move {i}");
+            last = Some(t);
+        }
+        assert_eq!(last.unwrap().rewards, vec![1.0, -1.0]);
+        assert_eq!(render(&runner), ".......\n.......\n...x...\n..xx...\n.xxo...\nxooo..o\n");
+        assert!(runner.legal_actions().is_empty());
+        let err = runner.step(&Action::Discrete(4)).unwrap_err();
+        assert_eq!(format!("{:?}", err.status), "BadRequest", "{err:?}");
+    }
+
+    #[test]
+    fn vertical_win_for_player_one() {
+        let mut runner = Runner::<ConnectFour>::new();
+        runner.reset(None, "").unwrap();
+        let moves = [0, 1, 0, 1, 0, 1, 2, 1];
+        let mut last = None;
+        for a in moves {
+            last = Some(runner.step(&Action::Discrete(a)).unwrap());
+        }
+        let t = last.unwrap();
+        assert!(t.terminated);
+        assert_eq!(t.rewards, vec![-1.0, 1.0]);
+        assert_eq!(render(&runner), ".......\n.......\n.o.....\nxo.....\nxo.....\nxox....\n");
+    }
+
+    #[test]
+    fn full_board_without_line_is_a_draw() {
+        // Columns filled in pairs so that no four line up: the classic "stripes" pattern.
+        let mut runner = Runner::<ConnectFour>::new();
+        runner.reset(None, "").unwrap();
+        let order = [0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 2, 3, 2, 3, 2, 3, 3, 2, 3, 2, 3, 2, 4, 5, 4, 5, 4, 5, 5, 4, 5, 4, 5, 4, 6, 6, 6, 6, 6, 6];
+        let mut last = None;
+        for (i, a) in order.iter().enumerate() {
+            let t = runner.step(&Action::Discrete(*a)).unwrap();
+            assert_eq!(t.terminated, i == order.len() - 1, "move {i}\n{}", render(&runner));
+            last = Some(t);
+        }
+        assert_eq!(last.unwrap().rewards, vec![0.0, 0.0]);
+        assert_eq!(render(&runner), "oxoxoxo\noxoxoxx\noxoxoxo\nxoxoxox\nxoxoxoo\nxoxoxox\n");
+    }
+}

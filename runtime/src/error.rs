@@ -1,0 +1,255 @@
+//! The one error type of the runtime, and the one place where wasmtime errors become it.
+
+use std::time::Duration;
+
+/// A `Result` whose error is the runtime's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, one variant per outcome a caller branches on.
+///
+/// Variants marked *poisons* leave the instance refusing calls (with [`Error::Poisoned`]) until a
+/// snapshot is restored into it: the guest stopped mid-call, so its memory may be half-updated.
+/// Every other variant leaves the instance exactly as it was before the call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bytes are not a valid WebAssembly module.
+    #[error("invalid module: {message}. Pass a core WebAssembly module built for wasm32-wasip1")]
+    InvalidModule {
+        /// What the validator said.
+        message: String,
+    },
+    /// The module was built against another ABI version, or carries no version stamp.
+    #[error(
+        "ABI version mismatch: the module has {}, this runtime supports version {supported}. Rebuild the \
+         environment against a wasmgym-sdk that speaks version {supported}",
+        found.map_or("no wasmgym_abi stamp".to_string(), |v| format!("version {v}"))
+    )]
+    AbiMismatch {
+        /// The version stamped in the module, if any.
+        found: Option<u32>,
+        /// The version this runtime speaks.
+        supported: u32,
+    },
+    /// A required export is missing or has the wrong signature.
+    #[error("missing export `{name}` (expected {expected}): export the environment with `export_env!`")]
+    MissingExport {
+        /// The export's name.
+        name: String,
+        /// The signature it must have.
+        expected: String,
+    },
+    /// The module imports something the sandbox does not provide.
+    #[error("unknown import `{module}::{name}`: {detail}")]
+    UnknownImport {
+        /// The import's module name.
+        module: String,
+        /// The import's field name.
+        name: String,
+        /// Why it is refused and what to do.
+        detail: String,
+    },
+    /// The module uses a feature whose state a snapshot cannot hold.
+    #[error("unsupported module: {message}")]
+    Unsupported {
+        /// Which feature, and what to do.
+        message: String,
+    },
+    /// The call used up its fuel (deterministic instruction budget). Poisons.
+    #[error("out of fuel: the call used its budget of {limit} fuel. Raise `Limits::fuel_per_call` or fix the loop")]
+    OutOfFuel {
+        /// The budget the call had.
+        limit: u64,
+    },
+    /// The call ran past its wall-clock deadline. Poisons.
+    #[error("deadline exceeded: the call ran longer than {limit:?}. Raise `Limits::deadline` or fix the loop")]
+    Deadline {
+        /// The deadline the call had.
+        limit: Duration,
+    },
+    /// The guest tried to grow its memory past the cap. Poisons (at instantiation: nothing to poison).
+    #[error(
+        "memory limit: the guest asked for {requested} bytes of linear memory, the cap is {limit}. Raise \
+         `Limits::memory_bytes` or use less memory"
+    )]
+    MemoryLimit {
+        /// Bytes the guest asked for.
+        requested: u64,
+        /// The cap.
+        limit: u64,
+    },
+    /// The guest tried to grow a table past the cap. Poisons.
+    #[error("table limit: the guest asked for {requested} table elements, the cap is {limit}")]
+    TableLimit {
+        /// Elements the guest asked for.
+        requested: u64,
+        /// The cap.
+        limit: u64,
+    },
+    /// The guest exhausted its wasm stack (for example unbounded recursion). Poisons.
+    #[error("stack overflow: the guest exhausted its wasm stack. Raise `RuntimeConfig::max_wasm_stack` or recurse less")]
+    StackOverflow,
+    /// The guest wrote more to stdout and stderr than allowed. Poisons.
+    #[error("output limit: the guest wrote more than {limit} bytes to stdout/stderr. Raise `Limits::output_bytes`")]
+    OutputLimit {
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// The guest trapped (panic, `unreachable`, out-of-bounds access...). Poisons.
+    #[error("guest trapped: {message}")]
+    Trap {
+        /// The trap and its backtrace, as wasmtime reports them.
+        message: String,
+    },
+    /// The guest called `proc_exit`. Poisons.
+    #[error("guest exited with code {code}: environments must not call proc_exit (std::process::exit)")]
+    Exit {
+        /// The exit code.
+        code: i32,
+    },
+    /// The action is outside the action space or not legal now. The state is unchanged.
+    #[error("illegal action {action}: {message}")]
+    IllegalAction {
+        /// The action, as text.
+        action: String,
+        /// Why it was refused.
+        message: String,
+    },
+    /// The environment reported an error of its own (for example bad reset options).
+    #[error("environment error: {message}")]
+    Guest {
+        /// The environment's message.
+        message: String,
+    },
+    /// The call is not valid now (for example `step` before `reset` or after the episode ended).
+    /// The state is unchanged.
+    #[error("invalid call: {message}")]
+    InvalidCall {
+        /// Why, and what to call instead.
+        message: String,
+    },
+    /// The guest broke the ABI's memory protocol (bad output pointer, undecodable bytes). Poisons.
+    #[error("ABI violation by the guest: {message}")]
+    Protocol {
+        /// What was wrong.
+        message: String,
+    },
+    /// Snapshot bytes are truncated, corrupt, of another format version or of another module.
+    #[error("bad snapshot: {reason}")]
+    BadSnapshot {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An earlier call stopped the guest mid-way; restore a snapshot to use the instance again.
+    #[error("instance unusable after an earlier error ({cause}): restore a snapshot or create a new instance")]
+    Poisoned {
+        /// The error that poisoned it.
+        cause: String,
+    },
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Anything else the engine reported (a bug or resource exhaustion on the host).
+    #[error("runtime error: {message}")]
+    Runtime {
+        /// What the engine said.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Whether this error leaves the instance poisoned (see the type's docs).
+    pub fn poisons(&self) -> bool {
+        matches!(
+            self,
+            Error::OutOfFuel { .. }
+                | Error::Deadline { .. }
+                | Error::MemoryLimit { .. }
+                | Error::TableLimit { .. }
+                | Error::StackOverflow
+                | Error::OutputLimit { .. }
+                | Error::Trap { .. }
+                | Error::Exit { .. }
+                | Error::Protocol { .. }
+                | Error::Runtime { .. }
+        )
+    }
+
+    /// A short machine-readable name of the variant, for JSON reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidModule { .. } => "invalid_module",
+            Error::AbiMismatch { .. } => "abi_mismatch",
+            Error::MissingExport { .. } => "missing_export",
+            Error::UnknownImport { .. } => "unknown_import",
+            Error::Unsupported { .. } => "unsupported",
+            Error::OutOfFuel { .. } => "out_of_fuel",
+            Error::Deadline { .. } => "deadline",
+            Error::MemoryLimit { .. } => "memory_limit",
+            Error::TableLimit { .. } => "table_limit",
+            Error::StackOverflow => "stack_overflow",
+            Error::OutputLimit { .. } => "output_limit",
+            Error::Trap { .. } => "trap",
+            Error::Exit { .. } => "exit",
+            Error::IllegalAction { .. } => "illegal_action",
+            Error::Guest { .. } => "guest_error",
+            Error::InvalidCall { .. } => "invalid_call",
+            Error::Protocol { .. } => "protocol",
+            Error::BadSnapshot { .. } => "bad_snapshot",
+            Error::Poisoned { .. } => "poisoned",
+            Error::Io { .. } => "io",
+            Error::Runtime { .. } => "runtime",
+        }
+    }
+}
+
+/// Errors raised by our own host code inside a guest call; carried through wasmtime as the error's
+/// payload and turned back into [`Error`] by [`from_wasmtime`].
+#[derive(Debug)]
+pub(crate) enum HostTrap {
+    MemoryLimit { requested: u64, limit: u64 },
+    TableLimit { requested: u64, limit: u64 },
+    OutputLimit { limit: usize },
+    Exit { code: i32 },
+}
+
+impl std::fmt::Display for HostTrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl std::error::Error for HostTrap {}
+
+/// The budgets a call ran under, so limit errors can name them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CallBudget {
+    pub fuel: u64,
+    pub deadline: Duration,
+}
+
+/// Converts an error from a wasmtime call into an [`Error`]. The only place traps are classified.
+pub(crate) fn from_wasmtime(err: wasmtime::Error, budget: CallBudget) -> Error {
+    if let Some(host) = err.downcast_ref::<HostTrap>() {
+        return match *host {
+            HostTrap::MemoryLimit { requested, limit } => Error::MemoryLimit { requested, limit },
+            HostTrap::TableLimit { requested, limit } => Error::TableLimit { requested, limit },
+            HostTrap::OutputLimit { limit } => Error::OutputLimit { limit },
+            HostTrap::Exit { code } => Error::Exit { code },
+        };
+    }
+    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
+        return match trap {
+            wasmtime::Trap::OutOfFuel => Error::OutOfFuel { limit: budget.fuel },
+            wasmtime::Trap::Interrupt => Error::Deadline { limit: budget.deadline },
+            wasmtime::Trap::StackOverflow => Error::StackOverflow,
+            _ => Error::Trap { message: format!("{err:?}") },
+        };
+    }
+    Error::Runtime { message: format!("{err:?}") }
+}

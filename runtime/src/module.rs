@@ -1,0 +1,262 @@
+//! [`Runtime`] (one per process) and [`EnvModule`] (a compiled environment, shareable).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use wasmgym_abi::{ABI_VERSION, EnvSpec, Space, exports};
+use wasmtime::{Config, Engine, ExternType, InstancePre, Linker, Module, ValType};
+
+use crate::error::{Error, Result};
+use crate::instance::{Env, HostState};
+use crate::limits::Limits;
+use crate::rewrite::{self, Layout};
+use crate::wasi;
+
+/// Engine-wide settings. Plain data.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Maximum wasm stack of a guest, in bytes. → [`Error::StackOverflow`].
+    pub max_wasm_stack: usize,
+    /// How often the deadline clock ticks; deadlines are rounded up to whole ticks.
+    pub epoch_tick: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig { max_wasm_stack: 512 << 10, epoch_tick: Duration::from_millis(1) }
+    }
+}
+
+/// The compiler and its settings: create one per process and share it (cloning is cheap).
+///
+/// Every guest it runs has fuel metering, deadline interruption and NaN canonicalisation on, so
+/// floating-point results are the same on every machine.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    config: Arc<RuntimeConfig>,
+}
+
+impl Runtime {
+    /// A runtime with the default [`RuntimeConfig`].
+    pub fn new() -> Result<Runtime> {
+        Runtime::with_config(RuntimeConfig::default())
+    }
+
+    /// A runtime with `config`.
+    pub fn with_config(config: RuntimeConfig) -> Result<Runtime> {
+        let mut c = Config::new();
+        c.consume_fuel(true)
+            .epoch_interruption(true)
+            .cranelift_nan_canonicalization(true)
+            .relaxed_simd_deterministic(true)
+            .max_wasm_stack(config.max_wasm_stack);
+        let engine = Engine::new(&c).map_err(|e| Error::Runtime { message: format!("{e:?}") })?;
+        spawn_ticker(&engine, config.epoch_tick);
+        Ok(Runtime { engine, config: Arc::new(config) })
+    }
+
+    /// The settings this runtime was made with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// Compiles an environment from a binary module or WAT text, checking its ABI version, exports
+    /// and imports, and reading its spec.
+    pub fn load(&self, wasm: &[u8]) -> Result<EnvModule> {
+        let binary = to_binary(wasm)?;
+        let (rewritten, layout) = rewrite::rewrite(&binary)?;
+        if layout.abi_version != Some(ABI_VERSION) {
+            return Err(Error::AbiMismatch { found: layout.abi_version, supported: ABI_VERSION });
+        }
+        let module = Module::new(&self.engine, &rewritten).map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
+        check_exports(&module, &layout)?;
+        let mut linker = Linker::new(&self.engine);
+        wasi::link(&mut linker, &module)?;
+        let pre = linker.instantiate_pre(&module).map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
+        let mut inner = ModuleInner {
+            pre,
+            epoch_tick: self.config.epoch_tick,
+            layout,
+            hash: *blake3::hash(&binary).as_bytes(),
+            spec: None,
+            size: binary.len(),
+        };
+        // Read the spec from a probe instance.
+        let probe = Env::new(&EnvModule { inner: Arc::new(inner.clone()) }, Limits::default())?.read_spec()?;
+        check_spec(&probe)?;
+        inner.spec = Some(probe);
+        Ok(EnvModule { inner: Arc::new(inner) })
+    }
+
+    /// [`Runtime::load`] from a file (`.wasm` or `.wat`).
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<EnvModule> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        self.load(&bytes)
+    }
+}
+
+fn spawn_ticker(engine: &Engine, tick: Duration) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasmgym-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(tick);
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+fn to_binary(bytes: &[u8]) -> Result<Vec<u8>> {
+    if bytes.starts_with(b"\0asm") {
+        return Ok(bytes.to_vec());
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) if text.trim_start().starts_with('(') || text.trim_start().starts_with(";;") => {
+            wat::parse_str(text).map_err(|e| Error::InvalidModule { message: format!("WAT does not parse: {e}") })
+        }
+        _ => Err(Error::InvalidModule {
+            message: format!(
+                "not WebAssembly: the file starts with {:02x?}, not the \\0asm magic, and is not WAT text",
+                &bytes[..bytes.len().min(8)]
+            ),
+        }),
+    }
+}
+
+fn check_exports(module: &Module, layout: &Layout) -> Result<()> {
+    use ValType::{I32, I64};
+    let expected: [(&str, &[ValType], &[ValType]); 6] = [
+        (exports::ALLOC, &[I32], &[I32]),
+        (exports::SPEC, &[], &[I64]),
+        (exports::RESET, &[I32, I32], &[I64]),
+        (exports::STEP, &[I32, I32], &[I64]),
+        (exports::LEGAL_ACTIONS, &[], &[I64]),
+        (exports::RENDER, &[], &[I64]),
+    ];
+    for (name, params, results) in expected {
+        let signature = || format!("a function ({params:?}) -> {results:?}");
+        let Some(ExternType::Func(ty)) = module.get_export(name) else {
+            return Err(Error::MissingExport { name: name.into(), expected: signature() });
+        };
+        let matches = |a: &mut dyn ExactSizeIterator<Item = ValType>, b: &[ValType]| {
+            a.len() == b.len() && a.zip(b).all(|(x, y)| x.matches(y))
+        };
+        if !matches(&mut ty.params(), params) || !matches(&mut ty.results(), results) {
+            return Err(Error::MissingExport { name: name.into(), expected: format!("{}, found {ty}", signature()) });
+        }
+    }
+    if layout.memories == 0 {
+        return Err(Error::MissingExport { name: "memory".into(), expected: "a linear memory".into() });
+    }
+    Ok(())
+}
+
+fn check_spec(spec: &EnvSpec) -> Result<()> {
+    let bad = |message: String| Error::Protocol { message: format!("the environment's spec is invalid: {message}") };
+    spec.observation_space.validate().map_err(|m| bad(format!("observation space: {m}")))?;
+    spec.action_space.validate().map_err(|m| bad(format!("action space: {m}")))?;
+    if !matches!(spec.action_space, Space::Discrete { .. } | Space::Text { .. }) {
+        return Err(bad("the action space must be Discrete or Text".into()));
+    }
+    if spec.players == 0 {
+        return Err(bad("players must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// A compiled environment: validated, rewritten and linked once, then instantiated cheaply as many
+/// times as needed. Cloning is cheap and clones share the compiled code.
+#[derive(Clone)]
+pub struct EnvModule {
+    pub(crate) inner: Arc<ModuleInner>,
+}
+
+#[derive(Clone)]
+pub(crate) struct ModuleInner {
+    pub pre: InstancePre<HostState>,
+    pub epoch_tick: Duration,
+    pub layout: Layout,
+    pub hash: [u8; 32],
+    pub spec: Option<EnvSpec>,
+    pub size: usize,
+}
+
+impl ModuleInner {
+    /// Epoch ticks for a deadline: rounded up, plus one because the current tick may be nearly over.
+    pub fn epoch_ticks(&self, deadline: Option<Duration>) -> u64 {
+        match deadline {
+            Some(d) => (d.as_nanos().div_ceil(self.epoch_tick.as_nanos().max(1)) as u64).saturating_add(1),
+            None => u64::MAX / 2,
+        }
+    }
+}
+
+/// What `wasmgym inspect` reports about a module.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModuleInfo {
+    /// The environment's spec.
+    pub spec: EnvSpec,
+    /// The ABI version stamped in the module.
+    pub abi_version: u32,
+    /// BLAKE3 hash of the module's bytes, in hex; snapshots record it.
+    pub hash: String,
+    /// Size of the module in bytes.
+    pub size_bytes: usize,
+    /// The module's own exports.
+    pub exports: Vec<String>,
+    /// Imported functions as `module::name`.
+    pub imports: Vec<String>,
+    /// Initial size of each linear memory, in bytes.
+    pub initial_memory_bytes: Vec<u64>,
+    /// Mutable globals, exported or not, that snapshots hold.
+    pub mutable_globals: usize,
+}
+
+impl EnvModule {
+    /// The environment's spec.
+    pub fn spec(&self) -> &EnvSpec {
+        self.inner.spec.as_ref().expect("the spec is read while loading")
+    }
+
+    /// BLAKE3 hash of the module's bytes.
+    pub fn hash(&self) -> [u8; 32] {
+        self.inner.hash
+    }
+
+    /// A report on the module.
+    pub fn info(&self) -> ModuleInfo {
+        let layout = &self.inner.layout;
+        ModuleInfo {
+            spec: self.spec().clone(),
+            abi_version: ABI_VERSION,
+            hash: hex(&self.inner.hash),
+            size_bytes: self.inner.size,
+            exports: layout.exports.clone(),
+            imports: layout.imports.iter().map(|(m, n)| format!("{m}::{n}")).collect(),
+            initial_memory_bytes: layout.initial_pages.iter().map(|p| p * 65536).collect(),
+            mutable_globals: layout.mutable_globals.len(),
+        }
+    }
+
+    /// A new instance under `Limits::default()`, with no episode started.
+    pub fn instantiate(&self) -> Result<Env> {
+        self.instantiate_with(Limits::default())
+    }
+
+    /// A new instance under `limits`, with no episode started.
+    pub fn instantiate_with(&self, limits: Limits) -> Result<Env> {
+        Env::new(self, limits)
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,236 @@
+//! Load-time inspection and rewriting of guest modules.
+//!
+//! wasmtime's API reaches only *exported* globals and memories, but a snapshot must hold every piece
+//! of mutable instance state (a Rust guest's shadow stack pointer is a non-exported mutable global).
+//! So, as Wizer does, the host rewrites each module before compiling it: every defined memory and
+//! every defined mutable global gets an extra export under a reserved name. Sections are copied
+//! byte for byte; only the export section is re-encoded.
+//!
+//! The inspection also refuses what a snapshot could not capture: imported memories, tables or
+//! globals, and instructions that mutate tables or drop segments at run time.
+
+use wasm_encoder::{ExportKind, ExportSection, Module, RawSection, SectionId};
+use wasmparser::{ExternalKind, Operator, Parser, Payload, TypeRef};
+
+use crate::error::Error;
+
+/// Prefix of the exports the rewrite adds for memories.
+pub(crate) const MEMORY_EXPORT: &str = "__wasmgym_memory_";
+/// Prefix of the exports the rewrite adds for mutable globals.
+pub(crate) const GLOBAL_EXPORT: &str = "__wasmgym_global_";
+
+/// What the host learned about a module while rewriting it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Layout {
+    /// The ABI version stamped in the `wasmgym_abi` custom section, if present and well formed.
+    pub abi_version: Option<u32>,
+    /// Function imports as `(module, name)`.
+    pub imports: Vec<(String, String)>,
+    /// Names of the module's own exports.
+    pub exports: Vec<String>,
+    /// Number of defined memories; each is exported as `__wasmgym_memory_{i}`.
+    pub memories: u32,
+    /// Initial size of each defined memory, in 64 KiB pages.
+    pub initial_pages: Vec<u64>,
+    /// Indices of the defined mutable globals; each is exported as `__wasmgym_global_{i}`.
+    pub mutable_globals: Vec<u32>,
+}
+
+/// Inspects `wasm` and returns it rewritten to export all mutable state, with what was learned.
+pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, Layout), Error> {
+    let invalid = |e: wasmparser::BinaryReaderError| Error::InvalidModule { message: e.to_string() };
+    let mut layout = Layout::default();
+    let mut out = Module::new();
+    let mut existing_exports = ExportSection::new();
+    let mut export_written = false;
+
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload.map_err(invalid)?;
+        // Emit our export section at its place in section order, even if the module has none.
+        if let Some((id, _)) = payload.as_section()
+            && !export_written
+            && id != SectionId::Custom as u8
+            && order(id) > order(SectionId::Export as u8)
+        {
+            write_exports(&mut out, &existing_exports, &layout);
+            export_written = true;
+        }
+        match &payload {
+            Payload::Version { encoding, .. } if *encoding != wasmparser::Encoding::Module => {
+                return Err(Error::InvalidModule {
+                    message: "this is a WebAssembly component, not a core module: build for wasm32-wasip1".into(),
+                });
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.clone().into_imports() {
+                    let import = import.map_err(invalid)?;
+                    match import.ty {
+                        TypeRef::Func(_) | TypeRef::FuncExact(_) => {
+                            layout.imports.push((import.module.to_owned(), import.name.to_owned()))
+                        }
+                        TypeRef::Global(_) => return Err(unsupported_import(import.module, import.name, "global")),
+                        TypeRef::Memory(_) => return Err(unsupported_import(import.module, import.name, "memory")),
+                        TypeRef::Table(_) => return Err(unsupported_import(import.module, import.name, "table")),
+                        TypeRef::Tag(_) => return Err(unsupported_import(import.module, import.name, "tag")),
+                    }
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for memory in reader.clone() {
+                    let memory = memory.map_err(invalid)?;
+                    if memory.shared {
+                        return Err(Error::Unsupported { message: "shared memories (threads) cannot be snapshotted".into() });
+                    }
+                    layout.initial_pages.push(memory.initial);
+                    layout.memories += 1;
+                }
+            }
+            Payload::GlobalSection(reader) => {
+                for (i, global) in reader.clone().into_iter().enumerate() {
+                    let global = global.map_err(invalid)?;
+                    if global.ty.mutable {
+                        layout.mutable_globals.push(i as u32); // no imported globals, so defined = absolute index
+                    }
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader.clone() {
+                    let export = export.map_err(invalid)?;
+                    if export.name.starts_with("__wasmgym_") {
+                        return Err(Error::InvalidModule {
+                            message: format!("export name {:?} uses the reserved prefix __wasmgym_", export.name),
+                        });
+                    }
+                    existing_exports.export(export.name, export_kind(export.kind), export.index);
+                    layout.exports.push(export.name.to_owned());
+                }
+                continue; // re-emitted by write_exports
+            }
+            Payload::CodeSectionEntry(body) => check_body(body)?,
+            Payload::CustomSection(section) if section.name() == wasmgym_abi::ABI_SECTION => {
+                layout.abi_version = section.data().try_into().ok().map(u32::from_le_bytes);
+            }
+            _ => {}
+        }
+        if let Some((id, range)) = payload.as_section() {
+            out.section(&RawSection { id, data: &wasm[range.start as usize..range.end as usize] });
+        }
+    }
+    if !export_written {
+        write_exports(&mut out, &existing_exports, &layout);
+    }
+    Ok((out.finish(), layout))
+}
+
+fn write_exports(out: &mut Module, existing: &ExportSection, layout: &Layout) {
+    let mut exports = existing.clone();
+    for i in 0..layout.memories {
+        exports.export(&format!("{MEMORY_EXPORT}{i}"), ExportKind::Memory, i);
+    }
+    for &i in &layout.mutable_globals {
+        exports.export(&format!("{GLOBAL_EXPORT}{i}"), ExportKind::Global, i);
+    }
+    out.section(&exports);
+}
+
+/// Position of a known section in the order the binary format requires.
+fn order(id: u8) -> u8 {
+    // type, import, function, table, memory, tag, global, export, start, element, datacount, code, data
+    const ORDER: [u8; 13] = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11];
+    ORDER.iter().position(|&x| x == id).map_or(u8::MAX, |p| p as u8)
+}
+
+fn export_kind(kind: ExternalKind) -> ExportKind {
+    match kind {
+        ExternalKind::Func | ExternalKind::FuncExact => ExportKind::Func,
+        ExternalKind::Table => ExportKind::Table,
+        ExternalKind::Memory => ExportKind::Memory,
+        ExternalKind::Global => ExportKind::Global,
+        ExternalKind::Tag => ExportKind::Tag,
+    }
+}
+
+fn unsupported_import(module: &str, name: &str, kind: &str) -> Error {
+    Error::UnknownImport {
+        module: module.to_owned(),
+        name: name.to_owned(),
+        detail: format!("imported {kind}s are not provided: define it in the module instead"),
+    }
+}
+
+/// Refuses instructions whose effects live outside memories and globals, which snapshots hold.
+fn check_body(body: &wasmparser::FunctionBody<'_>) -> Result<(), Error> {
+    let mut ops = body.get_operators_reader().map_err(|e| Error::InvalidModule { message: e.to_string() })?;
+    while !ops.eof() {
+        let op = ops.read().map_err(|e| Error::InvalidModule { message: e.to_string() })?;
+        let name = match op {
+            Operator::TableSet { .. } => "table.set",
+            Operator::TableGrow { .. } => "table.grow",
+            Operator::TableFill { .. } => "table.fill",
+            Operator::TableCopy { .. } => "table.copy",
+            Operator::TableInit { .. } => "table.init",
+            Operator::ElemDrop { .. } => "elem.drop",
+            Operator::DataDrop { .. } => "data.drop",
+            _ => continue,
+        };
+        return Err(Error::Unsupported {
+            message: format!(
+                "the module uses `{name}`, whose effect a snapshot cannot hold yet (tables and segments are \
+                 not captured): build without it"
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_exported_mutable_globals_and_memories_get_exports() {
+        let wasm = wat::parse_str(
+            r#"(module
+                 (global $hidden (mut i32) (i32.const 7))
+                 (global $const i32 (i32.const 1))
+                 (global $other (mut i64) (i64.const 2))
+                 (memory 1)
+                 (func (export "f") (result i32) global.get $hidden))"#,
+        )
+        .unwrap();
+        let (rewritten, layout) = rewrite(&wasm).unwrap();
+        assert_eq!(layout.mutable_globals, vec![0, 2]);
+        assert_eq!(layout.memories, 1);
+        assert_eq!(layout.exports, vec!["f".to_owned()]);
+        let names: Vec<String> = Parser::new(0)
+            .parse_all(&rewritten)
+            .filter_map(|p| match p.unwrap() {
+                Payload::ExportSection(r) => Some(r.into_iter().map(|e| e.unwrap().name.to_owned()).collect::<Vec<_>>()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(names, ["f", "__wasmgym_memory_0", "__wasmgym_global_0", "__wasmgym_global_2"]);
+        wasmparser::Validator::new().validate_all(&rewritten).unwrap();
+    }
+
+    #[test]
+    fn a_module_without_exports_gets_an_export_section_in_order() {
+        let wasm = wat::parse_str("(module (global (mut i32) (i32.const 0)) (memory 1) (data (i32.const 0) \"x\"))").unwrap();
+        let (rewritten, layout) = rewrite(&wasm).unwrap();
+        assert_eq!(layout.mutable_globals, vec![0]);
+        wasmparser::Validator::new().validate_all(&rewritten).unwrap();
+    }
+
+    #[test]
+    fn table_mutation_and_imported_memory_are_refused() {
+        let grow = wat::parse_str(
+            "(module (table 1 funcref) (func (drop (table.grow 0 (ref.null func) (i32.const 1)))))",
+        )
+        .unwrap();
+        assert!(matches!(rewrite(&grow), Err(Error::Unsupported { message }) if message.contains("table.grow")));
+        let imported = wat::parse_str(r#"(module (import "env" "mem" (memory 1)))"#).unwrap();
+        assert!(matches!(rewrite(&imported), Err(Error::UnknownImport { .. })));
+        assert!(matches!(rewrite(b"garbage!"), Err(Error::InvalidModule { .. })));
+    }
+}

@@ -1,0 +1,30 @@
+//! Shared helpers of the integration tests: built-in modules, compiled once per test process.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use wasmgym::{EnvModule, Runtime};
+
+/// The process-wide runtime.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new().expect("creating the runtime"))
+}
+
+/// The built-in environment `name`, compiled once and shared.
+pub fn module(name: &str) -> EnvModule {
+    static CACHE: OnceLock<Mutex<HashMap<String, EnvModule>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(m) = cache.lock().unwrap().get(name) {
+        return m.clone();
+    }
+    let env = wasmgym_builtin::find(name).unwrap_or_else(|| panic!("no built-in env {name}"));
+    let module = runtime().load(env.bytes).unwrap_or_else(|e| panic!("loading {name}: {e}"));
+    cache.lock().unwrap().insert(name.to_owned(), module.clone());
+    module
+}
+
+/// Every built-in environment's name.
+pub fn all_envs() -> Vec<&'static str> {
+    wasmgym_builtin::names()
+}
