@@ -15,7 +15,6 @@ const GUEST_STACK_BYTES: u32 = 128 << 10;
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest.parent().unwrap().to_path_buf();
-    let envs_dir = root.join("envs");
     let target = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
     let out_dir = target.join("guests");
     for dir in ["envs", "sdk", "abi"] {
@@ -23,50 +22,75 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=Cargo.lock");
 
-    let mut rust = Vec::new();
-    let mut wat = Vec::new();
-    let mut entries: Vec<_> = fs::read_dir(&envs_dir).expect("reading envs/").map(|e| e.unwrap().path()).collect();
-    entries.sort();
-    for dir in entries.iter().filter(|p| p.is_dir()) {
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        if dir.join("Cargo.toml").exists() {
-            rust.push(name);
-        } else if let Some(file) = single_wat(dir) {
-            wat.push((name, file));
-        } else {
-            panic!("envs/{name} is neither a Rust crate (Cargo.toml) nor a WAT environment (one .wat file)");
-        }
-    }
+    let envs = discover(&root, "envs");
+    let test_guests = discover(&root, "tests/guests");
+    println!("cargo:rerun-if-changed={}", root.join("tests/guests").display());
 
-    let mut built = Vec::new();
+    // One cargo invocation for every Rust guest, so they share one build.
+    let rust: Vec<&Guest> = envs.iter().chain(&test_guests).filter(|g| g.wat.is_none()).collect();
     if !rust.is_empty() {
         build_rust(&root, &out_dir, &rust);
-        for name in &rust {
-            let wasm = out_dir.join("wasm32-wasip1/release").join(format!("{name}.wasm"));
-            assert!(wasm.exists(), "building envs/{name} produced no {}", wasm.display());
-            built.push((name.clone(), "rust", wasm));
-        }
     }
-    for (name, file) in &wat {
-        let wasm = out_dir.join(format!("{name}.wasm"));
-        let bytes = wat::parse_file(file).unwrap_or_else(|e| panic!("envs/{name}: {e}"));
-        fs::create_dir_all(&out_dir).unwrap();
-        fs::write(&wasm, bytes).unwrap();
-        built.push((name.clone(), "wat", wasm));
-    }
-
-    let mut code = String::from("/// Every built-in environment, sorted by name.\npub const ENVS: &[BuiltinEnv] = &[\n");
-    built.sort();
-    for (name, language, wasm) in &built {
-        let short = name.strip_suffix("_wat").unwrap_or(name);
-        code.push_str(&format!(
-            "    BuiltinEnv {{ name: {short:?}, crate_dir: {dir:?}, language: {language:?}, path: {path:?}, bytes: include_bytes!({path:?}) }},\n",
-            dir = format!("envs/{name}"),
-            path = wasm.display().to_string(),
-        ));
-    }
-    code.push_str("];\n");
+    let mut code = String::new();
+    code += &listing("ENVS", "Every built-in environment, sorted by name.", &envs, &out_dir);
+    code += &listing("TEST_GUESTS", "Guests that exist only for the test suite (`tests/guests/`).", &test_guests, &out_dir);
     fs::write(PathBuf::from(env::var("OUT_DIR").unwrap()).join("envs.rs"), code).unwrap();
+}
+
+struct Guest {
+    /// Folder name, which is also the crate name of a Rust guest.
+    name: String,
+    /// Folder relative to the repository root.
+    dir: String,
+    /// The `.wat` file of a WAT guest.
+    wat: Option<PathBuf>,
+}
+
+/// The guests in `root/folder`: each subfolder is a Rust crate or holds one `.wat` file.
+fn discover(root: &Path, folder: &str) -> Vec<Guest> {
+    let Ok(entries) = fs::read_dir(root.join(folder)) else { return Vec::new() };
+    let mut dirs: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    dirs.iter()
+        .map(|dir| {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            let wat = if dir.join("Cargo.toml").exists() {
+                None
+            } else {
+                Some(single_wat(dir).unwrap_or_else(|| {
+                    panic!("{folder}/{name} is neither a Rust crate (Cargo.toml) nor a WAT environment (one .wat file)")
+                }))
+            };
+            Guest { dir: format!("{folder}/{name}"), name, wat }
+        })
+        .collect()
+}
+
+/// Rust source for `pub const NAME: &[BuiltinEnv]`, assembling WAT guests on the way.
+fn listing(name: &str, doc: &str, guests: &[Guest], out_dir: &Path) -> String {
+    let mut code = format!("/// {doc}\npub const {name}: &[BuiltinEnv] = &[\n");
+    for guest in guests {
+        let (short, language, wasm) = match &guest.wat {
+            None => {
+                let wasm = out_dir.join("wasm32-wasip1/release").join(format!("{}.wasm", guest.name));
+                assert!(wasm.exists(), "building {} produced no {}", guest.dir, wasm.display());
+                (guest.name.as_str(), "rust", wasm)
+            }
+            Some(file) => {
+                let wasm = out_dir.join(format!("{}.wasm", guest.name));
+                let bytes = wat::parse_file(file).unwrap_or_else(|e| panic!("{}: {e}", guest.dir));
+                fs::create_dir_all(out_dir).unwrap();
+                fs::write(&wasm, bytes).unwrap();
+                (guest.name.strip_suffix("_wat").unwrap_or(&guest.name), "wat", wasm)
+            }
+        };
+        code += &format!(
+            "    BuiltinEnv {{ name: {short:?}, crate_dir: {dir:?}, language: {language:?}, path: {path:?}, bytes: include_bytes!({path:?}) }},\n",
+            dir = guest.dir,
+            path = wasm.display().to_string(),
+        );
+    }
+    code + "];\n"
 }
 
 fn single_wat(dir: &Path) -> Option<PathBuf> {
@@ -74,14 +98,14 @@ fn single_wat(dir: &Path) -> Option<PathBuf> {
     (wats.len() == 1).then(|| wats[0].clone())
 }
 
-fn build_rust(root: &Path, out_dir: &Path, crates: &[String]) {
+fn build_rust(root: &Path, out_dir: &Path, crates: &[&Guest]) {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
         .args(["build", "--release", "--target", "wasm32-wasip1", "--target-dir"])
         .arg(out_dir);
-    for name in crates {
-        cmd.args(["-p", name]);
+    for guest in crates {
+        cmd.args(["-p", &guest.name]);
     }
     // The outer build's settings must not leak into the guest build.
     for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"] {

@@ -28,3 +28,16 @@ pub fn module(name: &str) -> EnvModule {
 pub fn all_envs() -> Vec<&'static str> {
     wasmgym_builtin::names()
 }
+
+/// The test-only guest `name` (from `tests/guests/`), compiled once and shared.
+pub fn test_guest(name: &str) -> EnvModule {
+    static CACHE: OnceLock<Mutex<HashMap<String, EnvModule>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(m) = cache.lock().unwrap().get(name) {
+        return m.clone();
+    }
+    let guest = wasmgym_builtin::find_test_guest(name).unwrap_or_else(|| panic!("no test guest {name}"));
+    let module = runtime().load(guest.bytes).unwrap_or_else(|e| panic!("loading {name}: {e}"));
+    cache.lock().unwrap().insert(name.to_owned(), module.clone());
+    module
+}

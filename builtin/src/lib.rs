@@ -30,6 +30,11 @@ pub fn find(name: &str) -> Option<&'static BuiltinEnv> {
     ENVS.iter().find(|e| e.name == name)
 }
 
+/// The test-only guest called `name` (from `tests/guests/`).
+pub fn find_test_guest(name: &str) -> Option<&'static BuiltinEnv> {
+    TEST_GUESTS.iter().find(|e| e.name == name)
+}
+
 /// Names of all built-in environments.
 pub fn names() -> Vec<&'static str> {
     ENVS.iter().map(|e| e.name).collect()

@@ -86,9 +86,17 @@ pub enum Error {
         /// The cap.
         limit: u64,
     },
-    /// The guest exhausted its wasm stack (for example unbounded recursion). Poisons.
-    #[error("stack overflow: the guest exhausted its wasm stack. Raise `RuntimeConfig::max_wasm_stack` or recurse less")]
-    StackOverflow,
+    /// The guest exhausted its stack (for example unbounded recursion): either wasmtime's call
+    /// stack or the shadow stack a compiled language keeps in linear memory. Poisons.
+    #[error(
+        "stack overflow: the guest exhausted its {}. Recurse less, or raise {}",
+        if *shadow { "shadow stack in linear memory" } else { "wasm call stack" },
+        if *shadow { "the guest's stack size (link with -zstack-size=N)" } else { "`RuntimeConfig::max_wasm_stack`" }
+    )]
+    StackOverflow {
+        /// The shadow stack in linear memory overflowed (rather than the wasm call stack).
+        shadow: bool,
+    },
     /// The guest wrote more to stdout and stderr than allowed. Poisons.
     #[error("output limit: the guest wrote more than {limit} bytes to stdout/stderr. Raise `Limits::output_bytes`")]
     OutputLimit {
@@ -171,7 +179,7 @@ impl Error {
                 | Error::Deadline { .. }
                 | Error::MemoryLimit { .. }
                 | Error::TableLimit { .. }
-                | Error::StackOverflow
+                | Error::StackOverflow { .. }
                 | Error::OutputLimit { .. }
                 | Error::Trap { .. }
                 | Error::Exit { .. }
@@ -192,7 +200,7 @@ impl Error {
             Error::Deadline { .. } => "deadline",
             Error::MemoryLimit { .. } => "memory_limit",
             Error::TableLimit { .. } => "table_limit",
-            Error::StackOverflow => "stack_overflow",
+            Error::StackOverflow { .. } => "stack_overflow",
             Error::OutputLimit { .. } => "output_limit",
             Error::Trap { .. } => "trap",
             Error::Exit { .. } => "exit",
@@ -233,8 +241,15 @@ pub(crate) struct CallBudget {
     pub deadline: Duration,
 }
 
+/// What the instance looked like after a failed call, read before classifying the error.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TrapContext {
+    /// The shadow stack pointer had left linear memory (wrapped below zero or past the end).
+    pub shadow_stack_escaped: bool,
+}
+
 /// Converts an error from a wasmtime call into an [`Error`]. The only place traps are classified.
-pub(crate) fn from_wasmtime(err: wasmtime::Error, budget: CallBudget) -> Error {
+pub(crate) fn from_wasmtime(err: wasmtime::Error, budget: CallBudget, context: TrapContext) -> Error {
     if let Some(host) = err.downcast_ref::<HostTrap>() {
         return match *host {
             HostTrap::MemoryLimit { requested, limit } => Error::MemoryLimit { requested, limit },
@@ -247,9 +262,10 @@ pub(crate) fn from_wasmtime(err: wasmtime::Error, budget: CallBudget) -> Error {
         return match trap {
             wasmtime::Trap::OutOfFuel => Error::OutOfFuel { limit: budget.fuel },
             wasmtime::Trap::Interrupt => Error::Deadline { limit: budget.deadline },
-            wasmtime::Trap::StackOverflow => Error::StackOverflow,
-            _ => Error::Trap { message: format!("{err:?}") },
+            wasmtime::Trap::StackOverflow => Error::StackOverflow { shadow: false },
+            wasmtime::Trap::MemoryOutOfBounds if context.shadow_stack_escaped => Error::StackOverflow { shadow: true },
+            _ => Error::Trap { message: format!("{err:#}") },
         };
     }
-    Error::Runtime { message: format!("{err:?}") }
+    Error::Runtime { message: format!("{err:#}") }
 }

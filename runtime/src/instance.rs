@@ -5,7 +5,7 @@ use wasmgym_abi::wire::{self, Status};
 use wasmgym_abi::{Action, EnvSpec, Observation, ResetRequest, exports};
 use wasmtime::{Extern, Global, Memory, ResourceLimiter, Store, TypedFunc, Val};
 
-use crate::error::{CallBudget, Error, HostTrap, Result, from_wasmtime};
+use crate::error::{CallBudget, Error, HostTrap, Result, TrapContext, from_wasmtime};
 use crate::limits::Limits;
 use crate::module::EnvModule;
 use crate::rewrite::{GLOBAL_EXPORT, MEMORY_EXPORT};
@@ -378,7 +378,7 @@ impl Env {
             let current = memory.data_size(&self.store);
             if current < bytes.len() {
                 let pages = ((bytes.len() - current) / 65536) as u64;
-                memory.grow(&mut self.store, pages).map_err(|e| from_wasmtime(e, budget))?;
+                memory.grow(&mut self.store, pages).map_err(|e| from_wasmtime(e, budget, TrapContext::default()))?;
             }
             memory.data_mut(&mut self.store).copy_from_slice(bytes);
         }
@@ -419,12 +419,11 @@ impl Env {
     }
 
     fn invoke_inner(&mut self, call: Call, request: &[u8], budget: CallBudget) -> Result<(Status, Vec<u8>)> {
-        let trap = |e| from_wasmtime(e, budget);
         let memory = self.exports.memories[0];
         let (ptr, len) = if request.is_empty() {
             (0, 0)
         } else {
-            let ptr = self.exports.alloc.call(&mut self.store, request.len() as i32).map_err(trap)?;
+            let ptr = self.exports.alloc.call(&mut self.store, request.len() as i32).map_err(|e| self.trap(e, budget))?;
             memory.write(&mut self.store, ptr as u32 as usize, request).map_err(|_| Error::Protocol {
                 message: format!("{} returned {ptr:#x}, outside memory for {} bytes", exports::ALLOC, request.len()),
             })?;
@@ -438,7 +437,7 @@ impl Env {
             Call::LegalActions => e.legal_actions.call(&mut self.store, ()),
             Call::Render => e.render.call(&mut self.store, ()),
         }
-        .map_err(trap)?;
+        .map_err(|e| self.trap(e, budget))?;
         let (out_ptr, out_len) = wasmgym_abi::unpack(packed);
         let data = memory.data(&self.store);
         let out = (out_ptr as usize)
@@ -451,6 +450,15 @@ impl Env {
         let status = Status::from_byte(status)
             .ok_or_else(|| Error::Protocol { message: format!("unknown status byte {status} in output") })?;
         Ok((status, payload.to_vec()))
+    }
+
+    /// Classifies an error from a guest call, with what the instance shows after it.
+    fn trap(&mut self, err: wasmtime::Error, budget: CallBudget) -> Error {
+        let escaped = self.module.inner.layout.stack_pointer.is_some_and(|i| {
+            let size = self.exports.memories[0].data_size(&self.store) as u64;
+            matches!(self.exports.globals[i].get(&mut self.store), Val::I32(sp) if sp as u32 as u64 > size)
+        });
+        from_wasmtime(err, budget, TrapContext { shadow_stack_escaped: escaped })
     }
 
     /// Decodes a transition payload and records the episode status it reports.
@@ -498,7 +506,7 @@ fn instantiate(module: &EnvModule, limits: Limits, initialize: bool) -> Result<(
     let mut store = Store::new(engine, HostState { vars: HostVars::new(), limits, memory: None });
     store.limiter(|state| state);
     let budget = arm(&mut store, ticks)?;
-    let instance = inner.pre.instantiate(&mut store).map_err(|e| from_wasmtime(e, budget))?;
+    let instance = inner.pre.instantiate(&mut store).map_err(|e| from_wasmtime(e, budget, TrapContext::default()))?;
     let missing = |name: &str| Error::MissingExport { name: name.into(), expected: "checked at load".into() };
     let func = |store: &mut Store<HostState>, name: &str| {
         instance.get_func(&mut *store, name).ok_or_else(|| missing(name))
@@ -533,7 +541,7 @@ fn instantiate(module: &EnvModule, limits: Limits, initialize: bool) -> Result<(
     store.data_mut().memory = Some(exports.memories[0]);
     if initialize && let Some(init) = instance.get_func(&mut store, "_initialize") {
         let init = init.typed::<(), ()>(&store).map_err(|_| missing("_initialize"))?;
-        init.call(&mut store, ()).map_err(|e| from_wasmtime(e, budget))?;
+        init.call(&mut store, ()).map_err(|e| from_wasmtime(e, budget, TrapContext::default()))?;
     }
     Ok((store, exports))
 }
@@ -558,5 +566,16 @@ impl GlobalValue {
             GlobalValue::F64(x) => Val::F64(x),
             GlobalValue::V128(x) => Val::V128(x.into()),
         }
+    }
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("env", &self.spec().name)
+            .field("steps", &self.steps())
+            .field("current_player", &self.current_player())
+            .field("poisoned", &self.poisoned)
+            .finish()
     }
 }

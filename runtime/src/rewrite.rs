@@ -34,6 +34,9 @@ pub(crate) struct Layout {
     pub initial_pages: Vec<u64>,
     /// Indices of the defined mutable globals; each is exported as `__wasmgym_global_{i}`.
     pub mutable_globals: Vec<u32>,
+    /// Position in `mutable_globals` of the shadow stack pointer (`__stack_pointer` in the name
+    /// section), which compiled languages such as Rust and C keep in linear memory.
+    pub stack_pointer: Option<usize>,
 }
 
 /// Inspects `wasm` and returns it rewritten to export all mutable state, with what was learned.
@@ -43,6 +46,7 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, Layout), Error> {
     let mut out = Module::new();
     let mut existing_exports = ExportSection::new();
     let mut export_written = false;
+    let mut stack_pointer = None;
 
     for payload in Parser::new(0).parse_all(wasm) {
         let payload = payload.map_err(invalid)?;
@@ -110,6 +114,11 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, Layout), Error> {
             Payload::CustomSection(section) if section.name() == wasmgym_abi::ABI_SECTION => {
                 layout.abi_version = section.data().try_into().ok().map(u32::from_le_bytes);
             }
+            Payload::CustomSection(section) => {
+                if let wasmparser::KnownCustom::Name(names) = section.as_known() {
+                    stack_pointer = stack_pointer.or_else(|| find_stack_pointer(names));
+                }
+            }
             _ => {}
         }
         if let Some((id, range)) = payload.as_section() {
@@ -119,7 +128,23 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, Layout), Error> {
     if !export_written {
         write_exports(&mut out, &existing_exports, &layout);
     }
+    layout.stack_pointer = stack_pointer.and_then(|g| layout.mutable_globals.iter().position(|&i| i == g));
     Ok((out.finish(), layout))
+}
+
+/// The index of the global named `__stack_pointer`, if the name section names it. A malformed
+/// name section is ignored, as engines do.
+fn find_stack_pointer(names: wasmparser::NameSectionReader<'_>) -> Option<u32> {
+    for name in names.into_iter().flatten() {
+        if let wasmparser::Name::Global(map) = name {
+            for naming in map.into_iter().flatten() {
+                if naming.name == "__stack_pointer" {
+                    return Some(naming.index);
+                }
+            }
+        }
+    }
+    None
 }
 
 fn write_exports(out: &mut Module, existing: &ExportSection, layout: &Layout) {

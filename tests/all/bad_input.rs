@@ -1,0 +1,250 @@
+//! Bad input gets a clear, typed error and loses nothing; the host never panics.
+
+use wasmgym::{Error, Snapshot};
+use wasmgym_abi::rng::Rng;
+use wasmgym_tests::{module, runtime};
+
+const SPEC: &str = r#"{"name":"stub","version":1,"players":1,"observation_space":{"type":"discrete","n":2},"action_space":{"type":"discrete","n":2},"reward_range":[0,1],"max_episode_steps":null,"determinism":"deterministic"}"#;
+
+/// A module that speaks ABI v1 with stub exports; `step` and `extra` vary per test.
+fn stub(memory: &str, step: &str, extra: &str) -> String {
+    let spec = SPEC.replace('"', "\\\"");
+    let spec_len = SPEC.len() + 1;
+    // Transition: status, player 0, flags, 0 rewards, 8-byte observation 0, empty info.
+    let transition = r"\00\00\00\00\00\00\00\00\00\00\00\08\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00";
+    format!(
+        r#"(module
+             (@custom "wasmgym_abi" "\01\00\00\00")
+             (memory (export "memory") {memory})
+             (data (i32.const 2048) "\00{spec}")
+             (data (i32.const 4096) "{transition}")
+             (func (export "wasmgym_alloc") (param i32) (result i32) i32.const 1024)
+             (func (export "wasmgym_spec") (result i64) (i64.const {spec_packed}))
+             (func (export "wasmgym_reset") (param i32 i32) (result i64) (i64.const {t_packed}))
+             (func (export "wasmgym_step") (param i32 i32) (result i64) {step})
+             (func (export "wasmgym_legal_actions") (result i64) (i64.const 0))
+             (func (export "wasmgym_render") (result i64) (i64.const {t_packed}))
+             {extra})"#,
+        spec_packed = (2048i64 << 32) | spec_len as i64,
+        t_packed = (4096i64 << 32) | 27,
+    )
+}
+
+fn load_err(wat: &str) -> Error {
+    match runtime().load(wat.as_bytes()) {
+        Ok(_) => panic!("module loaded but should not have:\n{wat}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn the_stub_itself_loads_and_runs() {
+    let m = runtime().load(stub("1", "(i64.const 17592186044443)", "").as_bytes()).unwrap();
+    let mut env = m.instantiate().unwrap();
+    env.reset(Some(0), None).unwrap();
+    assert_eq!(m.spec().name, "stub");
+}
+
+#[test]
+fn garbage_bytes_are_an_invalid_module() {
+    let mut rng = Rng::seed_from_u64(9);
+    for len in [0usize, 1, 3, 4, 8, 64, 1000] {
+        let mut bytes = vec![0u8; len];
+        rng.fill_bytes(&mut bytes);
+        assert!(matches!(runtime().load(&bytes), Err(Error::InvalidModule { .. })), "{len} random bytes");
+        // With the magic and version in front, the body is still garbage.
+        let mut framed = b"\0asm\x01\0\0\0".to_vec();
+        framed.extend_from_slice(&bytes);
+        let err = runtime().load(&framed).err();
+        assert!(matches!(err, Some(Error::InvalidModule { .. }) | Some(Error::AbiMismatch { .. })), "{err:?}");
+    }
+    let err = runtime().load(b"hello, I am a text file\n").unwrap_err();
+    assert!(err.to_string().contains("not WebAssembly"), "{err}");
+    // Every bit flip of a real module is refused cleanly or still loads; it never panics.
+    let wasm = wasmgym_builtin::find("bandit").unwrap().bytes;
+    for i in (0..wasm.len()).step_by(7) {
+        let mut flipped = wasm.to_vec();
+        flipped[i] ^= 0x5a;
+        let _ = runtime().load(&flipped);
+    }
+}
+
+#[test]
+fn a_missing_file_is_an_io_error_naming_it() {
+    let err = runtime().load_file("/nonexistent/env.wasm").unwrap_err();
+    assert!(matches!(&err, Error::Io { path, .. } if path == "/nonexistent/env.wasm"), "{err:?}");
+}
+
+#[test]
+fn a_component_is_refused_with_a_hint() {
+    let err = runtime().load(&wat::parse_str("(component)").unwrap()).unwrap_err();
+    assert!(matches!(&err, Error::InvalidModule { message } if message.contains("component")), "{err:?}");
+}
+
+#[test]
+fn wrong_or_missing_abi_version_names_both_versions() {
+    let v2 = stub("1", "(i64.const 0)", "").replace(r"\01\00\00\00", r"\02\00\00\00");
+    let err = load_err(&v2);
+    assert!(matches!(err, Error::AbiMismatch { found: Some(2), supported: 1 }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("version 2") && text.contains("version 1"), "{text}");
+    let unstamped = stub("1", "(i64.const 0)", "").replace(r#"(@custom "wasmgym_abi" "\01\00\00\00")"#, "");
+    assert!(matches!(load_err(&unstamped), Error::AbiMismatch { found: None, supported: 1 }));
+}
+
+#[test]
+fn missing_or_mistyped_exports_are_named() {
+    let err = load_err(r#"(module (@custom "wasmgym_abi" "\01\00\00\00") (memory 1))"#);
+    assert!(matches!(&err, Error::MissingExport { name, .. } if name == "wasmgym_alloc"), "{err:?}");
+    let mistyped = stub("1", "(i64.const 0)", "").replace(
+        r#"(func (export "wasmgym_alloc") (param i32) (result i32) i32.const 1024)"#,
+        r#"(func (export "wasmgym_alloc") (param i64) (result i32) i32.const 1024)"#,
+    );
+    let err = load_err(&mistyped);
+    assert!(matches!(&err, Error::MissingExport { name, expected } if name == "wasmgym_alloc" && expected.contains("found")), "{err:?}");
+}
+
+#[test]
+fn unknown_imports_are_refused_by_name() {
+    let env_import = stub("1", "(i64.const 0)", "").replacen("(memory", r#"(import "env" "launch_missiles" (func)) (memory"#, 1);
+    let err = load_err(&env_import);
+    assert!(matches!(&err, Error::UnknownImport { module, name, .. } if module == "env" && name == "launch_missiles"), "{err:?}");
+    let bogus_wasi = stub("1", "(i64.const 0)", "").replacen("(memory", r#"(import "wasi_snapshot_preview1" "teleport" (func (result i32))) (memory"#, 1);
+    assert!(matches!(load_err(&bogus_wasi), Error::UnknownImport { name, .. } if name == "teleport"));
+    let imported_memory = r#"(module (@custom "wasmgym_abi" "\01\00\00\00") (import "env" "memory" (memory 1)))"#;
+    assert!(matches!(load_err(imported_memory), Error::UnknownImport { .. }));
+    // A preview 1 function that is refused at run time still links (it returns ERRNO_NOTCAPABLE).
+    let path_open = stub("1", "(i64.const 0)", "").replacen(
+        "(memory",
+        r#"(import "wasi_snapshot_preview1" "path_open" (func (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32))) (memory"#,
+        1,
+    );
+    runtime().load(path_open.as_bytes()).unwrap();
+}
+
+#[test]
+fn a_four_gib_initial_memory_hits_the_memory_limit() {
+    let err = load_err(&stub("65536", "(i64.const 0)", ""));
+    assert!(matches!(err, Error::MemoryLimit { requested, .. } if requested == 4 << 30), "{err:?}");
+}
+
+#[test]
+fn table_mutation_is_unsupported() {
+    let wat = stub("1", "(i64.const 0)", "(table 1 funcref) (func (drop (table.grow 0 (ref.null func) (i32.const 1))))");
+    assert!(matches!(load_err(&wat), Error::Unsupported { message } if message.contains("table.grow")));
+}
+
+#[test]
+fn wasm_call_stack_overflow_is_typed() {
+    let wat = stub("1", "(call $down) (i64.const 0)", "(func $down (call $down))");
+    let mut env = runtime().load(wat.as_bytes()).unwrap().instantiate().unwrap();
+    env.reset(None, None).unwrap();
+    let err = env.step(0).unwrap_err();
+    assert!(matches!(err, Error::StackOverflow { shadow: false }), "{err:?}");
+}
+
+#[test]
+fn guest_output_outside_memory_is_a_protocol_error_that_poisons() {
+    let wat = stub("1", "(i64.const 0x7fffffff00000010)", "");
+    let mut env = runtime().load(wat.as_bytes()).unwrap().instantiate().unwrap();
+    let before = env.snapshot().unwrap();
+    env.reset(None, None).unwrap();
+    let err = env.step(1).unwrap_err();
+    assert!(matches!(&err, Error::Protocol { message } if message.contains("outside")), "{err:?}");
+    assert!(matches!(env.legal_actions(), Err(Error::Poisoned { .. })));
+    env.restore(&before).unwrap();
+    // legal_actions returns (0, 0): an empty output, also a protocol error.
+    assert!(matches!(env.legal_actions(), Err(Error::Protocol { message }) if message.contains("empty")));
+}
+
+/// Checks an instance is exactly where a fork taken before the bad call is.
+fn assert_unchanged(env: &mut wasmgym::Env, reference: &mut wasmgym::Env) {
+    assert_eq!(env.legal_actions().unwrap(), reference.legal_actions().unwrap());
+    assert_eq!(env.current_player(), reference.current_player());
+    assert_eq!(env.steps(), reference.steps());
+    let action = reference.legal_actions().unwrap()[0];
+    let (a, b) = (env.fork().unwrap().step(action).unwrap(), reference.step(action).unwrap());
+    assert_eq!(wasmgym::check::fingerprint(&a), wasmgym::check::fingerprint(&b));
+}
+
+#[test]
+fn illegal_actions_are_refused_with_the_state_unchanged() {
+    let mut env = module("tic_tac_toe").instantiate().unwrap();
+    env.reset(Some(3), None).unwrap();
+    env.step(4).unwrap();
+    let mut reference = env.fork().unwrap();
+    for (action, why) in [(wasmgym::Action::Discrete(4), "not legal"), (9.into(), "outside"), ((-1).into(), "outside"), ("e5".into(), "does not fit")] {
+        let err = env.step(action.clone()).unwrap_err();
+        match &err {
+            Error::IllegalAction { action: a, message } => {
+                assert_eq!(*a, action.to_string());
+                assert!(message.contains(why), "{action}: {message}");
+            }
+            other => panic!("{action}: expected IllegalAction, got {other:?}"),
+        }
+        assert!(!env.is_poisoned());
+    }
+    assert_unchanged(&mut env, &mut reference);
+}
+
+#[test]
+fn calls_out_of_order_are_invalid_calls() {
+    let mut env = module("tic_tac_toe").instantiate().unwrap();
+    assert!(matches!(env.step(0), Err(Error::InvalidCall { message }) if message.contains("reset")));
+    assert!(matches!(env.render(), Err(Error::InvalidCall { .. })));
+    env.reset(Some(0), None).unwrap();
+    for a in [0, 3, 1, 4, 2] {
+        env.step(a).unwrap();
+    }
+    assert!(!env.is_running());
+    assert!(matches!(env.step(5), Err(Error::InvalidCall { message }) if message.contains("over")));
+    assert!(env.legal_actions().unwrap().is_empty());
+}
+
+#[test]
+fn bad_reset_options_are_refused_and_the_episode_goes_on() {
+    let mut env = module("cart_pole").instantiate().unwrap();
+    env.reset(Some(1), None).unwrap();
+    env.step(1).unwrap();
+    let mut reference = env.fork().unwrap();
+    assert!(matches!(env.reset(Some(2), Some("{not json")), Err(Error::InvalidCall { .. })));
+    let err = env.reset(Some(2), Some(r#"{"state": [1, 2]}"#)).unwrap_err();
+    assert!(matches!(&err, Error::Guest { message } if message.contains("state")), "{err:?}");
+    assert_unchanged(&mut env, &mut reference);
+}
+
+#[test]
+fn corrupt_truncated_and_foreign_snapshots_are_refused() {
+    let mut env = module("connect_four").instantiate().unwrap();
+    env.reset(Some(1), None).unwrap();
+    env.step(3).unwrap();
+    let bytes = env.snapshot().unwrap().to_bytes();
+    let mut reference = env.fork().unwrap();
+
+    let refused = |b: &[u8]| matches!(Snapshot::from_bytes(b), Err(Error::BadSnapshot { .. }));
+    assert!(refused(&[]));
+    assert!(refused(b"garbage"));
+    for cut in [1, 12, 100, bytes.len() / 2, bytes.len() - 1] {
+        assert!(refused(&bytes[..cut]), "truncated to {cut} bytes");
+    }
+    let mut rng = Rng::seed_from_u64(4);
+    for _ in 0..64 {
+        let mut corrupt = bytes.clone();
+        let at = rng.next_u64() as usize % corrupt.len();
+        corrupt[at] ^= 1 << (rng.next_u64() % 8);
+        assert!(refused(&corrupt), "bit flip at byte {at} was accepted");
+    }
+    let mut future = bytes.clone();
+    future[8] = 99;
+    let err = Snapshot::from_bytes(&future).unwrap_err();
+    assert!(err.to_string().contains("format 99"), "{err}");
+
+    // A valid snapshot of another module is refused on restore, and nothing changes.
+    let mut other = module("tic_tac_toe").instantiate().unwrap();
+    other.reset(Some(1), None).unwrap();
+    let foreign = Snapshot::from_bytes(&other.snapshot().unwrap().to_bytes()).unwrap();
+    let err = env.restore(&foreign).unwrap_err();
+    assert!(matches!(&err, Error::BadSnapshot { reason } if reason.contains("belongs to module")), "{err:?}");
+    assert!(!env.is_poisoned());
+    assert_unchanged(&mut env, &mut reference);
+}
