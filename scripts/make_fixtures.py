@@ -13,7 +13,7 @@
     observations observation_tensor(0) before each action and at the end, as 0/1 integers
                  (first 20 games only; OpenSpiel's tensor is the same for both players)
 * cart_pole.jsonl: 100 Gymnasium CartPole-v1 episodes. The start is env.reset(seed=i) and then
-  env.unwrapped.state; every tenth episode follows a balancing controller (so it is truncated at 500
+  env.unwrapped.state; every 40th episode follows a balancing controller (so it is truncated at 500
   steps), the others a uniformly random policy. Floats are IEEE-754 bit patterns as 16 hex digits.
     initial_state_bits  [x, x_dot, theta, theta_dot] after reset
     actions             the actions taken
@@ -40,7 +40,7 @@ SEED = 20250101
 GAMES = 1000
 GAMES_WITH_OBSERVATIONS = 20
 CART_POLE_EPISODES = 100
-BALANCED_EVERY = 10
+BALANCED_EVERY = 40
 
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 

@@ -306,7 +306,10 @@ impl Env {
 
     /// A BLAKE3 hash of the state that determines the future: memories, mutable globals, RNG,
     /// virtual clock, step counter and episode status (not captured output or fuel used). Equal
-    /// hashes mean identical futures under identical actions.
+    /// hashes mean identical futures under identical calls, so it deduplicates exactly.
+    ///
+    /// It hashes the machine, not the game: the same game state reached by another path, or after
+    /// other queries (each call writes the guest's output buffer), can hash differently.
     pub fn state_hash(&mut self) -> Result<[u8; 32]> {
         self.check_usable()?;
         let mut h = blake3::Hasher::new();

@@ -122,7 +122,11 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, Layout), Error> {
             _ => {}
         }
         if let Some((id, range)) = payload.as_section() {
-            out.section(&RawSection { id, data: &wasm[range.start as usize..range.end as usize] });
+            // A section may claim more bytes than the module has: refuse it, never slice past the end.
+            let data = wasm.get(range.start as usize..range.end as usize).ok_or_else(|| Error::InvalidModule {
+                message: format!("section {id} claims bytes {range:?}, past the end of the {}-byte module", wasm.len()),
+            })?;
+            out.section(&RawSection { id, data });
         }
     }
     if !export_written {

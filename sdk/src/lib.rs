@@ -40,7 +40,9 @@
 //!
 //! The SDK owns the bookkeeping around the author's hooks: it decodes and validates the action
 //! against the action space and [`Environment::legal_actions`], counts steps, truncates at
-//! `max_episode_steps`, refuses `step` after the episode ended, and encodes the observation.
+//! `max_episode_steps` (as Gymnasium's `TimeLimit` does: `truncated` is set on the limit step even
+//! if that step also terminates), refuses `step` after the episode ended, and encodes the
+//! observation.
 //! An environment draws randomness only from the [`Rng`] it is handed, which is the host's.
 
 #![deny(missing_docs)]
@@ -50,6 +52,7 @@ mod runner;
 
 pub use rng::Rng;
 pub use runner::{Runner, StepError};
+pub use wasmgym_abi::wire::{Status, Transition as StepResult};
 pub use wasmgym_abi::{ABI_VERSION, Action, Determinism, Dtype, EnvSpec, Observation, Space};
 
 /// Reset options: the JSON document the caller passed to `reset`, or `Null` if none.

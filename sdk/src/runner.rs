@@ -85,6 +85,16 @@ impl<E: Environment> Runner<E> {
         wire::decode_legal_actions(&out[1..]).expect("the runner encodes legal actions itself")
     }
 
+    /// The text rendering (typed form of the `wasmgym_render` call).
+    pub fn render(&mut self) -> Result<String, StepError> {
+        let out = self.render_bytes();
+        let text = String::from_utf8_lossy(&out[1..]).into_owned();
+        match Status::from_byte(out[0]) {
+            Some(Status::Ok) => Ok(text),
+            status => Err(StepError { status: status.unwrap_or(Status::GuestError), message: text }),
+        }
+    }
+
     fn decode_transition(&self) -> Result<wire::Transition, StepError> {
         match Status::from_byte(self.out[0]) {
             Some(Status::Ok) => Ok(wire::Transition::decode(&self.out[1..]).expect("the runner encodes transitions itself")),
@@ -210,7 +220,8 @@ impl<E: Environment> Runner<E> {
             ));
         }
         self.steps += 1;
-        let truncated = !t.terminated && self.spec.max_episode_steps.is_some_and(|m| self.steps >= m);
+        // Gymnasium's TimeLimit: truncated on the limit step, whether or not it also terminated.
+        let truncated = self.spec.max_episode_steps.is_some_and(|m| self.steps >= m);
         self.over = t.terminated || truncated;
         self.write_transition(&t.rewards, t.terminated, truncated)
     }

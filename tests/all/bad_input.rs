@@ -70,6 +70,19 @@ fn garbage_bytes_are_an_invalid_module() {
 }
 
 #[test]
+fn truncated_modules_are_invalid_not_a_panic() {
+    // Regression: a section claiming more bytes than the module has once panicked the loader.
+    for env in wasmgym_builtin::ENVS {
+        for cut in (8..env.bytes.len()).step_by(env.bytes.len() / 97 + 1) {
+            match runtime().load(&env.bytes[..cut]) {
+                Err(Error::InvalidModule { .. } | Error::AbiMismatch { .. }) => {}
+                other => panic!("{} cut to {cut} bytes: {:?}", env.name, other.map(|_| "loaded")),
+            }
+        }
+    }
+}
+
+#[test]
 fn a_missing_file_is_an_io_error_naming_it() {
     let err = runtime().load_file("/nonexistent/env.wasm").unwrap_err();
     assert!(matches!(&err, Error::Io { path, .. } if path == "/nonexistent/env.wasm"), "{err:?}");

@@ -1,5 +1,7 @@
 //! wasmgym's integration tests, one binary (as in wasmtime's `tests/all`).
 
+mod agreement;
 mod bad_input;
 mod conformance;
 mod limits;
+mod properties;

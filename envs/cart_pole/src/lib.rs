@@ -242,7 +242,7 @@ mod tests {
             })
             .collect();
         assert!(episodes.len() >= 100, "{} episodes", episodes.len());
-        assert!(episodes.iter().filter(|e| e.truncated[e.truncated.len() - 1]).count() >= 10);
+        assert!(episodes.iter().filter(|e| e.truncated[e.truncated.len() - 1]).count() >= 2);
         episodes
     }
 
@@ -300,11 +300,11 @@ mod tests {
                 exact_truncated += ep.truncated[ep.truncated.len() - 1] as usize;
             }
         }
-        // With the committed fixture: 99 of 100 episodes are exact to the end (10 of them truncated
-        // at 500 steps); `libm` rounds 13 of the 7085 sin/cos pairs differently and one of those
-        // (episode 94, step 26) changes the state.
+        // With the committed fixture: 96 of 100 episodes are exact to the end (2 of them truncated
+        // at 500 steps); in the other 4 a sin/cos that `libm` rounds differently from the C library
+        // changes the state by one ulp.
         assert!(
-            exact >= 95 && exact_truncated >= 9 && exact_steps >= 6500,
+            exact >= 95 && exact_truncated >= 2 && exact_steps >= 3000,
             "{exact} exact episodes ({exact_truncated} truncated, {exact_steps} steps); diverged at (episode, step) {diverged:?}; \
              {rounded_differently} steps with differently rounded sin/cos"
         );

@@ -1,0 +1,51 @@
+//! Turning the `<env>` argument (a built-in name or a path to a `.wasm` / `.wat` file) into a
+//! compiled module.
+
+use std::path::Path;
+
+use wasmgym::{EnvModule, Runtime};
+
+use crate::error::{Context, Error};
+
+/// A compiled environment and where it came from.
+pub struct Loaded {
+    pub module: EnvModule,
+    /// `builtin:<name>` or the path as given.
+    pub source: String,
+}
+
+/// Loads `env`: a built-in by name, otherwise a file. A name that is neither a built-in nor looks
+/// like a path is a usage error that lists the built-ins.
+pub fn load(runtime: &Runtime, env: &str) -> Result<Loaded, Error> {
+    if let Some(builtin) = wasmgym_builtin::find(env) {
+        let module = runtime.load(builtin.bytes).context(|| format!("loading built-in `{env}`"))?;
+        return Ok(Loaded { module, source: format!("builtin:{env}") });
+    }
+    if !looks_like_path(env) {
+        return Err(Error::Usage(format!(
+            "unknown environment `{env}`: the built-ins are {}; a path to a .wasm or .wat file works too",
+            wasmgym_builtin::names().join(", ")
+        )));
+    }
+    if Path::new(env).exists() && !Path::new(env).is_file() {
+        return Err(Error::Usage(format!(
+            "`{env}` is not a regular file: pass a .wasm or .wat file, or a built-in name"
+        )));
+    }
+    let module = runtime.load_file(env).context(|| format!("loading `{env}`"))?;
+    Ok(Loaded { module, source: env.to_owned() })
+}
+
+/// A runtime with the default settings.
+pub fn runtime() -> Result<Runtime, Error> {
+    Runtime::new().context(|| "starting the WebAssembly runtime".into())
+}
+
+/// An existing file, or something written like a path (a separator or a wasm extension).
+fn looks_like_path(arg: &str) -> bool {
+    let path = Path::new(arg);
+    path.exists()
+        || arg.contains('/')
+        || arg.contains(std::path::MAIN_SEPARATOR)
+        || path.extension().is_some_and(|e| e == "wasm" || e == "wat")
+}

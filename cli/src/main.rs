@@ -1,0 +1,77 @@
+//! `wasmgym`: list, inspect, run, play, check and demo sandboxed WebAssembly environments.
+//!
+//! Exit status: 0 on success, 1 on a failed check or a guest/runtime error, 2 on a usage error.
+
+mod cmd;
+mod error;
+mod load;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{Error, Outcome};
+
+/// Run reinforcement-learning environments compiled to WebAssembly, in a sandbox that can
+/// snapshot, restore and fork them exactly.
+#[derive(Parser)]
+#[command(name = "wasmgym", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the built-in environments.
+    Envs(cmd::envs::Args),
+    /// Describe an environment: spec, spaces, ABI version, exports, imports, memory, hash.
+    Inspect(cmd::inspect::Args),
+    /// Play episodes with a random policy and report returns, lengths and speed.
+    Run(cmd::run::Args),
+    /// Play an environment yourself in the terminal, against a random opponent.
+    Play(cmd::play::Args),
+    /// Run the conformance suite (determinism, spaces, snapshot/restore/fork exactness).
+    Check(cmd::check::Args),
+    /// Show the main job: fast rollouts, then forking a game mid-way and verifying every branch.
+    Demo(cmd::demo::Args),
+}
+
+impl Command {
+    /// Whether the command was asked for JSON output.
+    fn json(&self) -> bool {
+        match self {
+            Command::Envs(a) => a.json,
+            Command::Inspect(a) => a.json,
+            Command::Run(a) => a.json,
+            Command::Play(_) => false,
+            Command::Check(a) => a.json,
+            Command::Demo(a) => a.json,
+        }
+    }
+
+    fn run(self) -> Result<Outcome, Error> {
+        match self {
+            Command::Envs(a) => cmd::envs::run(a),
+            Command::Inspect(a) => cmd::inspect::run(a),
+            Command::Run(a) => cmd::run::run(a),
+            Command::Play(a) => cmd::play::run(a),
+            Command::Check(a) => cmd::check::run(a),
+            Command::Demo(a) => cmd::demo::run(a),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return error::clap_error(e),
+    };
+    let json = cli.command.json();
+    match cli.command.run() {
+        Ok(Outcome::Passed) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(e) => e.report(json),
+    }
+}

@@ -1,0 +1,55 @@
+//! Small helpers shared by the commands' output: JSON documents, spaces in words, progress bars.
+
+use std::io::{self, IsTerminal, Write};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use wasmgym::Space;
+
+use crate::error::Error;
+
+/// Writes `value` as one pretty JSON document on stdout.
+pub fn print_json(value: &impl Serialize) -> Result<(), Error> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(io::Error::from)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// A space in a few words, such as `Discrete(7)` or `Box(f32, [3, 6, 7], 0..1)`.
+pub fn space(space: &Space) -> String {
+    match space {
+        Space::Discrete { n } => format!("Discrete({n})"),
+        Space::Box { dtype, shape, low, high } => {
+            let bound = |v: &[f64]| match v.first() {
+                Some(&first) if v.iter().all(|&x| x == first) => format!("{first}"),
+                _ => "[..]".to_string(),
+            };
+            format!("Box({}, {shape:?}, {}..{})", format!("{dtype:?}").to_lowercase(), bound(low), bound(high))
+        }
+        Space::MultiDiscrete { nvec } => format!("MultiDiscrete({nvec:?})"),
+        Space::Text { max_length, charset: None } => format!("Text(max {max_length} chars)"),
+        Space::Text { max_length, charset: Some(c) } => format!("Text(max {max_length} chars of {c:?})"),
+    }
+}
+
+/// Per-player numbers as `[1, -1]`, compact.
+pub fn numbers(values: &[f64]) -> String {
+    let parts: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// A progress bar on stderr for jobs of more than `threshold` items when stderr is a terminal;
+/// a hidden one otherwise (never on stdout).
+pub fn progress(total: u64, threshold: u64, what: &str) -> ProgressBar {
+    if total <= threshold || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(what.to_owned());
+    bar
+}

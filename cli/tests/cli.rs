@@ -1,0 +1,260 @@
+//! Runs the built `wasmgym` binary and checks its output, exit status and JSON.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn wasmgym(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmgym")).args(args).output().expect("running wasmgym")
+}
+
+/// Runs with `input` piped to stdin.
+fn wasmgym_with_input(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmgym"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running wasmgym");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Stdout parsed as exactly one JSON document.
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", stdout(o)))
+}
+
+fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
+}
+
+/// A file of pseudo-random bytes (not `\0asm`, not WAT) in the temp folder.
+fn garbage_file(name: &str) -> std::path::PathBuf {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut bytes = vec![0xff];
+    bytes.extend((0..4096).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as u8
+    }));
+    let path = std::env::temp_dir().join(format!("wasmgym-cli-{}-{name}", std::process::id()));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn envs_json_lists_the_four_builtins() {
+    let o = wasmgym(&["envs", "--json"]);
+    assert_exit(&o, 0);
+    let doc = json(&o);
+    let names: Vec<&str> = doc["envs"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    for name in ["bandit", "cart_pole", "connect_four", "tic_tac_toe"] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    let c4 = doc["envs"].as_array().unwrap().iter().find(|e| e["name"] == "connect_four").unwrap();
+    assert_eq!(c4["players"], 2);
+    assert_eq!(c4["action_space"]["type"], "discrete");
+    assert!(c4["size_bytes"].as_u64().unwrap() > 0);
+    assert!(c4["path"].as_str().unwrap().ends_with(".wasm"));
+}
+
+#[test]
+fn envs_text_is_a_table() {
+    let o = wasmgym(&["envs"]);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("tic_tac_toe") && stdout(&o).contains("Discrete(9)"), "{}", stdout(&o));
+}
+
+#[test]
+fn inspect_reports_spec_and_abi_version() {
+    let o = wasmgym(&["inspect", "tic_tac_toe", "--json"]);
+    assert_exit(&o, 0);
+    let doc = json(&o);
+    assert_eq!(doc["spec"]["name"], "tic_tac_toe");
+    assert_eq!(doc["abi_version"], 1);
+    assert_eq!(doc["hash"].as_str().unwrap().len(), 64);
+    assert!(doc["exports"].as_array().unwrap().iter().any(|e| e == "wasmgym_step"));
+
+    let text = wasmgym(&["inspect", "connect_four"]);
+    assert_exit(&text, 0);
+    assert!(stdout(&text).contains("ABI version") && stdout(&text).contains("Discrete(7)"), "{}", stdout(&text));
+}
+
+#[test]
+fn run_connect_four_is_zero_sum_per_episode() {
+    let o = wasmgym(&["run", "connect_four", "--episodes", "20", "--seed", "3", "--json"]);
+    assert_exit(&o, 0);
+    let doc = json(&o);
+    let episodes = doc["episodes"].as_array().unwrap();
+    assert_eq!(episodes.len(), 20);
+    for e in episodes {
+        let returns: Vec<f64> = e["returns"].as_array().unwrap().iter().map(|r| r.as_f64().unwrap()).collect();
+        assert_eq!(returns.len(), 2);
+        assert_eq!(returns.iter().sum::<f64>(), 0.0, "episode {e}");
+        assert!(e["length"].as_u64().unwrap() >= 7);
+    }
+    let outcomes: u64 = doc["outcomes"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(outcomes, 20);
+    assert!(doc["steps_per_second"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn run_is_reproducible_from_its_seed() {
+    let a = json(&wasmgym(&["run", "tic_tac_toe", "--episodes", "5", "--seed", "9", "--json"]));
+    let b = json(&wasmgym(&["run", "tic_tac_toe", "--episodes", "5", "--seed", "9", "--json"]));
+    assert_eq!(a["episodes"], b["episodes"]);
+}
+
+#[test]
+fn run_text_reports_speed_and_outcomes() {
+    let o = wasmgym(&["run", "cart_pole", "--episodes", "3"]);
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains("steps/s") && out.contains("outcomes"), "{out}");
+}
+
+#[test]
+fn check_bandit_passes() {
+    let o = wasmgym(&["check", "bandit", "--json"]);
+    assert_exit(&o, 0);
+    let doc = json(&o);
+    assert_eq!(doc["passed"], true);
+    assert_eq!(doc["checks"].as_array().unwrap().len(), wasmgym::check::CHECKS.len());
+
+    let text = wasmgym(&["check", "tic_tac_toe", "--episodes", "3"]);
+    assert_exit(&text, 0);
+    assert!(stdout(&text).contains("✓ fork_matches_replay"), "{}", stdout(&text));
+}
+
+#[test]
+fn play_tic_tac_toe_from_a_pipe_survives_bad_input_and_finishes() {
+    // 4 is taken by our first move, so the second 4 is illegal; then a garbage line and an empty
+    // one; then every cell in order, so each turn finds a free one.
+    let moves = "4\n4\nfoo bar\n\n99\n0\n1\n2\n3\n5\n6\n7\n8\n";
+    let o = wasmgym_with_input(&["play", "tic_tac_toe", "--seed", "1"], moves);
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains("illegal action 4"), "{out}");
+    assert!(out.contains("`foo bar` is not an action"), "{out}");
+    assert!(out.contains("outside the action space"), "{out}");
+    assert!(out.contains("Game over"), "{out}");
+    assert!(out.contains("You win") || out.contains("You lose") || out.contains("Draw"), "{out}");
+}
+
+#[test]
+fn play_as_second_player_and_stop_at_end_of_input() {
+    let o = wasmgym_with_input(&["play", "connect_four", "--human-player", "1", "--seed", "2"], "3\n");
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains("player 0 (random) plays"), "{out}");
+    assert!(out.contains("Input ended"), "{out}");
+}
+
+#[test]
+fn play_single_player_env_every_step_is_yours() {
+    let o = wasmgym_with_input(&["play", "bandit"], &"1\n".repeat(100));
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("Game over"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("(random) plays"), "{}", stdout(&o));
+}
+
+#[test]
+fn play_refuses_a_player_that_does_not_exist() {
+    let o = wasmgym(&["play", "tic_tac_toe", "--human-player", "2"]);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("2 player(s)"), "{}", stderr(&o));
+}
+
+#[test]
+fn unknown_env_is_a_usage_error_listing_the_names() {
+    let o = wasmgym(&["run", "no_such_env"]);
+    assert_exit(&o, 2);
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for name in ["bandit", "cart_pole", "connect_four", "tic_tac_toe", ".wasm"] {
+        assert!(err.contains(name), "{err}");
+    }
+    let doc = json(&wasmgym(&["inspect", "no_such_env", "--json"]));
+    assert_eq!(doc["error"]["kind"], "usage");
+}
+
+#[test]
+fn garbage_file_is_an_invalid_module() {
+    let path = garbage_file("garbage.wasm");
+    let o = wasmgym(&["inspect", path.to_str().unwrap(), "--json"]);
+    std::fs::remove_file(&path).ok();
+    assert_exit(&o, 1);
+    let doc = json(&o);
+    assert_eq!(doc["error"]["kind"], "invalid_module");
+    assert!(doc["error"]["message"].as_str().unwrap().contains("not WebAssembly"), "{doc}");
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}
+
+#[test]
+fn truncated_module_is_an_error_not_a_panic() {
+    let bytes = std::fs::read(wasmgym_builtin::find("tic_tac_toe").unwrap().path).unwrap();
+    let path = std::env::temp_dir().join(format!("wasmgym-cli-{}-truncated.wasm", std::process::id()));
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let o = wasmgym(&["run", path.to_str().unwrap(), "--json"]);
+    std::fs::remove_file(&path).ok();
+    assert_exit(&o, 1);
+    assert_eq!(json(&o)["error"]["kind"], "invalid_module");
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
+#[test]
+fn missing_file_and_wrong_abi_are_runtime_errors() {
+    let o = wasmgym(&["check", "/no/such/file.wasm", "--json"]);
+    assert_exit(&o, 1);
+    assert_eq!(json(&o)["error"]["kind"], "io");
+
+    let path = std::env::temp_dir().join(format!("wasmgym-cli-{}-noabi.wat", std::process::id()));
+    std::fs::write(&path, "(module (memory (export \"memory\") 1))").unwrap();
+    let o = wasmgym(&["inspect", path.to_str().unwrap(), "--json"]);
+    std::fs::remove_file(&path).ok();
+    assert_exit(&o, 1);
+    assert_eq!(json(&o)["error"]["kind"], "abi_mismatch");
+}
+
+#[test]
+fn bad_arguments_exit_2_with_json_error() {
+    let o = wasmgym(&["run", "bandit", "--episodes", "many", "--json"]);
+    assert_exit(&o, 2);
+    assert_eq!(json(&o)["error"]["kind"], "usage");
+    assert_exit(&wasmgym(&["frobnicate"]), 2);
+    assert_exit(&wasmgym(&["--help"]), 0);
+}
+
+#[test]
+fn demo_forks_and_every_branch_matches_replay() {
+    let o = wasmgym(&["demo", "--json"]);
+    assert_exit(&o, 0);
+    let doc = json(&o);
+    assert_eq!(doc["passed"], true);
+    assert_eq!(doc["fork"]["all_branches_match"], true);
+    assert_eq!(doc["fork"]["original_unchanged"], true);
+    let branches = doc["fork"]["branches"].as_array().unwrap();
+    assert_eq!(branches.len(), 8);
+    assert!(branches.iter().all(|b| b["matches_replay"] == true));
+    assert_eq!(doc["snapshot_round_trip"]["matches"], true);
+    for op in ["step", "snapshot", "restore", "fork", "replay_to_fork_point"] {
+        assert!(doc["timings_us"][op].as_f64().unwrap() > 0.0, "{op}");
+    }
+
+    let text = wasmgym(&["demo"]);
+    assert_exit(&text, 0);
+    assert!(stdout(&text).trim_end().ends_with("all 8 branches match replay from reset"), "{}", stdout(&text));
+}

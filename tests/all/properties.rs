@@ -1,0 +1,142 @@
+//! Property tests: over random (seed, action sequence, branch point, restore order), every
+//! snapshot/restore/fork/serialise path gives trajectories bit-identical to replay from reset,
+//! including the full machine state (state hash), and forks are independent.
+//!
+//! Every path makes the same calls (`legal_actions` then `step`), because the guest's memory is a
+//! function of the calls it served, not only of the actions: a `legal_actions` call writes the
+//! guest's output buffer. The state hash compares that complete machine state.
+
+use proptest::prelude::*;
+use proptest::sample::Index;
+use wasmgym::check::fingerprint;
+use wasmgym::{Env, EnvModule, Snapshot};
+use wasmgym_tests::{module, test_guest};
+
+/// One step of a trajectory: the transition's bytes and the hash of the whole state after it.
+type Print = (Vec<u8>, [u8; 32]);
+
+/// Picks actions from `choices`: an index into the legal actions, or into `menu` when given.
+fn pick(env: &mut Env, choice: u32, menu: Option<&[i64]>) -> Option<i64> {
+    let legal = env.legal_actions().unwrap();
+    let options = menu.unwrap_or(&legal);
+    (!legal.is_empty()).then(|| options[choice as usize % options.len()])
+}
+
+/// Steps with `action` (after `legal_actions`, as every path does) and records the result.
+fn record(env: &mut Env, action: i64) -> Print {
+    env.legal_actions().unwrap();
+    let t = env.step(action).unwrap();
+    (fingerprint(&t), env.state_hash().unwrap())
+}
+
+/// Applies `actions` and records the trajectory.
+fn play(env: &mut Env, actions: &[i64]) -> Vec<Print> {
+    actions.iter().map(|&a| record(env, a)).collect()
+}
+
+/// Asserts two trajectories are identical, naming the first step where they differ.
+#[track_caller]
+fn assert_same(got: &[Print], want: &[Print], what: &str) {
+    if let Some(i) = (0..got.len().max(want.len())).find(|&i| got.get(i) != want.get(i)) {
+        let part = |p: Option<&Print>| p.map(|(t, h)| format!("transition {t:?}, state hash {:02x?}", &h[..6]));
+        panic!("{what}: step {i} differs\n got: {:?}\nwant: {:?}", part(got.get(i)), part(want.get(i)));
+    }
+}
+
+fn branches_match_replay(m: &EnvModule, seed: u64, choices: &[u32], cut: Index, order: &[Index], menu: Option<&[i64]>) {
+    // The original run, with a snapshot before every action.
+    let mut env = m.instantiate().unwrap();
+    env.reset(Some(seed), None).unwrap();
+    let mut snapshots = vec![env.snapshot().unwrap()];
+    let mut actions = Vec::new();
+    let mut prints = Vec::new();
+    for &c in choices {
+        let Some(a) = pick(&mut env, c, menu) else { break };
+        actions.push(a);
+        let t = env.step(a).unwrap();
+        prints.push((fingerprint(&t), env.state_hash().unwrap()));
+        snapshots.push(env.snapshot().unwrap());
+        if !env.is_running() {
+            break;
+        }
+    }
+
+    // Replay from reset in a fresh instance is the reference.
+    let mut replay = m.instantiate().unwrap();
+    replay.reset(Some(seed), None).unwrap();
+    assert_same(&play(&mut replay, &actions), &prints, "replay from reset");
+
+    let k = cut.index(actions.len() + 1);
+    let suffix = &prints[k..];
+
+    // Restore into the instance that played on.
+    env.restore(&snapshots[k]).unwrap();
+    assert_eq!(env.snapshot().unwrap().to_bytes(), snapshots[k].to_bytes(), "restore is not exact");
+    let mut fork = env.fork().unwrap();
+    // A sibling fork that diverges must not disturb either.
+    let mut sibling = env.fork().unwrap();
+    for c in choices.iter().rev().take(3) {
+        match pick(&mut sibling, c.wrapping_mul(7).wrapping_add(1), menu) {
+            Some(a) if sibling.is_running() => drop(sibling.step(a).unwrap()),
+            _ => break,
+        }
+    }
+    assert_same(&play(&mut env, &actions[k..]), suffix, &format!("restore at {k}"));
+    assert_same(&play(&mut fork, &actions[k..]), suffix, &format!("fork at {k}"));
+
+    // Through bytes, into a fresh instance.
+    let decoded = Snapshot::from_bytes(&snapshots[k].to_bytes()).unwrap();
+    let mut fresh = m.instantiate().unwrap();
+    fresh.restore(&decoded).unwrap();
+    assert_same(&play(&mut fresh, &actions[k..]), suffix, &format!("serialised snapshot at {k}"));
+
+    // A tree of snapshots: restore to ancestors and siblings in any order, each stays exact.
+    for idx in order {
+        let j = idx.index(actions.len() + 1);
+        env.restore(&snapshots[j]).unwrap();
+        let n = (actions.len() - j).min(3);
+        assert_same(&play(&mut env, &actions[j..j + n]), &prints[j..j + n], &format!("restore to {j} in a tree"));
+    }
+}
+
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+}
+
+proptest! {
+    #![proptest_config(config(24))]
+
+    #[test]
+    fn tic_tac_toe_branches_match_replay(seed: u64, choices in prop::collection::vec(any::<u32>(), 0..12), cut: Index, order in prop::collection::vec(any::<Index>(), 1..6)) {
+        branches_match_replay(&module("tic_tac_toe"), seed, &choices, cut, &order, None);
+    }
+
+    #[test]
+    fn connect_four_branches_match_replay(seed: u64, choices in prop::collection::vec(any::<u32>(), 0..45), cut: Index, order in prop::collection::vec(any::<Index>(), 1..6)) {
+        branches_match_replay(&module("connect_four"), seed, &choices, cut, &order, None);
+    }
+
+    #[test]
+    fn cart_pole_branches_match_replay(seed: u64, choices in prop::collection::vec(any::<u32>(), 0..60), cut: Index, order in prop::collection::vec(any::<Index>(), 1..6)) {
+        branches_match_replay(&module("cart_pole"), seed, &choices, cut, &order, None);
+    }
+
+    #[test]
+    fn bandit_branches_match_replay(seed: u64, choices in prop::collection::vec(any::<u32>(), 0..25), cut: Index, order in prop::collection::vec(any::<Index>(), 1..6)) {
+        branches_match_replay(&module("bandit"), seed, &choices, cut, &order, None);
+    }
+}
+
+proptest! {
+    #![proptest_config(config(12))]
+
+    /// Memory grows (8 MiB per GROW) between snapshots, so restores go to smaller and larger
+    /// memories; the RNG is drawn (HASH_ORDER) so its state must travel with the snapshot.
+    #[test]
+    fn chaos_branches_match_replay_across_memory_growth(seed: u64, choices in prop::collection::vec(any::<u32>(), 1..10), cut: Index, order in prop::collection::vec(any::<Index>(), 1..6)) {
+        const OK: i64 = 0;
+        const HASH_ORDER: i64 = 10;
+        const GROW: i64 = 11;
+        branches_match_replay(&test_guest("chaos"), seed, &choices, cut, &order, Some(&[OK, GROW, HASH_ORDER]));
+    }
+}
