@@ -39,8 +39,12 @@
 //!
 //! # Randomness
 //!
-//! Guests draw randomness only through WASI `random_get`, which the host serves from [`rng::Rng`]
-//! seeded by `reset(seed)`; its state is part of every snapshot.
+//! Guests draw randomness only through WASI `random_get`, which the host serves from [`rng::Rng`];
+//! the host reseeds it from `seed` *before* calling `wasmgym_reset`, and its state is part of every
+//! snapshot.
+//!
+//! `docs/abi.md` in the repository says which status each refusal gets, who enforces
+//! `max_episode_steps` (the guest), and what a module may contain.
 
 #![deny(missing_docs)]
 

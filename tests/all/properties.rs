@@ -140,3 +140,36 @@ proptest! {
         branches_match_replay(&test_guest("chaos"), seed, &choices, cut, &order, Some(&[OK, GROW, HASH_ORDER]));
     }
 }
+
+/// A snapshot's bytes restore in another process (a fresh runtime and compilation) to the same
+/// trajectory and the same machine state.
+#[test]
+fn snapshots_restore_in_another_process() {
+    let m = module("connect_four");
+    let mut env = m.instantiate().unwrap();
+    env.reset(Some(11), None).unwrap();
+    for a in [3, 3, 2, 4] {
+        env.step(a).unwrap();
+    }
+    let path = std::env::temp_dir().join(format!("wasmgym-snapshot-{}.bin", std::process::id()));
+    std::fs::write(&path, env.snapshot().unwrap().to_bytes()).unwrap();
+    let actions = [1i64, 5, 6, 0, 6];
+    let expected: Vec<String> = actions
+        .iter()
+        .map(|&a| {
+            let t = env.step(a).unwrap();
+            let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+            format!("{} {}", hex(&fingerprint(&t)), hex(&env.state_hash().unwrap()))
+        })
+        .collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_restore-snapshot"))
+        .arg("connect_four")
+        .arg(&path)
+        .args(actions.iter().map(|a| a.to_string()))
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).ok();
+    assert!(out.status.success(), "child failed: {}", String::from_utf8_lossy(&out.stderr));
+    let got: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
+    assert_eq!(got, expected);
+}
