@@ -13,15 +13,12 @@ pub fn runtime() -> &'static Runtime {
 
 /// The built-in environment `name`, compiled once and shared.
 pub fn module(name: &str) -> EnvModule {
-    static CACHE: OnceLock<Mutex<HashMap<String, EnvModule>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(m) = cache.lock().unwrap().get(name) {
-        return m.clone();
-    }
-    let env = wasmgym_builtin::find(name).unwrap_or_else(|| panic!("no built-in env {name}"));
-    let module = runtime().load(env.bytes).unwrap_or_else(|e| panic!("loading {name}: {e}"));
-    cache.lock().unwrap().insert(name.to_owned(), module.clone());
-    module
+    cached(name, wasmgym_builtin::find)
+}
+
+/// The test-only guest `name` (from `tests/guests/`), compiled once and shared.
+pub fn test_guest(name: &str) -> EnvModule {
+    cached(name, wasmgym_builtin::find_test_guest)
 }
 
 /// Every built-in environment's name.
@@ -29,14 +26,13 @@ pub fn all_envs() -> Vec<&'static str> {
     wasmgym_builtin::names()
 }
 
-/// The test-only guest `name` (from `tests/guests/`), compiled once and shared.
-pub fn test_guest(name: &str) -> EnvModule {
+fn cached(name: &str, find: fn(&str) -> Option<&'static wasmgym_builtin::BuiltinEnv>) -> EnvModule {
     static CACHE: OnceLock<Mutex<HashMap<String, EnvModule>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(m) = cache.lock().unwrap().get(name) {
         return m.clone();
     }
-    let guest = wasmgym_builtin::find_test_guest(name).unwrap_or_else(|| panic!("no test guest {name}"));
+    let guest = find(name).unwrap_or_else(|| panic!("no guest called {name}"));
     let module = runtime().load(guest.bytes).unwrap_or_else(|e| panic!("loading {name}: {e}"));
     cache.lock().unwrap().insert(name.to_owned(), module.clone());
     module

@@ -8,19 +8,7 @@ use wasmgym::{Env, Error, Limits};
 use wasmgym_tests::test_guest;
 
 /// Chaos actions (see tests/guests/chaos).
-mod act {
-    pub const OK: i64 = 0;
-    pub const INFINITE_LOOP: i64 = 1;
-    pub const MEMORY_BOMB: i64 = 2;
-    pub const RECURSE: i64 = 3;
-    pub const FLOOD_STDOUT: i64 = 4;
-    pub const PANIC: i64 = 5;
-    pub const EXIT: i64 = 6;
-    pub const PROBE: i64 = 7;
-    pub const HELLO: i64 = 8;
-    pub const SLEEP: i64 = 9;
-    pub const HASH_ORDER: i64 = 10;
-}
+use chaos::actions as act;
 
 fn chaos(limits: Limits) -> Env {
     let mut env = test_guest("chaos").instantiate_with(limits).unwrap();

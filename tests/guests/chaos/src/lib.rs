@@ -41,6 +41,7 @@ pub struct Chaos {
     info: serde_json::Value,
 }
 
+#[allow(unconditional_recursion)] // the point: recursion without end
 fn recurse(depth: u64) -> u64 {
     let buf = black_box([depth; 16]);
     recurse(depth + 1) + buf[3]
