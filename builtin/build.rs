@@ -33,7 +33,8 @@ fn main() {
     }
     let mut code = String::new();
     code += &listing("ENVS", "Every built-in environment, sorted by name.", &envs, &out_dir);
-    code += &listing("TEST_GUESTS", "Guests that exist only for the test suite (`tests/guests/`).", &test_guests, &out_dir);
+    code +=
+        &listing("TEST_GUESTS", "Guests that exist only for the test suite (`tests/guests/`).", &test_guests, &out_dir);
     fs::write(PathBuf::from(env::var("OUT_DIR").unwrap()).join("envs.rs"), code).unwrap();
 }
 
@@ -94,21 +95,31 @@ fn listing(name: &str, doc: &str, guests: &[Guest], out_dir: &Path) -> String {
 }
 
 fn single_wat(dir: &Path) -> Option<PathBuf> {
-    let wats: Vec<_> = fs::read_dir(dir).ok()?.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "wat")).collect();
+    let wats: Vec<_> = fs::read_dir(dir)
+        .ok()?
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wat"))
+        .collect();
     (wats.len() == 1).then(|| wats[0].clone())
 }
 
 fn build_rust(root: &Path, out_dir: &Path, crates: &[&Guest]) {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(root)
-        .args(["build", "--release", "--target", "wasm32-wasip1", "--target-dir"])
-        .arg(out_dir);
+    cmd.current_dir(root).args(["build", "--release", "--target", "wasm32-wasip1", "--target-dir"]).arg(out_dir);
     for guest in crates {
         cmd.args(["-p", &guest.name]);
     }
     // The outer build's settings must not leak into the guest build.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
         cmd.env_remove(var);
     }
     cmd.env("CARGO_ENCODED_RUSTFLAGS", format!("-Clink-arg=-zstack-size={GUEST_STACK_BYTES}"))

@@ -182,7 +182,9 @@ impl<'de> Deserialize<'de> for Float {
             Repr::Num(x) => Ok(Float(x)),
             Repr::Str(s) if s == "inf" => Ok(Float(f64::INFINITY)),
             Repr::Str(s) if s == "-inf" => Ok(Float(f64::NEG_INFINITY)),
-            Repr::Str(s) => Err(serde::de::Error::custom(format!("expected a number, \"inf\" or \"-inf\", found {s:?}"))),
+            Repr::Str(s) => {
+                Err(serde::de::Error::custom(format!("expected a number, \"inf\" or \"-inf\", found {s:?}")))
+            }
         }
     }
 }

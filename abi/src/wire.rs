@@ -311,14 +311,7 @@ impl Transition {
         let observation = r.bytes()?.to_vec();
         let info = r.str()?.to_owned();
         r.finish()?;
-        Ok(Transition {
-            current_player: u32::try_from(player).ok(),
-            terminated,
-            truncated,
-            rewards,
-            observation,
-            info,
-        })
+        Ok(Transition { current_player: u32::try_from(player).ok(), terminated, truncated, rewards, observation, info })
     }
 }
 
@@ -418,7 +411,8 @@ impl Observation {
             Space::Discrete { .. } => Observation::Discrete(elements(buf, 1, i64::from_le_bytes)?[0]),
             Space::MultiDiscrete { nvec } => Observation::MultiDiscrete(elements(buf, nvec.len(), i64::from_le_bytes)?),
             Space::Text { .. } => Observation::Text(
-                String::from_utf8(buf.to_vec()).map_err(|e| DecodeError(format!("text observation is not UTF-8: {e}")))?,
+                String::from_utf8(buf.to_vec())
+                    .map_err(|e| DecodeError(format!("text observation is not UTF-8: {e}")))?,
             ),
         })
     }
@@ -453,7 +447,9 @@ impl Observation {
                     None => Ok(()),
                 }
             }
-            (Observation::Text(s), Space::Text { max_length, charset }) => check_text(s, *max_length, charset.as_deref()),
+            (Observation::Text(s), Space::Text { max_length, charset }) => {
+                check_text(s, *max_length, charset.as_deref())
+            }
             _ => Err(format!("observation {self:?} does not have the shape or type of {space:?}")),
         }
     }

@@ -132,7 +132,9 @@ pub fn fingerprint(t: &Transition) -> Vec<u8> {
 /// from the charset for text spaces.
 pub fn random_action(space: &Space, legal: &[i64], rng: &mut Rng) -> Option<Action> {
     match space {
-        Space::Discrete { .. } => (!legal.is_empty()).then(|| Action::Discrete(legal[rng.next_u64() as usize % legal.len()])),
+        Space::Discrete { .. } => {
+            (!legal.is_empty()).then(|| Action::Discrete(legal[rng.next_u64() as usize % legal.len()]))
+        }
         Space::Text { max_length, charset } => {
             let chars: Vec<char> = charset.as_deref().unwrap_or("abcdefghijklmnopqrstuvwxyz ").chars().collect();
             let len = 1 + rng.next_u64() as usize % (*max_length as usize).clamp(1, 16);
@@ -217,9 +219,11 @@ impl Episode<'_> {
         self.expect("legal_actions_nonempty_until_the_end", after.is_empty(), || {
             format!("{} legal actions after the episode ended", after.len())
         });
-        self.expect("random_rollouts_end", env.step(trace.actions[0].clone()).is_err_and(|e| matches!(e, Error::InvalidCall { .. })), || {
-            "a step after the episode ended was not refused".into()
-        });
+        self.expect(
+            "random_rollouts_end",
+            env.step(trace.actions[0].clone()).is_err_and(|e| matches!(e, Error::InvalidCall { .. })),
+            || "a step after the episode ended was not refused".into(),
+        );
 
         // Replay from reset is the reference for every branch.
         let mut replay = self.module.instantiate()?;

@@ -426,7 +426,8 @@ impl Env {
         let (ptr, len) = if request.is_empty() {
             (0, 0)
         } else {
-            let ptr = self.exports.alloc.call(&mut self.store, request.len() as i32).map_err(|e| self.trap(e, budget))?;
+            let ptr =
+                self.exports.alloc.call(&mut self.store, request.len() as i32).map_err(|e| self.trap(e, budget))?;
             memory.write(&mut self.store, ptr as u32 as usize, request).map_err(|_| Error::Protocol {
                 message: format!("{} returned {ptr:#x}, outside memory for {} bytes", exports::ALLOC, request.len()),
             })?;
@@ -467,7 +468,8 @@ impl Env {
     /// Decodes a transition payload and records the episode status it reports.
     fn transition(&mut self, payload: &[u8]) -> Result<Transition> {
         let t = self.protocol(wire::Transition::decode(payload).map_err(|e| e.0))?;
-        let observation = self.protocol(Observation::decode(&self.spec().observation_space, &t.observation).map_err(|e| e.0))?;
+        let observation =
+            self.protocol(Observation::decode(&self.spec().observation_space, &t.observation).map_err(|e| e.0))?;
         self.store.data_mut().vars.episode = match t.current_player {
             Some(player) => Episode::Running { player },
             None => Episode::Over,
@@ -495,7 +497,8 @@ impl Env {
 /// Sets the fuel and deadline for one call.
 fn arm(store: &mut Store<HostState>, ticks: u64) -> Result<CallBudget> {
     let limits = &store.data().limits;
-    let budget = CallBudget { fuel: limits.fuel_per_call.unwrap_or(u64::MAX), deadline: limits.deadline.unwrap_or_default() };
+    let budget =
+        CallBudget { fuel: limits.fuel_per_call.unwrap_or(u64::MAX), deadline: limits.deadline.unwrap_or_default() };
     store.set_fuel(budget.fuel).map_err(|e| Error::Runtime { message: format!("{e:?}") })?;
     store.set_epoch_deadline(ticks);
     Ok(budget)
@@ -511,9 +514,8 @@ fn instantiate(module: &EnvModule, limits: Limits, initialize: bool) -> Result<(
     let budget = arm(&mut store, ticks)?;
     let instance = inner.pre.instantiate(&mut store).map_err(|e| from_wasmtime(e, budget, TrapContext::default()))?;
     let missing = |name: &str| Error::MissingExport { name: name.into(), expected: "checked at load".into() };
-    let func = |store: &mut Store<HostState>, name: &str| {
-        instance.get_func(&mut *store, name).ok_or_else(|| missing(name))
-    };
+    let func =
+        |store: &mut Store<HostState>, name: &str| instance.get_func(&mut *store, name).ok_or_else(|| missing(name));
     macro_rules! typed {
         ($name:expr) => {
             func(&mut store, $name)?.typed(&store).map_err(|_| missing($name))?

@@ -71,7 +71,8 @@ impl Runtime {
         if layout.abi_version != Some(ABI_VERSION) {
             return Err(Error::AbiMismatch { found: layout.abi_version, supported: ABI_VERSION });
         }
-        let module = Module::new(&self.engine, &rewritten).map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
+        let module =
+            Module::new(&self.engine, &rewritten).map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
         check_exports(&module, &layout)?;
         let mut linker = Linker::new(&self.engine);
         wasi::link(&mut linker, &module)?;

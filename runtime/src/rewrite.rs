@@ -83,7 +83,9 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, Layout), Error> {
                 for memory in reader.clone() {
                     let memory = memory.map_err(invalid)?;
                     if memory.shared {
-                        return Err(Error::Unsupported { message: "shared memories (threads) cannot be snapshotted".into() });
+                        return Err(Error::Unsupported {
+                            message: "shared memories (threads) cannot be snapshotted".into(),
+                        });
                     }
                     layout.initial_pages.push(memory.initial);
                     layout.memories += 1;
@@ -234,7 +236,9 @@ mod tests {
         let names: Vec<String> = Parser::new(0)
             .parse_all(&rewritten)
             .filter_map(|p| match p.unwrap() {
-                Payload::ExportSection(r) => Some(r.into_iter().map(|e| e.unwrap().name.to_owned()).collect::<Vec<_>>()),
+                Payload::ExportSection(r) => {
+                    Some(r.into_iter().map(|e| e.unwrap().name.to_owned()).collect::<Vec<_>>())
+                }
                 _ => None,
             })
             .flatten()
@@ -245,7 +249,8 @@ mod tests {
 
     #[test]
     fn a_module_without_exports_gets_an_export_section_in_order() {
-        let wasm = wat::parse_str("(module (global (mut i32) (i32.const 0)) (memory 1) (data (i32.const 0) \"x\"))").unwrap();
+        let wasm =
+            wat::parse_str("(module (global (mut i32) (i32.const 0)) (memory 1) (data (i32.const 0) \"x\"))").unwrap();
         let (rewritten, layout) = rewrite(&wasm).unwrap();
         assert_eq!(layout.mutable_globals, vec![0]);
         wasmparser::Validator::new().validate_all(&rewritten).unwrap();
@@ -253,10 +258,9 @@ mod tests {
 
     #[test]
     fn table_mutation_and_imported_memory_are_refused() {
-        let grow = wat::parse_str(
-            "(module (table 1 funcref) (func (drop (table.grow 0 (ref.null func) (i32.const 1)))))",
-        )
-        .unwrap();
+        let grow =
+            wat::parse_str("(module (table 1 funcref) (func (drop (table.grow 0 (ref.null func) (i32.const 1)))))")
+                .unwrap();
         assert!(matches!(rewrite(&grow), Err(Error::Unsupported { message }) if message.contains("table.grow")));
         let imported = wat::parse_str(r#"(module (import "env" "mem" (memory 1)))"#).unwrap();
         assert!(matches!(rewrite(&imported), Err(Error::UnknownImport { .. })));

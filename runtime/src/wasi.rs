@@ -31,14 +31,52 @@ const ERRNO_NOTCAPABLE: i32 = 76;
 
 /// Every function WASI preview 1 defines.
 const PREVIEW1: [&str; 46] = [
-    "args_get", "args_sizes_get", "environ_get", "environ_sizes_get", "clock_res_get", "clock_time_get",
-    "fd_advise", "fd_allocate", "fd_close", "fd_datasync", "fd_fdstat_get", "fd_fdstat_set_flags",
-    "fd_fdstat_set_rights", "fd_filestat_get", "fd_filestat_set_size", "fd_filestat_set_times", "fd_pread",
-    "fd_prestat_get", "fd_prestat_dir_name", "fd_pwrite", "fd_read", "fd_readdir", "fd_renumber", "fd_seek",
-    "fd_sync", "fd_tell", "fd_write", "path_create_directory", "path_filestat_get", "path_filestat_set_times",
-    "path_link", "path_open", "path_readlink", "path_remove_directory", "path_rename", "path_symlink",
-    "path_unlink_file", "poll_oneoff", "proc_exit", "proc_raise", "sched_yield", "random_get", "sock_accept",
-    "sock_recv", "sock_send", "sock_shutdown",
+    "args_get",
+    "args_sizes_get",
+    "environ_get",
+    "environ_sizes_get",
+    "clock_res_get",
+    "clock_time_get",
+    "fd_advise",
+    "fd_allocate",
+    "fd_close",
+    "fd_datasync",
+    "fd_fdstat_get",
+    "fd_fdstat_set_flags",
+    "fd_fdstat_set_rights",
+    "fd_filestat_get",
+    "fd_filestat_set_size",
+    "fd_filestat_set_times",
+    "fd_pread",
+    "fd_prestat_get",
+    "fd_prestat_dir_name",
+    "fd_pwrite",
+    "fd_read",
+    "fd_readdir",
+    "fd_renumber",
+    "fd_seek",
+    "fd_sync",
+    "fd_tell",
+    "fd_write",
+    "path_create_directory",
+    "path_filestat_get",
+    "path_filestat_set_times",
+    "path_link",
+    "path_open",
+    "path_readlink",
+    "path_remove_directory",
+    "path_rename",
+    "path_symlink",
+    "path_unlink_file",
+    "poll_oneoff",
+    "proc_exit",
+    "proc_raise",
+    "sched_yield",
+    "random_get",
+    "sock_accept",
+    "sock_recv",
+    "sock_send",
+    "sock_shutdown",
 ];
 
 /// Defines in `linker` every import `module` declares, or says which import is refused.
@@ -61,7 +99,9 @@ pub(crate) fn link(linker: &mut Linker<HostState>, module: &Module) -> Result<()
             "fd_write" => linker.func_wrap(m, name, fd_write),
             "fd_read" => linker.func_wrap(m, name, fd_read),
             "fd_fdstat_get" => linker.func_wrap(m, name, fd_fdstat_get),
-            "fd_close" => linker.func_wrap(m, name, |fd: i32| if (0..3).contains(&fd) { ERRNO_SUCCESS } else { ERRNO_BADF }),
+            "fd_close" => {
+                linker.func_wrap(m, name, |fd: i32| if (0..3).contains(&fd) { ERRNO_SUCCESS } else { ERRNO_BADF })
+            }
             // No preopened directories: the guest sees no filesystem.
             "fd_prestat_get" => linker.func_wrap(m, name, |_: i32, _: i32| ERRNO_BADF),
             "fd_prestat_dir_name" => linker.func_wrap(m, name, |_: i32, _: i32, _: i32| ERRNO_BADF),
@@ -150,7 +190,13 @@ fn random_get(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) -> i32 {
     }
 }
 
-fn fd_write(mut caller: Caller<'_, HostState>, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32) -> wasmtime::Result<i32> {
+fn fd_write(
+    mut caller: Caller<'_, HostState>,
+    fd: i32,
+    iovs: i32,
+    iovs_len: i32,
+    nwritten: i32,
+) -> wasmtime::Result<i32> {
     let Some((mem, host)) = memory(&mut caller) else { return Ok(ERRNO_FAULT) };
     if fd != 1 && fd != 2 {
         return Ok(ERRNO_BADF);

@@ -97,7 +97,9 @@ impl<E: Environment> Runner<E> {
 
     fn decode_transition(&self) -> Result<wire::Transition, StepError> {
         match Status::from_byte(self.out[0]) {
-            Some(Status::Ok) => Ok(wire::Transition::decode(&self.out[1..]).expect("the runner encodes transitions itself")),
+            Some(Status::Ok) => {
+                Ok(wire::Transition::decode(&self.out[1..]).expect("the runner encodes transitions itself"))
+            }
             status => Err(StepError {
                 status: status.unwrap_or(Status::GuestError),
                 message: String::from_utf8_lossy(&self.out[1..]).into_owned(),
@@ -211,12 +213,17 @@ impl<E: Environment> Runner<E> {
             return Err((Status::BadRequest, "the episode is over (terminated or truncated): call reset".into()));
         }
         let action = Action::decode(input).map_err(|e| (Status::BadRequest, e.0))?;
-        check_action(&self.spec.action_space, &action, || env.legal_actions()).map_err(|m| (Status::IllegalAction, m))?;
+        check_action(&self.spec.action_space, &action, || env.legal_actions())
+            .map_err(|m| (Status::IllegalAction, m))?;
         let t = env.step(&action, &mut self.rng).map_err(|e| (Status::GuestError, e.0))?;
         if t.rewards.len() != self.spec.players as usize {
             return Err((
                 Status::GuestError,
-                format!("step returned {} rewards for {} players: return one per player", t.rewards.len(), self.spec.players),
+                format!(
+                    "step returned {} rewards for {} players: return one per player",
+                    t.rewards.len(),
+                    self.spec.players
+                ),
             ));
         }
         self.steps += 1;

@@ -43,7 +43,11 @@ fn agrees_with_open_spiel(name: &str) {
         let mut last = first;
         for (i, &action) in actions.iter().enumerate() {
             assert_eq!(mask(&mut env), masks[i].as_u64().unwrap(), "{name} game {g} step {i}: legal actions");
-            assert_eq!(env.current_player(), Some(players[i].as_u64().unwrap() as u32), "{name} game {g} step {i}: player");
+            assert_eq!(
+                env.current_player(),
+                Some(players[i].as_u64().unwrap() as u32),
+                "{name} game {g} step {i}: player"
+            );
             if let Some(obs) = observations {
                 let want: Vec<f64> = obs[i].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
                 assert_eq!(as_f64s(&last.observation), want, "{name} game {g} step {i}: observation");
@@ -58,7 +62,8 @@ fn agrees_with_open_spiel(name: &str) {
         let want: Vec<f64> = game["returns"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
         assert_eq!(returns.to_vec(), want, "{name} game {g}: returns");
         if let Some(obs) = observations {
-            let final_obs: Vec<f64> = obs[actions.len()].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            let final_obs: Vec<f64> =
+                obs[actions.len()].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
             assert_eq!(as_f64s(&last.observation), final_obs, "{name} game {g}: final observation");
         }
     }
@@ -99,7 +104,11 @@ fn cart_pole_matches_gymnasium_bit_for_bit() {
                 let theta = f64::from_bits(before[2]);
                 let gym = state(&ep["sin_cos_bits"][i]);
                 let ours = [libm::sin(theta).to_bits(), libm::cos(theta).to_bits()];
-                assert_ne!(ours.to_vec(), gym, "episode {e} step {i}: state differs from Gymnasium's with the same sin/cos");
+                assert_ne!(
+                    ours.to_vec(),
+                    gym,
+                    "episode {e} step {i}: state differs from Gymnasium's with the same sin/cos"
+                );
                 libm_divergences.push((e, i));
                 continue 'episodes;
             }

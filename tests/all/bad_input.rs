@@ -114,15 +114,26 @@ fn missing_or_mistyped_exports_are_named() {
         r#"(func (export "wasmgym_alloc") (param i64) (result i32) i32.const 1024)"#,
     );
     let err = load_err(&mistyped);
-    assert!(matches!(&err, Error::MissingExport { name, expected } if name == "wasmgym_alloc" && expected.contains("found")), "{err:?}");
+    assert!(
+        matches!(&err, Error::MissingExport { name, expected } if name == "wasmgym_alloc" && expected.contains("found")),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn unknown_imports_are_refused_by_name() {
-    let env_import = stub("1", "(i64.const 0)", "").replacen("(memory", r#"(import "env" "launch_missiles" (func)) (memory"#, 1);
+    let env_import =
+        stub("1", "(i64.const 0)", "").replacen("(memory", r#"(import "env" "launch_missiles" (func)) (memory"#, 1);
     let err = load_err(&env_import);
-    assert!(matches!(&err, Error::UnknownImport { module, name, .. } if module == "env" && name == "launch_missiles"), "{err:?}");
-    let bogus_wasi = stub("1", "(i64.const 0)", "").replacen("(memory", r#"(import "wasi_snapshot_preview1" "teleport" (func (result i32))) (memory"#, 1);
+    assert!(
+        matches!(&err, Error::UnknownImport { module, name, .. } if module == "env" && name == "launch_missiles"),
+        "{err:?}"
+    );
+    let bogus_wasi = stub("1", "(i64.const 0)", "").replacen(
+        "(memory",
+        r#"(import "wasi_snapshot_preview1" "teleport" (func (result i32))) (memory"#,
+        1,
+    );
     assert!(matches!(load_err(&bogus_wasi), Error::UnknownImport { name, .. } if name == "teleport"));
     let imported_memory = r#"(module (@custom "wasmgym_abi" "\01\00\00\00") (import "env" "memory" (memory 1)))"#;
     assert!(matches!(load_err(imported_memory), Error::UnknownImport { .. }));
@@ -143,7 +154,8 @@ fn a_four_gib_initial_memory_hits_the_memory_limit() {
 
 #[test]
 fn table_mutation_is_unsupported() {
-    let wat = stub("1", "(i64.const 0)", "(table 1 funcref) (func (drop (table.grow 0 (ref.null func) (i32.const 1))))");
+    let wat =
+        stub("1", "(i64.const 0)", "(table 1 funcref) (func (drop (table.grow 0 (ref.null func) (i32.const 1))))");
     assert!(matches!(load_err(&wat), Error::Unsupported { message } if message.contains("table.grow")));
 }
 
@@ -186,7 +198,12 @@ fn illegal_actions_are_refused_with_the_state_unchanged() {
     env.reset(Some(3), None).unwrap();
     env.step(4).unwrap();
     let mut reference = env.fork().unwrap();
-    for (action, why) in [(wasmgym::Action::Discrete(4), "not legal"), (9.into(), "outside"), ((-1).into(), "outside"), ("e5".into(), "does not fit")] {
+    for (action, why) in [
+        (wasmgym::Action::Discrete(4), "not legal"),
+        (9.into(), "outside"),
+        ((-1).into(), "outside"),
+        ("e5".into(), "does not fit"),
+    ] {
         let err = env.step(action.clone()).unwrap_err();
         match &err {
             Error::IllegalAction { action: a, message } => {

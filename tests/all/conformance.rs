@@ -18,14 +18,23 @@ fn every_builtin_env_passes_the_conformance_suite() {
 /// one way, fail exactly the check that names the rule.
 #[test]
 fn the_suite_catches_broken_environments() {
-    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../envs/bandit_wat/bandit.wat")).unwrap();
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../envs/bandit_wat/bandit.wat")).unwrap();
     let cases = [
         // The spec claims at most 5 pulls, but episodes have 20.
         (r#"\"high\":[20.0,20.0]"#, r#"\"high\":[5.0,5.0]"#, "observations_lie_in_their_space"),
         // Episodes never end.
-        ("(i32.ge_u (global.get $pulls) (i32.const 20))", "(i32.ge_u (global.get $pulls) (i32.const 2000000))", "random_rollouts_end"),
+        (
+            "(i32.ge_u (global.get $pulls) (i32.const 20))",
+            "(i32.ge_u (global.get $pulls) (i32.const 2000000))",
+            "random_rollouts_end",
+        ),
         // Arm 2 does not exist, but is accepted.
-        ("(i64.ge_u (local.get $arm) (i64.const 2))", "(i64.ge_u (local.get $arm) (i64.const 99))", "illegal_action_rejected_state_unchanged"),
+        (
+            "(i64.ge_u (local.get $arm) (i64.const 2))",
+            "(i64.ge_u (local.get $arm) (i64.const 99))",
+            "illegal_action_rejected_state_unchanged",
+        ),
     ];
     for (from, to, check) in cases {
         assert!(source.contains(from), "the bandit no longer contains {from}");

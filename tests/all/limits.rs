@@ -51,7 +51,11 @@ fn infinite_loop_hits_the_deadline_without_fuel_limit() {
 #[test]
 fn memory_bomb_hits_the_memory_limit() {
     let limits = Limits { memory_bytes: 32 << 20, ..Limits::default() };
-    assert_limit(limits, act::MEMORY_BOMB, |e| matches!(e, Error::MemoryLimit { limit, requested } if *limit == 32 << 20 && *requested > *limit));
+    assert_limit(
+        limits,
+        act::MEMORY_BOMB,
+        |e| matches!(e, Error::MemoryLimit { limit, requested } if *limit == 32 << 20 && *requested > *limit),
+    );
 }
 
 #[test]
@@ -99,7 +103,8 @@ fn sandbox_has_no_files_env_args_or_wall_clock() {
     let clock = info["clock_ns"].as_u64().unwrap();
     assert!(clock > 0 && clock < 1_000_000, "clock_ns = {clock}");
     // The same probe in a fresh instance reads the same virtual time.
-    let again: serde_json::Value = serde_json::from_str(&chaos(Limits::default()).step(act::PROBE).unwrap().info).unwrap();
+    let again: serde_json::Value =
+        serde_json::from_str(&chaos(Limits::default()).step(act::PROBE).unwrap().info).unwrap();
     assert_eq!(info, again);
 }
 

@@ -92,20 +92,28 @@ fn state_from_options(options: &Options) -> Result<Option<[f64; 4]>, EnvError> {
         Options::Null => return Ok(None),
         Options::Object(fields) if fields.is_empty() => return Ok(None),
         Options::Object(fields) => fields,
-        other => return Err(EnvError::new(format!("cart_pole reset options {other} are not an object: {EXPECTED_OPTIONS}"))),
+        other => {
+            return Err(EnvError::new(format!("cart_pole reset options {other} are not an object: {EXPECTED_OPTIONS}")));
+        }
     };
     if let Some(key) = fields.keys().find(|k| *k != "state" && *k != "state_bits") {
         return Err(EnvError::new(format!("cart_pole reset option {key:?} is unknown: {EXPECTED_OPTIONS}")));
     }
     let values: Vec<f64> = match (fields.get("state"), fields.get("state_bits")) {
         (Some(_), Some(_)) => {
-            return Err(EnvError::new(format!("cart_pole reset got both \"state\" and \"state_bits\": {EXPECTED_OPTIONS}")));
+            return Err(EnvError::new(format!(
+                "cart_pole reset got both \"state\" and \"state_bits\": {EXPECTED_OPTIONS}"
+            )));
         }
         (Some(state), None) => {
             let numbers = state.as_array().map(|a| a.iter().map(serde_json::Value::as_f64).collect::<Option<Vec<_>>>());
             match numbers {
                 Some(Some(v)) => v,
-                _ => return Err(EnvError::new(format!("cart_pole reset option \"state\" is {state}: {EXPECTED_OPTIONS}"))),
+                _ => {
+                    return Err(EnvError::new(format!(
+                        "cart_pole reset option \"state\" is {state}: {EXPECTED_OPTIONS}"
+                    )));
+                }
             }
         }
         (None, Some(bits)) => {
@@ -116,7 +124,11 @@ fn state_from_options(options: &Options) -> Result<Option<[f64; 4]>, EnvError> {
             };
             match bits.as_array().map(|a| a.iter().map(parse).collect::<Option<Vec<_>>>()) {
                 Some(Some(v)) => v,
-                _ => return Err(EnvError::new(format!("cart_pole reset option \"state_bits\" is {bits}: {EXPECTED_OPTIONS}"))),
+                _ => {
+                    return Err(EnvError::new(format!(
+                        "cart_pole reset option \"state_bits\" is {bits}: {EXPECTED_OPTIONS}"
+                    )));
+                }
             }
         }
         (None, None) => unreachable!("the object has a key and every key is one of the two"),
@@ -124,7 +136,9 @@ fn state_from_options(options: &Options) -> Result<Option<[f64; 4]>, EnvError> {
     match <[f64; 4]>::try_from(values) {
         Ok(state) if state.iter().all(|v| v.is_finite()) => Ok(Some(state)),
         Ok(state) => Err(EnvError::new(format!("cart_pole reset state {state:?} is not finite: {EXPECTED_OPTIONS}"))),
-        Err(v) => Err(EnvError::new(format!("cart_pole reset state has {} values, not 4: {EXPECTED_OPTIONS}", v.len()))),
+        Err(v) => {
+            Err(EnvError::new(format!("cart_pole reset state has {} values, not 4: {EXPECTED_OPTIONS}", v.len())))
+        }
     }
 }
 
@@ -170,8 +184,16 @@ impl Environment for CartPole {
         let [x, x_dot, theta, theta_dot] = self.state;
         // A one-line track from -2.4 to 2.4 with the cart as `#` and the pole's lean as `/` or `\`.
         let width = 49;
-        let pos = (((x + X_THRESHOLD) / (2.0 * X_THRESHOLD)) * (width - 1) as f64).round().clamp(0.0, (width - 1) as f64) as usize;
-        let lean = if theta > 0.02 { '/' } else if theta < -0.02 { '\\' } else { '|' };
+        let pos = (((x + X_THRESHOLD) / (2.0 * X_THRESHOLD)) * (width - 1) as f64)
+            .round()
+            .clamp(0.0, (width - 1) as f64) as usize;
+        let lean = if theta > 0.02 {
+            '/'
+        } else if theta < -0.02 {
+            '\\'
+        } else {
+            '|'
+        };
         let track: String = (0..width).map(|i| if i == pos { '#' } else { '-' }).collect();
         let pole: String = (0..width).map(|i| if i == pos { lean } else { ' ' }).collect();
         format!(
@@ -236,7 +258,9 @@ mod tests {
                     truncated: bools(&ep["truncated"]),
                 };
                 let n = episode.actions.len();
-                assert!([&episode.states.len(), &episode.sin_cos.len(), &episode.rewards.len()].iter().all(|&&l| l == n));
+                assert!(
+                    [&episode.states.len(), &episode.sin_cos.len(), &episode.rewards.len()].iter().all(|&&l| l == n)
+                );
                 assert!(episode.terminated.len() == n && episode.truncated.len() == n);
                 episode
             })
@@ -251,7 +275,9 @@ mod tests {
     #[test]
     fn dynamics_are_gymnasiums_bit_for_bit() {
         for (n, ep) in episodes().iter().enumerate() {
-            let mut env = CartPole { state: ep.initial.iter().map(|&b| f64::from_bits(b)).collect::<Vec<_>>().try_into().unwrap() };
+            let mut env = CartPole {
+                state: ep.initial.iter().map(|&b| f64::from_bits(b)).collect::<Vec<_>>().try_into().unwrap(),
+            };
             for (i, &a) in ep.actions.iter().enumerate() {
                 let force = if a == 1 { FORCE_MAG } else { -FORCE_MAG };
                 let (sin, cos) = (f64::from_bits(ep.sin_cos[i][0]), f64::from_bits(ep.sin_cos[i][1]));
@@ -274,7 +300,8 @@ mod tests {
         let mut diverged = Vec::new();
         for (n, ep) in episodes.iter().enumerate() {
             let mut runner = Runner::<CartPole>::new();
-            let options = serde_json::json!({ "state_bits": ep.initial.iter().map(|b| format!("{b:016x}")).collect::<Vec<_>>() });
+            let options =
+                serde_json::json!({ "state_bits": ep.initial.iter().map(|b| format!("{b:016x}")).collect::<Vec<_>>() });
             let t = runner.reset(None, &options.to_string()).unwrap();
             assert_eq!(bits(&observation(&runner, &t.observation)), ep.initial, "episode {n}");
             let mut all_exact = true;

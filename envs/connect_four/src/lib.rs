@@ -58,7 +58,10 @@ impl ConnectFour {
         let cell = self.board[row][col];
         let run = |dr: isize, dc: isize| {
             let (mut r, mut c, mut n) = (row as isize + dr, col as isize + dc, 0);
-            while (0..ROWS as isize).contains(&r) && (0..COLS as isize).contains(&c) && self.board[r as usize][c as usize] == cell {
+            while (0..ROWS as isize).contains(&r)
+                && (0..COLS as isize).contains(&c)
+                && self.board[r as usize][c as usize] == cell
+            {
                 n += 1;
                 r += dr;
                 c += dc;
@@ -203,7 +206,10 @@ mod tests {
         // Columns filled in pairs so that no four line up: the classic "stripes" pattern.
         let mut runner = Runner::<ConnectFour>::new();
         runner.reset(None, "").unwrap();
-        let order = [0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 2, 3, 2, 3, 2, 3, 3, 2, 3, 2, 3, 2, 4, 5, 4, 5, 4, 5, 5, 4, 5, 4, 5, 4, 6, 6, 6, 6, 6, 6];
+        let order = [
+            0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 2, 3, 2, 3, 2, 3, 3, 2, 3, 2, 3, 2, 4, 5, 4, 5, 4, 5, 5, 4, 5, 4, 5, 4,
+            6, 6, 6, 6, 6, 6,
+        ];
         let mut last = None;
         for (i, a) in order.iter().enumerate() {
             let t = runner.step(&Action::Discrete(*a)).unwrap();

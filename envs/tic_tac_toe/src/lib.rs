@@ -110,7 +110,11 @@ impl Environment for TicTacToe {
     }
 
     fn render(&self) -> String {
-        self.board.chunks(3).map(|row| row.iter().map(|c| c.symbol()).collect::<String>()).collect::<Vec<_>>().join("\n")
+        self.board
+            .chunks(3)
+            .map(|row| row.iter().map(|c| c.symbol()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 

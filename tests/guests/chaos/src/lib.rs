@@ -96,7 +96,10 @@ impl Environment for Chaos {
             actions::PROBE => {
                 let file = std::fs::read("/etc/passwd").map(|b| b.len()).map_err(|e| e.to_string());
                 let parent = std::fs::read_dir("..").map(|_| ()).map_err(|e| e.to_string());
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0);
                 self.info = serde_json::json!({
                     "file_error": file.err(),
                     "parent_dir_error": parent.err(),
