@@ -33,6 +33,7 @@ mod instance;
 mod limits;
 mod module;
 mod rewrite;
+mod sandbox;
 mod snapshot;
 mod wasi;
 

@@ -9,7 +9,8 @@ use wasmgym_abi::{ABI_VERSION, EnvSpec, Space, exports};
 use wasmtime::{Config, Engine, ExternType, InstancePre, Linker, Module, ValType};
 
 use crate::error::{Error, Result};
-use crate::instance::{Env, HostState};
+use crate::instance::Env;
+use crate::sandbox::HostState;
 use crate::limits::Limits;
 use crate::rewrite::{self, Layout};
 use crate::wasi;

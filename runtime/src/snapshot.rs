@@ -18,7 +18,7 @@ use wasmgym_abi::rng::Rng;
 use wasmgym_abi::wire::{Reader, Writer};
 
 use crate::error::{Error, Result};
-use crate::instance::{Episode, HostVars};
+use crate::sandbox::{Episode, HostVars};
 
 const MAGIC: &[u8; 8] = b"wasmgym\0";
 /// Version of the byte format; bumped on any change to it.

@@ -18,7 +18,7 @@
 use wasmtime::{Caller, Extern, Linker, Memory, Module, Val, ValType};
 
 use crate::error::{Error, HostTrap};
-use crate::instance::HostState;
+use crate::sandbox::HostState;
 use crate::rewrite::MEMORY_EXPORT;
 
 /// The WASI module name guests import from.

@@ -1,0 +1,324 @@
+//! [`Sandbox`]: one wasmtime store and instance of a guest under [`Limits`], with complete snapshots.
+//!
+//! Everything an instance of any kind needs lives here: arming fuel and deadline per call, turning
+//! failures into [`Error`]s (with what the instance shows after them), poisoning, and capturing and
+//! writing back the complete state. [`Env`](crate::Env) adds the environment ABI on top.
+
+use std::sync::Arc;
+
+use wasmgym_abi::rng::Rng;
+use wasmtime::{Extern, Global, Instance, Memory, ResourceLimiter, Store, TypedFunc, Val, WasmParams, WasmResults};
+
+use crate::error::{CallBudget, Error, HostTrap, Result, TrapContext, from_wasmtime};
+use crate::limits::Limits;
+use crate::module::{ModuleInner, hex};
+use crate::rewrite::{GLOBAL_EXPORT, MEMORY_EXPORT};
+use crate::snapshot::{GlobalValue, SnapshotData};
+
+/// Host-side state of an instance that a snapshot holds, beside the guest's memories and globals.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct HostVars {
+    pub rng: Rng,
+    pub clock_ns: u64,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub fuel_consumed: u64,
+    pub steps: u64,
+    pub episode: Episode,
+}
+
+/// Where the current episode stands, as the host last heard from the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Episode {
+    NotStarted,
+    Running { player: u32 },
+    Over,
+}
+
+impl HostVars {
+    fn new() -> Self {
+        HostVars {
+            rng: Rng::seed_from_u64(0),
+            clock_ns: 0,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            fuel_consumed: 0,
+            steps: 0,
+            episode: Episode::NotStarted,
+        }
+    }
+}
+
+/// The data of an instance's store.
+pub(crate) struct HostState {
+    pub vars: HostVars,
+    pub limits: Limits,
+    /// Memory 0, once the instance exists (host calls read and write it).
+    pub memory: Option<Memory>,
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.limits.memory_bytes {
+            return Err(wasmtime::Error::new(HostTrap::MemoryLimit {
+                requested: desired as u64,
+                limit: self.limits.memory_bytes,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.limits.table_elements {
+            return Err(wasmtime::Error::new(HostTrap::TableLimit {
+                requested: desired as u64,
+                limit: self.limits.table_elements,
+            }));
+        }
+        Ok(true)
+    }
+}
+
+/// A store with one instance of a module, its memories and mutable globals, and whether an earlier
+/// failure poisoned it.
+pub(crate) struct Sandbox {
+    module: Arc<ModuleInner>,
+    pub store: Store<HostState>,
+    pub instance: Instance,
+    memories: Vec<Memory>,
+    globals: Vec<Global>,
+    poisoned: Option<String>,
+}
+
+impl Sandbox {
+    /// A fresh instance of `module`; runs the guest's `_initialize` (if any) when `initialize`.
+    pub fn new(module: &Arc<ModuleInner>, limits: Limits, initialize: bool) -> Result<Sandbox> {
+        let engine = module.pre.module().engine();
+        let mut store = Store::new(engine, HostState { vars: HostVars::new(), limits, memory: None });
+        store.limiter(|state| state);
+        let budget = arm(&mut store, module)?;
+        let instance =
+            module.pre.instantiate(&mut store).map_err(|e| from_wasmtime(e, budget, TrapContext::default()))?;
+        let missing = |what: &str| Error::MissingExport { name: what.into(), expected: "added at load".into() };
+        let memories = (0..module.layout.memories)
+            .map(|i| match instance.get_export(&mut store, &format!("{MEMORY_EXPORT}{i}")) {
+                Some(Extern::Memory(m)) => Ok(m),
+                _ => Err(missing("memory")),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let globals = (module.layout.mutable_globals.iter())
+            .map(|i| instance.get_global(&mut store, &format!("{GLOBAL_EXPORT}{i}")).ok_or_else(|| missing("global")))
+            .collect::<Result<Vec<_>>>()?;
+        store.data_mut().memory = memories.first().copied();
+        let mut sandbox = Sandbox { module: module.clone(), store, instance, memories, globals, poisoned: None };
+        if initialize && let Some(init) = instance.get_func(&mut sandbox.store, "_initialize") {
+            let init = init.typed::<(), ()>(&sandbox.store).map_err(|_| missing("_initialize"))?;
+            sandbox.call(&init, ())?;
+        }
+        Ok(sandbox)
+    }
+
+    /// The exported function `name` with the given signature.
+    pub fn func<P: WasmParams, R: WasmResults>(&mut self, name: &str) -> Result<TypedFunc<P, R>> {
+        let missing = || Error::MissingExport { name: name.into(), expected: "checked at load".into() };
+        let func = self.instance.get_func(&mut self.store, name).ok_or_else(missing)?;
+        func.typed(&self.store).map_err(|_| missing())
+    }
+
+    /// Calls `func` under the limits: fuel and deadline armed, fuel accounted, failures classified;
+    /// a failure that stopped the guest poisons the sandbox.
+    pub fn call<P: WasmParams, R: WasmResults>(&mut self, func: &TypedFunc<P, R>, params: P) -> Result<R> {
+        self.check_usable()?;
+        let budget = arm(&mut self.store, &self.module)?;
+        let result = func.call(&mut self.store, params);
+        let left = self.store.get_fuel().unwrap_or(0);
+        self.store.data_mut().vars.fuel_consumed += budget.fuel.saturating_sub(left);
+        result.map_err(|err| {
+            let context = TrapContext { shadow_stack_escaped: self.shadow_stack_escaped() };
+            let e = from_wasmtime(err, budget, context);
+            self.poison(&e);
+            e
+        })
+    }
+
+    /// Marks the sandbox unusable (until a restore) if `error` stopped the guest mid-way.
+    pub fn poison(&mut self, error: &Error) {
+        if error.poisons() {
+            self.poisoned = Some(error.to_string());
+        }
+    }
+
+    /// Fails with [`Error::Poisoned`] if an earlier failure stopped the guest mid-way.
+    pub fn check_usable(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(cause) => Err(Error::Poisoned { cause: cause.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    /// Memory 0, which the ABI and WASI use.
+    pub fn memory(&self) -> Memory {
+        self.memories[0]
+    }
+
+    /// Total size of the linear memories, in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memories.iter().map(|m| m.data_size(&self.store) as u64).sum()
+    }
+
+    /// The shadow stack pointer has left linear memory (wrapped below zero or past the end).
+    fn shadow_stack_escaped(&mut self) -> bool {
+        let Some(i) = self.module.layout.stack_pointer else { return false };
+        let size = self.memories[0].data_size(&self.store) as u64;
+        matches!(self.globals[i].get(&mut self.store), Val::I32(sp) if sp as u32 as u64 > size)
+    }
+
+    /// The complete state: memories, mutable globals and host state.
+    pub fn capture(&mut self) -> Result<SnapshotData> {
+        self.check_usable()?;
+        let memories = self.memories.iter().map(|m| m.data(&self.store).to_vec()).collect();
+        let mut globals = Vec::with_capacity(self.globals.len());
+        for g in &self.globals {
+            globals.push(GlobalValue::from_val(g.get(&mut self.store)).ok_or_else(|| Error::Unsupported {
+                message: "a mutable global of reference type cannot be snapshotted".into(),
+            })?);
+        }
+        Ok(SnapshotData { module: self.module.hash, memories, globals, vars: self.store.data().vars.clone() })
+    }
+
+    /// Puts the sandbox in the exact state `data` holds, on a fresh instance if a memory has grown
+    /// past the snapshot's (memories cannot shrink). Returns whether the instance was replaced, in
+    /// which case handles to its functions must be fetched again. An incompatible snapshot changes
+    /// nothing; a poisoned sandbox becomes usable.
+    pub fn restore(&mut self, data: &SnapshotData) -> Result<bool> {
+        self.check_compatible(data)?;
+        let larger = self.memories.iter().zip(&data.memories).any(|(m, s)| m.data_size(&self.store) > s.len());
+        if larger {
+            *self = Sandbox::new(&self.module, self.store.data().limits.clone(), false)?;
+        }
+        self.poisoned = None;
+        if let Err(e) = self.write_state(data) {
+            self.poisoned = Some(format!("restore failed: {e}"));
+            return Err(e);
+        }
+        Ok(larger)
+    }
+
+    /// A new, independent sandbox in exactly this one's state.
+    pub fn fork(&mut self) -> Result<Sandbox> {
+        let data = self.capture()?;
+        let mut child = Sandbox::new(&self.module, self.store.data().limits.clone(), false)?;
+        child.write_state(&data)?;
+        Ok(child)
+    }
+
+    /// BLAKE3 of the state that determines the future (not captured output or fuel used).
+    pub fn state_hash(&mut self) -> Result<[u8; 32]> {
+        self.check_usable()?;
+        let mut h = blake3::Hasher::new();
+        for m in &self.memories {
+            h.update(&(m.data_size(&self.store) as u64).to_le_bytes());
+            h.update(m.data(&self.store));
+        }
+        for g in &self.globals {
+            if let Some(v) = GlobalValue::from_val(g.get(&mut self.store)) {
+                h.update(&v.to_bits().to_le_bytes());
+            }
+        }
+        let vars = &self.store.data().vars;
+        h.update(&vars.rng.state_bytes());
+        h.update(&vars.clock_ns.to_le_bytes());
+        h.update(&vars.steps.to_le_bytes());
+        let episode = match vars.episode {
+            Episode::NotStarted => u64::MAX,
+            Episode::Running { player } => player as u64,
+            Episode::Over => u64::MAX - 1,
+        };
+        h.update(&episode.to_le_bytes());
+        Ok(*h.finalize().as_bytes())
+    }
+
+    fn check_compatible(&self, data: &SnapshotData) -> Result<()> {
+        let bad = |reason: String| Err(Error::BadSnapshot { reason });
+        if data.module != self.module.hash {
+            return bad(format!(
+                "it belongs to module {}, this instance runs module {}: restore it into an instance of its own module",
+                hex(&data.module[..8]),
+                hex(&self.module.hash[..8])
+            ));
+        }
+        if data.memories.len() != self.memories.len() || data.globals.len() != self.globals.len() {
+            return bad(format!(
+                "it holds {} memories and {} globals, the module has {} and {}",
+                data.memories.len(),
+                data.globals.len(),
+                self.memories.len(),
+                self.globals.len()
+            ));
+        }
+        let limit = self.store.data().limits.memory_bytes;
+        let total: u64 = data.memories.iter().map(|m| m.len() as u64).sum();
+        if total > limit {
+            return Err(Error::MemoryLimit { requested: total, limit });
+        }
+        Ok(())
+    }
+
+    /// Writes a compatible snapshot's state into this instance, whose memories are no larger.
+    fn write_state(&mut self, data: &SnapshotData) -> Result<()> {
+        let budget = CallBudget { fuel: 0, deadline: Default::default() };
+        for (memory, bytes) in self.memories.iter().zip(&data.memories) {
+            let current = memory.data_size(&self.store);
+            if current < bytes.len() {
+                let pages = ((bytes.len() - current) / 65536) as u64;
+                memory.grow(&mut self.store, pages).map_err(|e| from_wasmtime(e, budget, TrapContext::default()))?;
+            }
+            memory.data_mut(&mut self.store).copy_from_slice(bytes);
+        }
+        for (global, value) in self.globals.iter().zip(&data.globals) {
+            global.set(&mut self.store, value.to_val()).map_err(|e| Error::BadSnapshot {
+                reason: format!("a global does not accept the snapshot's value: {e}"),
+            })?;
+        }
+        self.store.data_mut().vars = data.vars.clone();
+        Ok(())
+    }
+}
+
+/// Sets the fuel and deadline for one call.
+fn arm(store: &mut Store<HostState>, module: &ModuleInner) -> Result<CallBudget> {
+    let limits = &store.data().limits;
+    let budget =
+        CallBudget { fuel: limits.fuel_per_call.unwrap_or(u64::MAX), deadline: limits.deadline.unwrap_or_default() };
+    let ticks = module.epoch_ticks(limits.deadline);
+    store.set_fuel(budget.fuel).map_err(|e| Error::Runtime { message: format!("{e:?}") })?;
+    store.set_epoch_deadline(ticks);
+    Ok(budget)
+}
+
+impl GlobalValue {
+    fn from_val(v: Val) -> Option<GlobalValue> {
+        Some(match v {
+            Val::I32(x) => GlobalValue::I32(x as u32),
+            Val::I64(x) => GlobalValue::I64(x as u64),
+            Val::F32(x) => GlobalValue::F32(x),
+            Val::F64(x) => GlobalValue::F64(x),
+            Val::V128(x) => GlobalValue::V128(x.as_u128()),
+            _ => return None,
+        })
+    }
+
+    fn to_val(self) -> Val {
+        match self {
+            GlobalValue::I32(x) => Val::I32(x as i32),
+            GlobalValue::I64(x) => Val::I64(x as i64),
+            GlobalValue::F32(x) => Val::F32(x),
+            GlobalValue::F64(x) => Val::F64(x),
+            GlobalValue::V128(x) => Val::V128(x.into()),
+        }
+    }
+}
