@@ -32,6 +32,7 @@ mod error;
 mod instance;
 mod limits;
 mod module;
+mod pages;
 mod rewrite;
 mod sandbox;
 mod snapshot;

@@ -80,6 +80,7 @@ impl Runtime {
         let pre = linker.instantiate_pre(&module).map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
         let mut inner = ModuleInner {
             pre,
+            initial_images: Default::default(),
             epoch_tick: self.config.epoch_tick,
             layout,
             hash: *blake3::hash(&binary).as_bytes(),
@@ -183,6 +184,8 @@ pub struct EnvModule {
 #[derive(Clone)]
 pub(crate) struct ModuleInner {
     pub pre: InstancePre<HostState>,
+    /// Images of the memories of a fresh instance (before `_initialize`), taken once.
+    pub initial_images: std::sync::OnceLock<Vec<crate::pages::MemoryImage>>,
     pub epoch_tick: Duration,
     pub layout: Layout,
     pub hash: [u8; 32],

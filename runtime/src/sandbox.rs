@@ -12,6 +12,7 @@ use wasmtime::{Extern, Global, Instance, Memory, ResourceLimiter, Store, TypedFu
 use crate::error::{CallBudget, Error, HostTrap, Result, TrapContext, from_wasmtime};
 use crate::limits::Limits;
 use crate::module::{ModuleInner, hex};
+use crate::pages::{MemoryImage, PAGE};
 use crate::rewrite::{GLOBAL_EXPORT, MEMORY_EXPORT};
 use crate::snapshot::{GlobalValue, SnapshotData};
 
@@ -79,8 +80,21 @@ impl ResourceLimiter for HostState {
     }
 }
 
+/// What may have changed in the memories since they last equalled `Sandbox::base`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dirty {
+    /// Nothing: the memories are exactly `base`.
+    Clean,
+    /// Any page: the guest ran since. Pages are compared with `base` to find the changed ones.
+    All,
+}
+
 /// A store with one instance of a module, its memories and mutable globals, and whether an earlier
 /// failure poisoned it.
+///
+/// It remembers the images its memories last equalled (`base`: at creation, the module's initial
+/// images; after a capture or restore, the snapshot's), so a capture copies only the pages that
+/// changed and shares the rest, and a restore writes only the pages where the target differs.
 pub(crate) struct Sandbox {
     module: Arc<ModuleInner>,
     pub store: Store<HostState>,
@@ -88,6 +102,8 @@ pub(crate) struct Sandbox {
     memories: Vec<Memory>,
     globals: Vec<Global>,
     poisoned: Option<String>,
+    base: Vec<MemoryImage>,
+    dirty: Dirty,
 }
 
 impl Sandbox {
@@ -110,7 +126,19 @@ impl Sandbox {
             .map(|i| instance.get_global(&mut store, &format!("{GLOBAL_EXPORT}{i}")).ok_or_else(|| missing("global")))
             .collect::<Result<Vec<_>>>()?;
         store.data_mut().memory = memories.first().copied();
-        let mut sandbox = Sandbox { module: module.clone(), store, instance, memories, globals, poisoned: None };
+        let base = (module.initial_images)
+            .get_or_init(|| memories.iter().map(|m| MemoryImage::from_bytes(m.data(&store))).collect())
+            .clone();
+        let mut sandbox = Sandbox {
+            module: module.clone(),
+            store,
+            instance,
+            memories,
+            globals,
+            poisoned: None,
+            base,
+            dirty: Dirty::Clean,
+        };
         if initialize && let Some(init) = instance.get_func(&mut sandbox.store, "_initialize") {
             let init = init.typed::<(), ()>(&sandbox.store).map_err(|_| missing("_initialize"))?;
             sandbox.call(&init, ())?;
@@ -130,6 +158,7 @@ impl Sandbox {
     pub fn call<P: WasmParams, R: WasmResults>(&mut self, func: &TypedFunc<P, R>, params: P) -> Result<R> {
         self.check_usable()?;
         let budget = arm(&mut self.store, &self.module)?;
+        self.dirty = Dirty::All;
         let result = func.call(&mut self.store, params);
         let left = self.store.get_fuel().unwrap_or(0);
         self.store.data_mut().vars.fuel_consumed += budget.fuel.saturating_sub(left);
@@ -177,17 +206,36 @@ impl Sandbox {
         matches!(self.globals[i].get(&mut self.store), Val::I32(sp) if sp as u32 as u64 > size)
     }
 
-    /// The complete state: memories, mutable globals and host state.
+    /// The complete state: memories, mutable globals and host state. Pages unchanged since the
+    /// last capture or restore are shared with it.
     pub fn capture(&mut self) -> Result<SnapshotData> {
         self.check_usable()?;
-        let memories = self.memories.iter().map(|m| m.data(&self.store).to_vec()).collect();
+        if self.dirty != Dirty::Clean {
+            for (image, memory) in self.base.iter_mut().zip(&self.memories) {
+                let data = memory.data(&self.store);
+                if image.len() != data.len() {
+                    image.resize(data.len());
+                }
+                for (i, page) in data.chunks(PAGE).enumerate() {
+                    if image.page(i)[..page.len()] != *page {
+                        image.set_page(i, page);
+                    }
+                }
+            }
+            self.dirty = Dirty::Clean;
+        }
         let mut globals = Vec::with_capacity(self.globals.len());
         for g in &self.globals {
             globals.push(GlobalValue::from_val(g.get(&mut self.store)).ok_or_else(|| Error::Unsupported {
                 message: "a mutable global of reference type cannot be snapshotted".into(),
             })?);
         }
-        Ok(SnapshotData { module: self.module.hash, memories, globals, vars: self.store.data().vars.clone() })
+        Ok(SnapshotData {
+            module: self.module.hash,
+            memories: self.base.clone(),
+            globals,
+            vars: self.store.data().vars.clone(),
+        })
     }
 
     /// Puts the sandbox in the exact state `data` holds, on a fresh instance if a memory has grown
@@ -196,7 +244,7 @@ impl Sandbox {
     /// nothing; a poisoned sandbox becomes usable.
     pub fn restore(&mut self, data: &SnapshotData) -> Result<bool> {
         self.check_compatible(data)?;
-        let larger = self.memories.iter().zip(&data.memories).any(|(m, s)| m.data_size(&self.store) > s.len());
+        let larger = self.memories.iter().zip(&data.memories).any(|(m, image)| m.data_size(&self.store) > image.len());
         if larger {
             *self = Sandbox::new(&self.module, self.store.data().limits.clone(), false)?;
         }
@@ -208,7 +256,8 @@ impl Sandbox {
         Ok(larger)
     }
 
-    /// A new, independent sandbox in exactly this one's state.
+    /// A new, independent sandbox in exactly this one's state. The child starts from the module's
+    /// initial images, so only pages changed since then are written.
     pub fn fork(&mut self) -> Result<Sandbox> {
         let data = self.capture()?;
         let mut child = Sandbox::new(&self.module, self.store.data().limits.clone(), false)?;
@@ -261,24 +310,39 @@ impl Sandbox {
             ));
         }
         let limit = self.store.data().limits.memory_bytes;
-        let total: u64 = data.memories.iter().map(|m| m.len() as u64).sum();
+        let total: u64 = data.memories.iter().map(|image| image.len() as u64).sum();
         if total > limit {
             return Err(Error::MemoryLimit { requested: total, limit });
         }
         Ok(())
     }
 
-    /// Writes a compatible snapshot's state into this instance, whose memories are no larger.
+    /// Writes a compatible snapshot's state into this instance, whose memories are no larger: only
+    /// the pages where the target differs from what the memory holds.
     fn write_state(&mut self, data: &SnapshotData) -> Result<()> {
         let budget = CallBudget { fuel: 0, deadline: Default::default() };
-        for (memory, bytes) in self.memories.iter().zip(&data.memories) {
+        for (i, (memory, target)) in self.memories.iter().zip(&data.memories).enumerate() {
             let current = memory.data_size(&self.store);
-            if current < bytes.len() {
-                let pages = ((bytes.len() - current) / 65536) as u64;
+            if current < target.len() {
+                let pages = ((target.len() - current) / 65536) as u64;
                 memory.grow(&mut self.store, pages).map_err(|e| from_wasmtime(e, budget, TrapContext::default()))?;
             }
-            memory.data_mut(&mut self.store).copy_from_slice(bytes);
+            let bytes = memory.data_mut(&mut self.store);
+            let copy = |page: usize| {
+                let at = page * PAGE;
+                let end = (at + PAGE).min(bytes.len());
+                let want = &target.page(page)[..end - at];
+                if bytes[at..end] != *want {
+                    bytes[at..end].copy_from_slice(want);
+                }
+            };
+            match self.dirty {
+                Dirty::Clean => target.diff(&self.base[i], copy),
+                Dirty::All => (0..target.pages()).for_each(copy),
+            }
         }
+        self.base = data.memories.clone();
+        self.dirty = Dirty::Clean;
         for (global, value) in self.globals.iter().zip(&data.globals) {
             global.set(&mut self.store, value.to_val()).map_err(|e| Error::BadSnapshot {
                 reason: format!("a global does not accept the snapshot's value: {e}"),

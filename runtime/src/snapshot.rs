@@ -18,6 +18,7 @@ use wasmgym_abi::rng::Rng;
 use wasmgym_abi::wire::{Reader, Writer};
 
 use crate::error::{Error, Result};
+use crate::pages::{MemoryImage, PAGE as IMAGE_PAGE};
 use crate::sandbox::{Episode, HostVars};
 
 const MAGIC: &[u8; 8] = b"wasmgym\0";
@@ -33,7 +34,8 @@ pub struct Snapshot(Arc<SnapshotData>);
 
 pub(crate) struct SnapshotData {
     pub module: [u8; 32],
-    pub memories: Vec<Vec<u8>>,
+    /// One image per linear memory; images share unchanged pages with other snapshots.
+    pub memories: Vec<MemoryImage>,
     pub globals: Vec<GlobalValue>,
     pub vars: HostVars,
 }
@@ -95,7 +97,7 @@ impl Snapshot {
 
     /// Total bytes of linear memory held.
     pub fn memory_bytes(&self) -> usize {
-        self.0.memories.iter().map(Vec::len).sum()
+        self.0.memories.iter().map(MemoryImage::len).sum()
     }
 
     /// Steps taken in the episode at the time of the snapshot.
@@ -114,7 +116,10 @@ impl Snapshot {
         w.u32(d.memories.len() as u32);
         for m in &d.memories {
             w.u64(m.len() as u64);
-            w.0.extend_from_slice(m);
+            for page in 0..m.pages() {
+                let bytes = m.page(page);
+                w.0.extend_from_slice(&bytes[..IMAGE_PAGE.min(m.len() - page * IMAGE_PAGE)]);
+            }
         }
         w.u32(d.globals.len() as u32);
         for g in &d.globals {
@@ -171,7 +176,7 @@ impl Snapshot {
             if len % PAGE != 0 {
                 return Err(fail(format!("memory of {len} bytes is not a whole number of 64 KiB pages")));
             }
-            memories.push(r.take(len)?.to_vec());
+            memories.push(MemoryImage::from_bytes(r.take(len)?));
         }
         let n = r.u32()?;
         let mut globals = Vec::new();

@@ -1,0 +1,200 @@
+//! [`MemoryImage`]: a linear memory's bytes as a persistent tree of 4 KiB pages.
+//!
+//! Snapshots share every page they have in common: a snapshot taken from an instance whose earlier
+//! snapshot is known copies only the pages written since (path copying), and the pages on which two
+//! images differ are found in time proportional to their number, because identical subtrees are the
+//! same allocation (`Arc::ptr_eq`) and are skipped whole. All-zero pages and subtrees take no memory.
+//!
+//! ```text
+//! root ─┬─ node (32 × 32 × 32 pages = 128 MiB) ─┬─ node (4 MiB) ─┬─ node (128 KiB) ─┬─ page 4 KiB
+//!       └─ ... 32 children, 4 GiB in all         └─ ...            └─ ...             └─ Zero
+//! ```
+
+use std::sync::Arc;
+
+/// Bytes per page of an image (the kernel's page size, not wasm's 64 KiB).
+pub(crate) const PAGE: usize = 4096;
+const FAN: usize = 32;
+const LEVELS: u32 = 4; // 32^4 pages of 4 KiB = 4 GiB, all of wasm32's address space
+const ZERO: [u8; PAGE] = [0; PAGE];
+
+#[derive(Clone)]
+enum Node {
+    /// A page or subtree of zeros.
+    Zero,
+    Page(Arc<[u8; PAGE]>),
+    Inner(Arc<[Node; FAN]>),
+}
+
+/// The bytes of one linear memory: its length and a tree of pages. Cloning shares every page.
+#[derive(Clone)]
+pub(crate) struct MemoryImage {
+    len: usize,
+    root: Node,
+}
+
+impl MemoryImage {
+    /// An image of `bytes`; zero pages take no space.
+    pub fn from_bytes(bytes: &[u8]) -> MemoryImage {
+        let mut image = MemoryImage { len: bytes.len(), root: Node::Zero };
+        for (i, page) in bytes.chunks(PAGE).enumerate() {
+            if page.iter().any(|&b| b != 0) {
+                image.set_page(i, page);
+            }
+        }
+        image
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Number of pages (the last may be partial, though wasm memories are whole pages).
+    pub fn pages(&self) -> usize {
+        self.len.div_ceil(PAGE)
+    }
+
+    /// The bytes of page `index` (zeros past the stored pages).
+    pub fn page(&self, index: usize) -> &[u8] {
+        let mut node = &self.root;
+        for level in (0..LEVELS).rev() {
+            match node {
+                Node::Zero => return &ZERO,
+                Node::Page(p) => return &p[..],
+                Node::Inner(children) => node = &children[(index >> (level * FAN.ilog2())) % FAN],
+            }
+        }
+        match node {
+            Node::Page(p) => &p[..],
+            _ => &ZERO,
+        }
+    }
+
+    /// Sets page `index` to `bytes` (at most a page; the rest of the page is zero), copying only the
+    /// path to it when it is shared with other images.
+    pub fn set_page(&mut self, index: usize, bytes: &[u8]) {
+        let mut page = [0u8; PAGE];
+        page[..bytes.len()].copy_from_slice(bytes);
+        let leaf = if bytes.iter().all(|&b| b == 0) { Node::Zero } else { Node::Page(Arc::new(page)) };
+        let mut node = &mut self.root;
+        for level in (0..LEVELS).rev() {
+            if !matches!(node, Node::Inner(_)) {
+                *node = Node::Inner(Arc::new(std::array::from_fn(|_| Node::Zero)));
+            }
+            let Node::Inner(children) = node else { unreachable!("made inner above") };
+            node = &mut Arc::make_mut(children)[(index >> (level * FAN.ilog2())) % FAN];
+        }
+        *node = leaf;
+    }
+
+    /// Changes the length; pages past a shorter length are dropped.
+    pub fn resize(&mut self, len: usize) {
+        let keep = len.div_ceil(PAGE);
+        for i in keep..self.pages() {
+            self.set_page(i, &[]);
+        }
+        self.len = len;
+    }
+
+    /// Calls `f` with the index of every page on which `self` and `other` may differ, within the
+    /// longer of the two. Shared subtrees are skipped whole, so the cost follows the number of
+    /// differing pages, not the size of the memories.
+    pub fn diff(&self, other: &MemoryImage, mut f: impl FnMut(usize)) {
+        let pages = self.pages().max(other.pages());
+        diff_nodes(&self.root, &other.root, LEVELS, 0, pages, &mut f);
+    }
+
+    /// The image's bytes, contiguous.
+    #[cfg(test)]
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = vec![0; self.len];
+        for (i, chunk) in out.chunks_mut(PAGE).enumerate() {
+            chunk.copy_from_slice(&self.page(i)[..chunk.len()]);
+        }
+        out
+    }
+}
+
+fn diff_nodes(a: &Node, b: &Node, level: u32, first: usize, pages: usize, f: &mut impl FnMut(usize)) {
+    if first >= pages {
+        return;
+    }
+    let span = FAN.pow(level);
+    match (a, b) {
+        (Node::Zero, Node::Zero) => {}
+        (Node::Page(x), Node::Page(y)) if Arc::ptr_eq(x, y) => {}
+        (Node::Inner(x), Node::Inner(y)) if Arc::ptr_eq(x, y) => {}
+        _ if level == 0 => f(first),
+        _ => {
+            let child = |n: &Node, i: usize| match n {
+                Node::Inner(children) => children[i].clone(),
+                // A page at an inner level cannot happen; zeros stand for a zero subtree.
+                _ => Node::Zero,
+            };
+            for i in 0..FAN {
+                diff_nodes(&child(a, i), &child(b, i), level - 1, first + i * span / FAN, pages, f);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| if i % 5000 < 7 { (i as u8).wrapping_mul(seed) } else { 0 }).collect()
+    }
+
+    #[test]
+    fn round_trips_bytes_and_skips_zero_pages() {
+        for len in [0, PAGE, 65536, 3 * 65536 + 17] {
+            let bytes = memory(len, 3);
+            assert_eq!(MemoryImage::from_bytes(&bytes).to_vec(), bytes);
+        }
+    }
+
+    #[test]
+    fn diff_finds_exactly_the_changed_pages_and_shares_the_rest() {
+        let base = MemoryImage::from_bytes(&memory(1 << 20, 5));
+        let mut next = base.clone();
+        for page in [0, 7, 200, 255] {
+            next.set_page(page, &[9; 100]);
+        }
+        let mut changed = Vec::new();
+        base.diff(&next, |p| changed.push(p));
+        assert_eq!(changed, vec![0, 7, 200, 255]);
+        // Unchanged pages are the very same allocation.
+        assert!(std::ptr::eq(base.page(100).as_ptr(), next.page(100).as_ptr()));
+        let mut none = Vec::new();
+        next.diff(&next.clone(), |p| none.push(p));
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn diff_covers_growth_and_resize_drops_pages() {
+        let small = MemoryImage::from_bytes(&vec![1; 2 * PAGE]);
+        let mut big = small.clone();
+        big.resize(4 * PAGE);
+        big.set_page(3, &[2; PAGE]);
+        let mut changed = Vec::new();
+        small.diff(&big, |p| changed.push(p));
+        assert_eq!(changed, vec![3]);
+        big.resize(PAGE);
+        assert_eq!(big.to_vec(), vec![1; PAGE]);
+        assert_eq!(big.page(1), &ZERO[..]);
+    }
+
+    #[test]
+    fn pages_at_the_top_of_a_4_gib_memory_are_addressable() {
+        let mut image = MemoryImage { len: 1 << 32, root: Node::Zero };
+        let last = (1usize << 32) / PAGE - 1;
+        image.set_page(last, &[7; PAGE]);
+        assert_eq!(image.page(last)[0], 7);
+        assert_eq!(image.page(last - 1)[0], 0);
+        let mut changed = Vec::new();
+        MemoryImage { len: 1 << 32, root: Node::Zero }.diff(&image, |p| changed.push(p));
+        assert_eq!(changed, vec![last]);
+    }
+}
