@@ -1,4 +1,6 @@
-//! Builds every environment in `envs/` for wasm32-wasip1, so no `.wasm` is ever committed.
+//! Builds every environment in `envs/` (and every guest in `tests/guests/` and `programs/`) for
+//! wasm32-wasip1, so no `.wasm` is ever committed. Binary crates in `programs/` are also built
+//! natively, for the process-per-test baseline of `wasmgym bench grade`.
 //!
 //! Rust environments (a folder with a `Cargo.toml`) are built by a nested cargo into
 //! `target/guests/` (a separate target directory, so the outer build's lock is not contended);
@@ -25,16 +27,36 @@ fn main() {
     let envs = discover(&root, "envs");
     let test_guests = discover(&root, "tests/guests");
     println!("cargo:rerun-if-changed={}", root.join("tests/guests").display());
+    let programs = discover(&root, "programs");
+    println!("cargo:rerun-if-changed={}", root.join("programs").display());
 
     // One cargo invocation for every Rust guest, so they share one build.
-    let rust: Vec<&Guest> = envs.iter().chain(&test_guests).filter(|g| g.wat.is_none()).collect();
+    let rust: Vec<&Guest> = envs.iter().chain(&test_guests).chain(&programs).filter(|g| g.wat.is_none()).collect();
     if !rust.is_empty() {
         build_rust(&root, &out_dir, &rust);
+    }
+    // Binary crates, natively too.
+    let native: Vec<&Guest> = programs.iter().filter(|g| root.join(&g.dir).join("src/main.rs").exists()).collect();
+    if !native.is_empty() {
+        build_native(&root, &out_dir, &native);
     }
     let mut code = String::new();
     code += &listing("ENVS", "Every built-in environment, sorted by name.", &envs, &out_dir);
     code +=
         &listing("TEST_GUESTS", "Guests that exist only for the test suite (`tests/guests/`).", &test_guests, &out_dir);
+    code += &listing(
+        "PROGRAMS",
+        "Example programs, checkers and the reward-checker example environment (`programs/`).",
+        &programs,
+        &out_dir,
+    );
+    code += "/// Binary crates of `programs/` built natively: `(name, path of the executable)`.\npub const NATIVE_PROGRAMS: &[(&str, &str)] = &[\n";
+    for guest in &native {
+        let exe = out_dir.join("release").join(format!("{}{}", guest.name, env::consts::EXE_SUFFIX));
+        assert!(exe.exists(), "building {} natively produced no {}", guest.dir, exe.display());
+        code += &format!("    ({:?}, {:?}),\n", guest.name, exe.display().to_string());
+    }
+    code += "];\n";
     fs::write(PathBuf::from(env::var("OUT_DIR").unwrap()).join("envs.rs"), code).unwrap();
 }
 
@@ -103,10 +125,11 @@ fn single_wat(dir: &Path) -> Option<PathBuf> {
     (wats.len() == 1).then(|| wats[0].clone())
 }
 
-fn build_rust(root: &Path, out_dir: &Path, crates: &[&Guest]) {
+/// A cargo command building `crates` in release into `out_dir`, free of the outer build's settings.
+fn nested_cargo(root: &Path, out_dir: &Path, crates: &[&Guest]) -> Command {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(root).args(["build", "--release", "--target", "wasm32-wasip1", "--target-dir"]).arg(out_dir);
+    cmd.current_dir(root).args(["build", "--release", "--target-dir"]).arg(out_dir);
     for guest in crates {
         cmd.args(["-p", &guest.name]);
     }
@@ -122,6 +145,19 @@ fn build_rust(root: &Path, out_dir: &Path, crates: &[&Guest]) {
     ] {
         cmd.env_remove(var);
     }
+    cmd
+}
+
+fn build_native(root: &Path, out_dir: &Path, crates: &[&Guest]) {
+    let mut cmd = nested_cargo(root, out_dir, crates);
+    cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "false");
+    let status = cmd.status().expect("running cargo to build the programs natively");
+    assert!(status.success(), "building the programs natively failed");
+}
+
+fn build_rust(root: &Path, out_dir: &Path, crates: &[&Guest]) {
+    let mut cmd = nested_cargo(root, out_dir, crates);
+    cmd.args(["--target", "wasm32-wasip1"]);
     cmd.env("CARGO_ENCODED_RUSTFLAGS", format!("-Clink-arg=-zstack-size={GUEST_STACK_BYTES}"))
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false");
     let status = cmd.status().expect("running cargo to build the guests");

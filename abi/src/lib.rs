@@ -89,3 +89,35 @@ pub fn unpack(packed: i64) -> (u32, u32) {
 pub fn pack(ptr: u32, len: u32) -> i64 {
     (((ptr as u64) << 32) | len as u64) as i64
 }
+
+/// The checker ABI: a module that scores a program's output (or an environment's final state).
+///
+/// ```text
+/// custom section wasmgym_checker_abi = CHECKER_ABI_VERSION as u32 LE
+/// wasmgym_checker_alloc(len: i32) -> i32     a guest buffer of len bytes
+/// wasmgym_check(ptr: i32, input_len: i32, expected_len: i32, output_len: i32) -> i64
+///     the buffer holds input ‖ expected ‖ output; the answer at (packed >> 32, packed & 0xffff_ffff)
+///     is score: f64 LE in [0, 1], then a UTF-8 message
+/// ```
+///
+/// Reward checkers may import `wasmgym_env::render(ptr: i32, cap: i32) -> i32` and
+/// `wasmgym_env::step(ptr: i32, len: i32) -> f64` to query the fork of the environment they score.
+pub mod checker {
+    /// The checker ABI version this crate speaks.
+    pub const CHECKER_ABI_VERSION: u32 = 1;
+    /// Name of the custom section that stamps [`CHECKER_ABI_VERSION`] into a checker.
+    pub const CHECKER_ABI_SECTION: &str = "wasmgym_checker_abi";
+    /// `(len: i32) -> i32`: a guest buffer for input ‖ expected ‖ output.
+    pub const ALLOC: &str = "wasmgym_checker_alloc";
+    /// `(ptr: i32, input_len: i32, expected_len: i32, output_len: i32) -> i64`: score the output.
+    pub const CHECK: &str = "wasmgym_check";
+    /// The import module of the environment queries a reward checker may use.
+    pub const FORK_MODULE: &str = "wasmgym_env";
+
+    /// Encodes a checker's answer: `score` as f64 LE, then `message`.
+    pub fn encode_score(score: f64, message: &str, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&score.to_le_bytes());
+        out.extend_from_slice(message.as_bytes());
+    }
+}

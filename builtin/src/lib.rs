@@ -39,3 +39,13 @@ pub fn find_test_guest(name: &str) -> Option<&'static BuiltinEnv> {
 pub fn names() -> Vec<&'static str> {
     ENVS.iter().map(|e| e.name).collect()
 }
+
+/// The example program, checker or environment called `name` (from `programs/`).
+pub fn find_program(name: &str) -> Option<&'static BuiltinEnv> {
+    PROGRAMS.iter().find(|e| e.name == name)
+}
+
+/// The native executable of the binary crate `name` in `programs/`.
+pub fn native_program(name: &str) -> Option<&'static str> {
+    NATIVE_PROGRAMS.iter().find(|(n, _)| *n == name).map(|(_, path)| *path)
+}

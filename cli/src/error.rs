@@ -21,6 +21,8 @@ pub enum Error {
     Env { context: String, source: wasmgym::Error },
     /// Reading the terminal or writing the output failed: exit 1.
     Io(io::Error),
+    /// Grading could not start (an invalid program or checker, a malformed test file): exit 1.
+    Grade(wasmgym::grade::GradeError),
 }
 
 impl From<io::Error> for Error {
@@ -48,6 +50,7 @@ impl Error {
             Error::Usage(_) => "usage",
             Error::Env { source, .. } => source.kind(),
             Error::Io(_) => "io",
+            Error::Grade(e) => e.kind(),
         }
     }
 
@@ -57,6 +60,7 @@ impl Error {
             Error::Usage(message) => message.clone(),
             Error::Env { context, source } => format!("{context}: {source}{}", hint(source)),
             Error::Io(e) => format!("terminal input/output failed: {e}"),
+            Error::Grade(e) => e.to_string(),
         };
         one_line(&text)
     }
@@ -64,7 +68,7 @@ impl Error {
     fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
-            Error::Env { .. } | Error::Io(_) => 1,
+            Error::Env { .. } | Error::Io(_) | Error::Grade(_) => 1,
         }
     }
 

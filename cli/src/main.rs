@@ -1,4 +1,5 @@
-//! `wasmgym`: list, inspect, run, play, check and demo sandboxed WebAssembly environments.
+//! `wasmgym`: list, inspect, run, play, check and demo sandboxed WebAssembly environments; grade
+//! untrusted programs in the same sandbox.
 //!
 //! Exit status: 0 on success, 1 on a failed check or a guest/runtime error, 2 on a usage error.
 
@@ -36,6 +37,10 @@ enum Command {
     Check(cmd::check::Args),
     /// Show the main job: fast rollouts, then forking a game mid-way and verifying every branch.
     Demo(cmd::demo::Args),
+    /// Grade an untrusted program (a WASI command) on tests, in the sandbox: a verdict per test.
+    Grade(cmd::grade::Args),
+    /// Measure: `bench grade` compares the grader with a process per test.
+    Bench(cmd::bench::Args),
 }
 
 impl Command {
@@ -48,6 +53,8 @@ impl Command {
             Command::Play(_) => false,
             Command::Check(a) => a.json,
             Command::Demo(a) => a.json,
+            Command::Grade(a) => a.json,
+            Command::Bench(a) => a.json(),
         }
     }
 
@@ -59,6 +66,8 @@ impl Command {
             Command::Play(a) => cmd::play::run(a),
             Command::Check(a) => cmd::check::run(a),
             Command::Demo(a) => cmd::demo::run(a),
+            Command::Grade(a) => cmd::grade::run(a),
+            Command::Bench(a) => cmd::bench::run(a),
         }
     }
 }

@@ -258,3 +258,89 @@ fn demo_forks_and_every_branch_matches_replay() {
     assert_exit(&text, 0);
     assert!(stdout(&text).trim_end().ends_with("all 8 branches match replay from reset"), "{}", stdout(&text));
 }
+
+fn repo(path: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join(path).display().to_string()
+}
+
+#[test]
+fn grade_json_on_the_examples_in_both_formats() {
+    for tests in ["programs/sum/cases", "programs/sum/tests.jsonl"] {
+        let o = wasmgym(&["grade", "sum", "--tests", &repo(tests), "--json"]);
+        assert_exit(&o, 0);
+        let doc = json(&o);
+        let results = doc["tests"].as_array().unwrap();
+        assert_eq!(results.len(), 4, "{tests}");
+        for t in results {
+            assert_eq!(t["verdict"], "accepted", "{t}");
+            assert_eq!(t["exit_code"], 0);
+            for key in ["name", "fuel_used", "wall_time_ms", "peak_memory_bytes", "stdout", "stderr"] {
+                assert!(t.get(key).is_some(), "{key} missing in {t}");
+            }
+        }
+        assert_eq!(doc["summary"]["passed"], 4);
+        assert_eq!(doc["summary"]["total"], 4);
+        assert_eq!(doc["summary"]["score"], 1.0);
+    }
+    // With the example checker, and as text.
+    let o = wasmgym(&["grade", "sum", "--tests", &repo("programs/sum/tests.jsonl"), "--checker", "sum_checker"]);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("passed 4/4"), "{}", stdout(&o));
+}
+
+#[test]
+fn grade_failing_tests_exit_1_with_verdicts() {
+    let path = std::env::temp_dir().join(format!("wasmgym-cli-{}-grade.jsonl", std::process::id()));
+    std::fs::write(
+        &path,
+        concat!(
+            r#"{"name": "ok", "stdin": "sum 1 2", "expected_stdout": "3"}"#,
+            "\n",
+            r#"{"name": "loop", "stdin": "loop", "expected_stdout": ""}"#,
+            "\n",
+            r#"{"name": "exit", "stdin": "exit 4", "expected_stdout": ""}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let o = wasmgym(&["grade", "misbehave", "--tests", path.to_str().unwrap(), "--fuel", "10000000", "--json"]);
+    std::fs::remove_file(&path).ok();
+    assert_exit(&o, 1);
+    let doc = json(&o);
+    let verdicts: Vec<&str> = doc["tests"].as_array().unwrap().iter().map(|t| t["verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts, ["accepted", "time_limit_exceeded", "runtime_error"]);
+    assert_eq!(doc["tests"][1]["time_limit"], "fuel");
+    assert_eq!(doc["tests"][2]["exit_code"], 4);
+    assert_eq!(doc["summary"]["passed"], 1);
+}
+
+#[test]
+fn grade_invalid_program_is_one_json_error() {
+    let path = garbage_file("program.wasm");
+    let o = wasmgym(&["grade", path.to_str().unwrap(), "--tests", &repo("programs/sum/tests.jsonl"), "--json"]);
+    std::fs::remove_file(&path).ok();
+    assert_exit(&o, 1);
+    let doc = json(&o);
+    assert_eq!(doc["error"]["kind"], "invalid_program");
+    assert!(doc["error"]["message"].as_str().unwrap().contains("not_wasm"), "{doc}");
+    assert!(doc.get("tests").is_none());
+
+    let o = wasmgym(&["grade", "sum", "--tests", "/no/such/tests.jsonl", "--json"]);
+    assert_exit(&o, 1);
+    assert_eq!(json(&o)["error"]["kind"], "test_file");
+}
+
+#[test]
+fn bench_grade_json_reports_both_throughputs_and_the_ratio() {
+    let o = wasmgym(&["bench", "grade", "--tests", "50", "--rounds", "2", "--json"]);
+    assert_exit(&o, 0);
+    let doc = json(&o);
+    assert_eq!(doc["tests"], 50);
+    assert_eq!(doc["grader"]["runs"], 100);
+    assert_eq!(doc["grader"]["accepted"], 100);
+    assert_eq!(doc["process"]["runs"], 50);
+    assert_eq!(doc["process"]["accepted"], 50);
+    let (g, p) = (doc["grader"]["tests_per_second"].as_f64().unwrap(), doc["process"]["tests_per_second"].as_f64().unwrap());
+    assert!(g > 0.0 && p > 0.0);
+    assert!((doc["ratio"].as_f64().unwrap() - g / p).abs() < 1e-6 * (g / p));
+}

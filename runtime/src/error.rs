@@ -49,6 +49,13 @@ pub enum Error {
         /// Why it is refused and what to do.
         detail: String,
     },
+    /// The module is valid WebAssembly but of another kind than asked for: an environment or a
+    /// checker loaded as a program, a program loaded as a checker.
+    #[error("wrong kind of module: {message}")]
+    WrongKind {
+        /// What the module is, and what was expected.
+        message: String,
+    },
     /// The module uses a feature whose state a snapshot cannot hold.
     #[error("unsupported module: {message}")]
     Unsupported {
@@ -196,6 +203,7 @@ impl Error {
             Error::MissingExport { .. } => "missing_export",
             Error::UnknownImport { .. } => "unknown_import",
             Error::Unsupported { .. } => "unsupported",
+            Error::WrongKind { .. } => "wrong_kind",
             Error::OutOfFuel { .. } => "out_of_fuel",
             Error::Deadline { .. } => "deadline",
             Error::MemoryLimit { .. } => "memory_limit",
@@ -224,6 +232,9 @@ pub(crate) enum HostTrap {
     TableLimit { requested: u64, limit: u64 },
     OutputLimit { limit: usize },
     Exit { code: i32 },
+    /// A program slept (on the virtual clock) longer than its deadline: reported as
+    /// [`Error::Deadline`], as if it had waited that long.
+    SleptPastDeadline { limit: Duration },
 }
 
 impl std::fmt::Display for HostTrap {
@@ -256,6 +267,7 @@ pub(crate) fn from_wasmtime(err: wasmtime::Error, budget: CallBudget, context: T
             HostTrap::TableLimit { requested, limit } => Error::TableLimit { requested, limit },
             HostTrap::OutputLimit { limit } => Error::OutputLimit { limit },
             HostTrap::Exit { code } => Error::Exit { code },
+            HostTrap::SleptPastDeadline { limit } => Error::Deadline { limit },
         };
     }
     if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {

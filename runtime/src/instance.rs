@@ -3,6 +3,8 @@
 use wasmgym_abi::rng::Rng;
 use wasmgym_abi::wire::{self, Status};
 use wasmgym_abi::{Action, EnvSpec, Observation, ResetRequest, exports};
+use std::mem::ManuallyDrop;
+
 use wasmtime::TypedFunc;
 
 use crate::error::{Error, Result};
@@ -79,7 +81,8 @@ enum Call {
 /// refusing every call but `restore` (which makes it usable again) until it is dropped.
 pub struct Env {
     module: EnvModule,
-    sandbox: Sandbox,
+    /// Taken only in `Drop`, which hands it to the module's pool of warm sandboxes.
+    sandbox: ManuallyDrop<Sandbox>,
     exports: Exports,
 }
 
@@ -87,7 +90,7 @@ impl Env {
     pub(crate) fn new(module: &EnvModule, limits: Limits) -> Result<Env> {
         let mut sandbox = Sandbox::new(&module.inner, limits, true)?;
         let exports = Exports::new(&mut sandbox)?;
-        Ok(Env { module: module.clone(), sandbox, exports })
+        Ok(Env { module: module.clone(), sandbox: ManuallyDrop::new(sandbox), exports })
     }
 
     /// The module this instance runs.
@@ -219,10 +222,15 @@ impl Env {
     }
 
     /// A new, independent instance in exactly this instance's state.
+    ///
+    /// It reuses a warm instance that an earlier `Env` of the same module left when dropped (see
+    /// `RuntimeConfig::instance_pool`), writing only the pages where that instance differs from this
+    /// state; without one it creates a new instance.
     pub fn fork(&mut self) -> Result<Env> {
-        let mut sandbox = self.sandbox.fork()?;
+        let recycled = self.module.take_pooled();
+        let mut sandbox = self.sandbox.fork(recycled)?;
         let exports = Exports::new(&mut sandbox)?;
-        Ok(Env { module: self.module.clone(), sandbox, exports })
+        Ok(Env { module: self.module.clone(), sandbox: ManuallyDrop::new(sandbox), exports })
     }
 
     /// A BLAKE3 hash of the state that determines the future: memories, mutable globals, RNG,
@@ -313,6 +321,14 @@ impl Env {
             self.sandbox.poison(&e);
             e
         })
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // SAFETY: `sandbox` is not used again: this is the end of `self`.
+        let sandbox = unsafe { ManuallyDrop::take(&mut self.sandbox) };
+        self.module.give_pooled(sandbox);
     }
 }
 

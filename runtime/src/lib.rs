@@ -24,23 +24,33 @@
 //!
 //! Types, by cost and lifetime: [`Runtime`] (per process), [`EnvModule`] (compiled module,
 //! shareable), [`Env`] (instance, owns its store), [`Snapshot`] (plain data).
+//!
+//! The same sandbox grades untrusted programs ([`grade`]): [`ProgramModule`] (a compiled WASI
+//! command, shareable), [`Program`] (an instance that runs it from a pristine state, again and
+//! again), and [`CheckerModule`] / [`Checker`] (sandboxed code that scores an output, or the fork
+//! of an environment).
 
 #![deny(missing_docs)]
 
 pub mod check;
+mod checker;
 mod error;
+pub mod grade;
 mod instance;
 mod limits;
 mod module;
 mod pages;
+mod program;
 mod rewrite;
 mod sandbox;
 mod snapshot;
 mod wasi;
 
+pub use checker::{Checker, CheckerModule, Score};
 pub use error::{Error, Result};
 pub use instance::{Env, Transition};
 pub use limits::Limits;
 pub use module::{EnvModule, ModuleInfo, Runtime, RuntimeConfig};
+pub use program::{Program, ProgramModule, RunEnd, RunInput, RunReport};
 pub use snapshot::{SNAPSHOT_FORMAT, Snapshot};
 pub use wasmgym_abi::{ABI_VERSION, Action, Determinism, Dtype, EnvSpec, Observation, Space};

@@ -10,7 +10,7 @@ use wasmtime::{Config, Engine, ExternType, InstancePre, Linker, Module, ValType}
 
 use crate::error::{Error, Result};
 use crate::instance::Env;
-use crate::sandbox::HostState;
+use crate::sandbox::{HostState, Sandbox};
 use crate::limits::Limits;
 use crate::rewrite::{self, Layout};
 use crate::wasi;
@@ -22,11 +22,14 @@ pub struct RuntimeConfig {
     pub max_wasm_stack: usize,
     /// How often the deadline clock ticks; deadlines are rounded up to whole ticks.
     pub epoch_tick: Duration,
+    /// Warm instances each module keeps from dropped `Env`s for [`Env::fork`] to reuse. Each holds
+    /// its memory resident; 0 turns reuse off.
+    pub instance_pool: usize,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { max_wasm_stack: 512 << 10, epoch_tick: Duration::from_millis(1) }
+        RuntimeConfig { max_wasm_stack: 512 << 10, epoch_tick: Duration::from_millis(1), instance_pool: 32 }
     }
 }
 
@@ -59,6 +62,11 @@ impl Runtime {
         Ok(Runtime { engine, config: Arc::new(config) })
     }
 
+    /// The engine every module of this runtime is compiled by.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The settings this runtime was made with.
     pub fn config(&self) -> &RuntimeConfig {
         &self.config
@@ -88,10 +96,11 @@ impl Runtime {
             size: binary.len(),
         };
         // Read the spec from a probe instance.
-        let probe = Env::new(&EnvModule { inner: Arc::new(inner.clone()) }, Limits::default())?.read_spec()?;
+        let probe_module = EnvModule { inner: Arc::new(inner.clone()), pool: Arc::new(Pool::new(0)) };
+        let probe = Env::new(&probe_module, Limits::default())?.read_spec()?;
         check_spec(&probe)?;
         inner.spec = Some(probe);
-        Ok(EnvModule { inner: Arc::new(inner) })
+        Ok(EnvModule { inner: Arc::new(inner), pool: Arc::new(Pool::new(self.config.instance_pool)) })
     }
 
     /// [`Runtime::load`] from a file (`.wasm` or `.wat`).
@@ -116,7 +125,7 @@ fn spawn_ticker(engine: &Engine, tick: Duration) {
         .expect("spawning the epoch thread");
 }
 
-fn to_binary(bytes: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn to_binary(bytes: &[u8]) -> Result<Vec<u8>> {
     if bytes.starts_with(b"\0asm") {
         return Ok(bytes.to_vec());
     }
@@ -179,6 +188,19 @@ fn check_spec(spec: &EnvSpec) -> Result<()> {
 #[derive(Clone)]
 pub struct EnvModule {
     pub(crate) inner: Arc<ModuleInner>,
+    pool: Arc<Pool>,
+}
+
+/// Warm sandboxes left by dropped `Env`s, for forks to reuse.
+struct Pool {
+    capacity: usize,
+    sandboxes: std::sync::Mutex<Vec<Sandbox>>,
+}
+
+impl Pool {
+    fn new(capacity: usize) -> Pool {
+        Pool { capacity, sandboxes: Default::default() }
+    }
 }
 
 #[derive(Clone)]
@@ -225,6 +247,23 @@ pub struct ModuleInfo {
 }
 
 impl EnvModule {
+    /// A warm sandbox from the pool, if any.
+    pub(crate) fn take_pooled(&self) -> Option<Sandbox> {
+        self.pool.sandboxes.lock().ok()?.pop()
+    }
+
+    /// Keeps `sandbox` for a later fork if the pool has room and it is usable; drops it otherwise.
+    pub(crate) fn give_pooled(&self, sandbox: Sandbox) {
+        if sandbox.is_poisoned() || self.pool.capacity == 0 {
+            return;
+        }
+        if let Ok(mut pool) = self.pool.sandboxes.lock()
+            && pool.len() < self.pool.capacity
+        {
+            pool.push(sandbox);
+        }
+    }
+
     /// The environment's spec.
     pub fn spec(&self) -> &EnvSpec {
         self.inner.spec.as_ref().expect("the spec is read while loading")

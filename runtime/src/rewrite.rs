@@ -37,10 +37,27 @@ pub(crate) struct Layout {
     /// Position in `mutable_globals` of the shadow stack pointer (`__stack_pointer` in the name
     /// section), which compiled languages such as Rust and C keep in linear memory.
     pub stack_pointer: Option<usize>,
+    /// The first instruction found whose effect lives outside memories and globals (`table.grow`,
+    /// `elem.drop`...), which only [`Options::allow_table_mutation`] lets through.
+    pub unsnapshotted: Option<&'static str>,
+}
+
+/// What the rewrite accepts, by kind of guest.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Options {
+    /// Accept instructions that mutate tables or drop segments. Environments must not use them
+    /// (their snapshots would be incomplete); programs may, and then get a fresh instance per run
+    /// instead of a restored snapshot.
+    pub allow_table_mutation: bool,
 }
 
 /// Inspects `wasm` and returns it rewritten to export all mutable state, with what was learned.
 pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, Layout), Error> {
+    rewrite_with(wasm, Options::default())
+}
+
+/// [`rewrite`] with `options`.
+pub(crate) fn rewrite_with(wasm: &[u8], options: Options) -> Result<(Vec<u8>, Layout), Error> {
     let invalid = |e: wasmparser::BinaryReaderError| Error::InvalidModule { message: e.to_string() };
     let mut layout = Layout::default();
     let mut out = Module::new();
@@ -112,7 +129,21 @@ pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, Layout), Error> {
                 }
                 continue; // re-emitted by write_exports
             }
-            Payload::CodeSectionEntry(body) => check_body(body)?,
+            Payload::CodeSectionEntry(body) => {
+                if let Some(name) = check_body(body)?
+                    && layout.unsnapshotted.is_none()
+                {
+                    if !options.allow_table_mutation {
+                        return Err(Error::Unsupported {
+                            message: format!(
+                                "the module uses `{name}`, whose effect a snapshot cannot hold yet (tables and \
+                                 segments are not captured): build without it"
+                            ),
+                        });
+                    }
+                    layout.unsnapshotted = Some(name);
+                }
+            }
             Payload::CustomSection(section) if section.name() == wasmgym_abi::ABI_SECTION => {
                 layout.abi_version = section.data().try_into().ok().map(u32::from_le_bytes);
             }
@@ -189,8 +220,8 @@ fn unsupported_import(module: &str, name: &str, kind: &str) -> Error {
     }
 }
 
-/// Refuses instructions whose effects live outside memories and globals, which snapshots hold.
-fn check_body(body: &wasmparser::FunctionBody<'_>) -> Result<(), Error> {
+/// The first instruction of `body` whose effect lives outside memories and globals, which snapshots hold.
+fn check_body(body: &wasmparser::FunctionBody<'_>) -> Result<Option<&'static str>, Error> {
     let mut ops = body.get_operators_reader().map_err(|e| Error::InvalidModule { message: e.to_string() })?;
     while !ops.eof() {
         let op = ops.read().map_err(|e| Error::InvalidModule { message: e.to_string() })?;
@@ -204,14 +235,9 @@ fn check_body(body: &wasmparser::FunctionBody<'_>) -> Result<(), Error> {
             Operator::DataDrop { .. } => "data.drop",
             _ => continue,
         };
-        return Err(Error::Unsupported {
-            message: format!(
-                "the module uses `{name}`, whose effect a snapshot cannot hold yet (tables and segments are \
-                 not captured): build without it"
-            ),
-        });
+        return Ok(Some(name));
     }
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -265,5 +291,16 @@ mod tests {
         let imported = wat::parse_str(r#"(module (import "env" "mem" (memory 1)))"#).unwrap();
         assert!(matches!(rewrite(&imported), Err(Error::UnknownImport { .. })));
         assert!(matches!(rewrite(b"garbage!"), Err(Error::InvalidModule { .. })));
+    }
+
+    #[test]
+    fn programs_may_mutate_tables_and_the_layout_says_so() {
+        let grow =
+            wat::parse_str("(module (table 1 funcref) (func (drop (table.grow 0 (ref.null func) (i32.const 1)))))")
+                .unwrap();
+        let (_, layout) = rewrite_with(&grow, Options { allow_table_mutation: true }).unwrap();
+        assert_eq!(layout.unsnapshotted, Some("table.grow"));
+        let (_, plain) = rewrite_with(b"\0asm\x01\0\0\0", Options { allow_table_mutation: true }).unwrap();
+        assert_eq!(plain.unsnapshotted, None);
     }
 }

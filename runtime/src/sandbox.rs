@@ -56,6 +56,8 @@ pub(crate) struct HostState {
     pub limits: Limits,
     /// Memory 0, once the instance exists (host calls read and write it).
     pub memory: Option<Memory>,
+    /// A program's per-run WASI inputs and open files (not snapshot data; see [`crate::wasi::Io`]).
+    pub io: crate::wasi::Io,
 }
 
 impl ResourceLimiter for HostState {
@@ -110,7 +112,7 @@ impl Sandbox {
     /// A fresh instance of `module`; runs the guest's `_initialize` (if any) when `initialize`.
     pub fn new(module: &Arc<ModuleInner>, limits: Limits, initialize: bool) -> Result<Sandbox> {
         let engine = module.pre.module().engine();
-        let mut store = Store::new(engine, HostState { vars: HostVars::new(), limits, memory: None });
+        let mut store = Store::new(engine, HostState { vars: HostVars::new(), limits, memory: None, io: Default::default() });
         store.limiter(|state| state);
         let budget = arm(&mut store, module)?;
         let instance =
@@ -256,13 +258,24 @@ impl Sandbox {
         Ok(larger)
     }
 
-    /// A new, independent sandbox in exactly this one's state. The child starts from the module's
-    /// initial images, so only pages changed since then are written.
-    pub fn fork(&mut self) -> Result<Sandbox> {
+    /// A new, independent sandbox in exactly this one's state, under the same limits. It is
+    /// `recycled` (a warm sandbox of the same module, whatever its state) when one is given, else a
+    /// new instance; either way only the pages where it differs from this state are written.
+    pub fn fork(&mut self, recycled: Option<Sandbox>) -> Result<Sandbox> {
         let data = self.capture()?;
-        let mut child = Sandbox::new(&self.module, self.store.data().limits.clone(), false)?;
-        child.write_state(&data)?;
-        Ok(child)
+        let limits = self.store.data().limits.clone();
+        match recycled {
+            Some(mut child) => {
+                child.store.data_mut().limits = limits;
+                child.restore(&data)?;
+                Ok(child)
+            }
+            None => {
+                let mut child = Sandbox::new(&self.module, limits, false)?;
+                child.write_state(&data)?;
+                Ok(child)
+            }
+        }
     }
 
     /// BLAKE3 of the state that determines the future (not captured output or fuel used).

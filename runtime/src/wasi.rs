@@ -1,19 +1,27 @@
-//! The sandbox's WASI preview 1: deterministic, and with all of its state in [`HostVars`] so that a
-//! snapshot holds it.
+//! The sandbox's WASI preview 1: deterministic, with the state a snapshot must hold in
+//! [`HostVars`](crate::sandbox::HostVars) and a program's per-run inputs in [`Io`].
 //!
-//! | call | behaviour |
-//! |---|---|
-//! | `random_get` | bytes from the host RNG, seeded by `reset(seed)` |
-//! | `clock_time_get` | a virtual clock: starts at 0, advances 1 µs per read; no wall clock |
-//! | `fd_write` to 1 / 2 | captured into bounded buffers, never printed; over `Limits::output_bytes` traps |
-//! | `fd_read` from 0 | end of file |
-//! | `args_*`, `environ_*` | empty |
-//! | `fd_prestat_get` | no preopened directories, so no filesystem |
-//! | `proc_exit` | stops the guest with [`Error::Exit`](crate::Error::Exit) |
-//! | `sched_yield` | returns at once |
-//! | every other preview 1 call | refused with `ERRNO_NOTCAPABLE` (76) |
+//! | call | environments | programs ([`Program`](crate::Program)) |
+//! |---|---|---|
+//! | `random_get` | bytes from the host RNG, seeded by `reset(seed)` | the same RNG, from the same seed (0) on every run |
+//! | `clock_time_get` | a virtual clock: starts at 0, advances 1 µs per read; no wall clock | the same |
+//! | `poll_oneoff` | `ERRNO_NOTCAPABLE` | clock subscriptions advance the virtual clock at once; sleeping past the time limit stops the run with [`Error::Deadline`](crate::Error::Deadline); other subscriptions `ERRNO_NOTCAPABLE` |
+//! | `fd_write` to 1 / 2 | captured into bounded buffers, never printed; over `Limits::output_bytes` traps | the same |
+//! | `fd_read` from 0 | end of file | the run's stdin bytes, then end of file |
+//! | `args_*`, `environ_*` | empty | the run's arguments and variables only |
+//! | `fd_prestat_*` | no preopened directories, so no filesystem | fd 3 is the run's read-only directory, if it grants one |
+//! | `path_open` | `ERRNO_BADF` (no directory to open from) | read-only, inside the granted directory (cap-std refuses `..` escapes, absolute paths and symlinks out); write flags get `ERRNO_ROFS` |
+//! | `fd_read`, `fd_seek`, `fd_tell`, `fd_close`, `fd_filestat_get`, `fd_fdstat_get`, `path_filestat_get` | stdio only | also on opened files |
+//! | `proc_exit` | stops the guest with [`Error::Exit`](crate::Error::Exit) | the same; a program's run ends there, code 0 is success |
+//! | `sched_yield` | returns at once | the same |
+//! | every other preview 1 call | refused with `ERRNO_NOTCAPABLE` (76) | the same (no `fd_readdir`, no sockets) |
 //!
 //! An import from any other module, or of a name preview 1 does not define, is refused at load time.
+//! File timestamps read as 0: no wall clock leaks through the filesystem either.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
 
 use wasmtime::{Caller, Extern, Linker, Memory, Module, Val, ValType};
 
@@ -25,9 +33,57 @@ use crate::rewrite::MEMORY_EXPORT;
 pub(crate) const WASI_MODULE: &str = "wasi_snapshot_preview1";
 
 const ERRNO_SUCCESS: i32 = 0;
+const ERRNO_ACCES: i32 = 2;
 const ERRNO_BADF: i32 = 8;
 const ERRNO_FAULT: i32 = 21;
+const ERRNO_INVAL: i32 = 28;
+const ERRNO_IO: i32 = 29;
+const ERRNO_ISDIR: i32 = 31;
+const ERRNO_NAMETOOLONG: i32 = 37;
+const ERRNO_NOENT: i32 = 44;
+const ERRNO_NOTDIR: i32 = 54;
+const ERRNO_ROFS: i32 = 69;
+const ERRNO_SPIPE: i32 = 70;
 const ERRNO_NOTCAPABLE: i32 = 76;
+
+/// The file descriptor of the granted directory.
+const PREOPEN_FD: u32 = 3;
+/// The name the granted directory is preopened under: relative paths resolve inside it.
+const PREOPEN_NAME: &str = ".";
+/// At most this many files open at once.
+const MAX_OPEN_FILES: usize = 64;
+
+/// A program's inputs for one run, and the files it opened.
+///
+/// Host state, not snapshot data: a snapshot never holds it, and [`Program`](crate::Program) sets a
+/// fresh one before every run (open files do not survive a run). Environments keep the default:
+/// no arguments, no variables, empty stdin, no directory, no sleeping.
+#[derive(Default)]
+pub(crate) struct Io {
+    /// `argv`, including `argv[0]`.
+    pub args: Vec<String>,
+    /// Environment variables as `KEY=VALUE`.
+    pub env: Vec<String>,
+    /// What `fd_read` on fd 0 returns, and how much of it was read.
+    pub stdin: Vec<u8>,
+    pub stdin_read: usize,
+    /// The read-only directory preopened as fd 3, if the run grants one.
+    pub root: Option<Arc<cap_std::fs::Dir>>,
+    /// Files and directories opened through `path_open`, by descriptor.
+    pub files: BTreeMap<u32, OpenFile>,
+    /// `poll_oneoff` advances the virtual clock (programs) instead of being refused (environments).
+    pub virtual_sleep: bool,
+    /// Virtual nanoseconds slept during this run.
+    pub slept_ns: u64,
+    /// The fork of an environment a reward checker may query through [`FORK_MODULE`].
+    pub fork: Option<Box<crate::Env>>,
+}
+
+/// A descriptor opened by `path_open`.
+pub(crate) enum OpenFile {
+    File(cap_std::fs::File),
+    Dir(Arc<cap_std::fs::Dir>),
+}
 
 /// Every function WASI preview 1 defines.
 const PREVIEW1: [&str; 46] = [
@@ -81,10 +137,32 @@ const PREVIEW1: [&str; 46] = [
 
 /// Defines in `linker` every import `module` declares, or says which import is refused.
 pub(crate) fn link(linker: &mut Linker<HostState>, module: &Module) -> Result<(), Error> {
+    link_with(linker, module, false)
+}
+
+/// The module reward checkers import to query the fork of an environment they score.
+pub(crate) const FORK_MODULE: &str = "wasmgym_env";
+
+/// [`link`], also providing the [`FORK_MODULE`] functions when `fork_queries` (checkers only):
+///
+/// | import | behaviour |
+/// |---|---|
+/// | `render(ptr: i32, cap: i32) -> i32` | writes up to `cap` bytes of the fork's `render()` at `ptr`; returns its full length, or -1 without a fork or if render fails |
+/// | `step(ptr: i32, len: i32) -> f64` | steps the fork with the text action at `ptr`; returns player 0's reward, or NaN if the step is refused or there is no fork |
+pub(crate) fn link_with(linker: &mut Linker<HostState>, module: &Module, fork_queries: bool) -> Result<(), Error> {
     linker.allow_shadowing(true); // a module may import the same function twice
     for import in module.imports() {
         let (m, name) = (import.module(), import.name());
         let refuse = |detail: &str| Error::UnknownImport { module: m.into(), name: name.into(), detail: detail.into() };
+        if fork_queries && m == FORK_MODULE {
+            let defined = match name {
+                "render" => linker.func_wrap(m, name, fork_render),
+                "step" => linker.func_wrap(m, name, fork_step),
+                _ => return Err(refuse("wasmgym_env provides only `render` and `step`")),
+            };
+            defined.map_err(|e| refuse(&format!("cannot be provided: {e}")))?;
+            continue;
+        }
         if m != WASI_MODULE {
             return Err(refuse("the sandbox provides only wasi_snapshot_preview1 functions: remove the import"));
         }
@@ -92,19 +170,25 @@ pub(crate) fn link(linker: &mut Linker<HostState>, module: &Module) -> Result<()
             return Err(refuse("only functions may be imported"));
         };
         let defined = match name {
-            "args_get" | "environ_get" => linker.func_wrap(m, name, |_: i32, _: i32| ERRNO_SUCCESS),
-            "args_sizes_get" | "environ_sizes_get" => linker.func_wrap(m, name, write_two_zeros),
+            "args_get" => linker.func_wrap(m, name, |c: Caller<'_, HostState>, a: i32, b: i32| strings_get(c, Strings::Args, a, b)),
+            "environ_get" => linker.func_wrap(m, name, |c: Caller<'_, HostState>, a: i32, b: i32| strings_get(c, Strings::Env, a, b)),
+            "args_sizes_get" => linker.func_wrap(m, name, |c: Caller<'_, HostState>, a: i32, b: i32| strings_sizes(c, Strings::Args, a, b)),
+            "environ_sizes_get" => linker.func_wrap(m, name, |c: Caller<'_, HostState>, a: i32, b: i32| strings_sizes(c, Strings::Env, a, b)),
             "clock_res_get" => linker.func_wrap(m, name, clock_res_get),
             "clock_time_get" => linker.func_wrap(m, name, clock_time_get),
             "fd_write" => linker.func_wrap(m, name, fd_write),
             "fd_read" => linker.func_wrap(m, name, fd_read),
             "fd_fdstat_get" => linker.func_wrap(m, name, fd_fdstat_get),
-            "fd_close" => {
-                linker.func_wrap(m, name, |fd: i32| if (0..3).contains(&fd) { ERRNO_SUCCESS } else { ERRNO_BADF })
-            }
-            // No preopened directories: the guest sees no filesystem.
-            "fd_prestat_get" => linker.func_wrap(m, name, |_: i32, _: i32| ERRNO_BADF),
-            "fd_prestat_dir_name" => linker.func_wrap(m, name, |_: i32, _: i32, _: i32| ERRNO_BADF),
+            "fd_close" => linker.func_wrap(m, name, fd_close),
+            // Without a granted directory, none is preopened: the guest sees no filesystem.
+            "fd_prestat_get" => linker.func_wrap(m, name, fd_prestat_get),
+            "fd_prestat_dir_name" => linker.func_wrap(m, name, fd_prestat_dir_name),
+            "path_open" => linker.func_wrap(m, name, path_open),
+            "path_filestat_get" => linker.func_wrap(m, name, path_filestat_get),
+            "fd_seek" => linker.func_wrap(m, name, fd_seek),
+            "fd_tell" => linker.func_wrap(m, name, fd_tell),
+            "fd_filestat_get" => linker.func_wrap(m, name, fd_filestat_get),
+            "poll_oneoff" => linker.func_wrap(m, name, poll_oneoff),
             "proc_exit" => linker.func_wrap(m, name, |code: i32| -> wasmtime::Result<()> {
                 Err(wasmtime::Error::new(HostTrap::Exit { code }))
             }),
@@ -154,14 +238,6 @@ fn write_bytes(mem: &mut [u8], ptr: i32, bytes: &[u8]) -> i32 {
             ERRNO_SUCCESS
         }
         None => ERRNO_FAULT,
-    }
-}
-
-fn write_two_zeros(mut caller: Caller<'_, HostState>, a: i32, b: i32) -> i32 {
-    let Some((mem, _)) = memory(&mut caller) else { return ERRNO_FAULT };
-    match write_bytes(mem, a, &0u32.to_le_bytes()) {
-        ERRNO_SUCCESS => write_bytes(mem, b, &0u32.to_le_bytes()),
-        errno => errno,
     }
 }
 
@@ -217,23 +293,394 @@ fn fd_write(
     Ok(write_bytes(mem, nwritten, &(total as u32).to_le_bytes()))
 }
 
-fn fd_read(mut caller: Caller<'_, HostState>, fd: i32, _iovs: i32, _iovs_len: i32, nread: i32) -> i32 {
-    let Some((mem, _)) = memory(&mut caller) else { return ERRNO_FAULT };
-    if fd != 0 {
-        return ERRNO_BADF;
+fn fd_read(mut caller: Caller<'_, HostState>, fd: i32, iovs: i32, iovs_len: i32, nread: i32) -> i32 {
+    let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
+    let io = &mut host.io;
+    let mut total = 0usize;
+    for i in 0..iovs_len as u32 as usize {
+        let at = iovs as u32 as usize + i * 8;
+        let (Some(ptr), Some(len)) = (read_u32(mem, at), read_u32(mem, at + 4)) else { return ERRNO_FAULT };
+        let Some(buf) = slice_mut(mem, ptr as i32, len as usize) else { return ERRNO_FAULT };
+        let n = match fd as u32 {
+            0 => {
+                let rest = &io.stdin[io.stdin_read..];
+                let n = rest.len().min(buf.len());
+                buf[..n].copy_from_slice(&rest[..n]);
+                io.stdin_read += n;
+                n
+            }
+            fd => match io.files.get_mut(&fd) {
+                Some(OpenFile::File(file)) => match file.read(buf) {
+                    Ok(n) => n,
+                    Err(e) => return errno(&e),
+                },
+                Some(OpenFile::Dir(_)) => return ERRNO_ISDIR,
+                None => return ERRNO_BADF,
+            },
+        };
+        total += n;
+        if n < len as usize {
+            break;
+        }
     }
-    write_bytes(mem, nread, &0u32.to_le_bytes())
+    write_bytes(mem, nread, &(total as u32).to_le_bytes())
 }
 
 fn fd_fdstat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> i32 {
-    let Some((mem, _)) = memory(&mut caller) else { return ERRNO_FAULT };
-    if !(0..3).contains(&fd) {
+    let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
+    // fdstat: filetype u8, pad, flags u16, pad, rights_base u64, rights_inheriting u64.
+    let (filetype, base, inheriting): (u8, u64, u64) = match fd as u32 {
+        0 => (FILETYPE_CHARACTER_DEVICE, 1 << 1, 0), // fd_read
+        1 | 2 => (FILETYPE_CHARACTER_DEVICE, 1 << 6, 0), // fd_write
+        PREOPEN_FD if host.io.root.is_some() => (FILETYPE_DIRECTORY, u64::MAX, u64::MAX),
+        fd => match host.io.files.get(&fd) {
+            Some(OpenFile::File(_)) => (FILETYPE_REGULAR_FILE, READ_RIGHTS, 0),
+            Some(OpenFile::Dir(_)) => (FILETYPE_DIRECTORY, u64::MAX, u64::MAX),
+            None => return ERRNO_BADF,
+        },
+    };
+    let mut stat = [0u8; 24];
+    stat[0] = filetype;
+    stat[8..16].copy_from_slice(&base.to_le_bytes());
+    stat[16..24].copy_from_slice(&inheriting.to_le_bytes());
+    write_bytes(mem, out, &stat)
+}
+
+const FILETYPE_CHARACTER_DEVICE: u8 = 2;
+const FILETYPE_DIRECTORY: u8 = 3;
+const FILETYPE_REGULAR_FILE: u8 = 4;
+/// fd_read, fd_seek, fd_tell, fd_filestat_get, fd_advise.
+const READ_RIGHTS: u64 = (1 << 1) | (1 << 2) | (1 << 5) | (1 << 21) | (1 << 7);
+#[derive(Clone, Copy)]
+enum Strings {
+    Args,
+    Env,
+}
+
+fn strings(io: &Io, which: Strings) -> &[String] {
+    match which {
+        Strings::Args => &io.args,
+        Strings::Env => &io.env,
+    }
+}
+
+fn strings_sizes(mut caller: Caller<'_, HostState>, which: Strings, count: i32, size: i32) -> i32 {
+    let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
+    let list = strings(&host.io, which);
+    let bytes: usize = list.iter().map(|s| s.len() + 1).sum();
+    match write_bytes(mem, count, &(list.len() as u32).to_le_bytes()) {
+        ERRNO_SUCCESS => write_bytes(mem, size, &(bytes as u32).to_le_bytes()),
+        errno => errno,
+    }
+}
+
+fn strings_get(mut caller: Caller<'_, HostState>, which: Strings, pointers: i32, buffer: i32) -> i32 {
+    let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
+    let mut at = buffer as u32;
+    for (i, s) in strings(&host.io, which).iter().enumerate() {
+        let pointer = pointers.wrapping_add(4 * i as i32);
+        if write_bytes(mem, pointer, &at.to_le_bytes()) != ERRNO_SUCCESS {
+            return ERRNO_FAULT;
+        }
+        let mut bytes = s.as_bytes().to_vec();
+        bytes.push(0);
+        if write_bytes(mem, at as i32, &bytes) != ERRNO_SUCCESS {
+            return ERRNO_FAULT;
+        }
+        at = at.wrapping_add(bytes.len() as u32);
+    }
+    ERRNO_SUCCESS
+}
+
+fn fd_close(mut caller: Caller<'_, HostState>, fd: i32) -> i32 {
+    let io = &mut caller.data_mut().io;
+    match fd as u32 {
+        0..=2 => ERRNO_SUCCESS,
+        PREOPEN_FD if io.root.is_some() => ERRNO_SUCCESS,
+        fd => match io.files.remove(&fd) {
+            Some(_) => ERRNO_SUCCESS,
+            None => ERRNO_BADF,
+        },
+    }
+}
+
+fn fd_prestat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> i32 {
+    let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
+    if fd as u32 != PREOPEN_FD || host.io.root.is_none() {
         return ERRNO_BADF;
     }
-    // fdstat: filetype u8 (2 = character device), pad, flags u16, pad, rights_base u64, rights_inheriting u64.
-    let mut stat = [0u8; 24];
-    stat[0] = 2;
-    let rights: u64 = if fd == 0 { 1 << 1 } else { 1 << 6 }; // fd_read or fd_write
-    stat[8..16].copy_from_slice(&rights.to_le_bytes());
+    // prestat: tag u8 (0 = directory), pad, name length u32.
+    let mut prestat = [0u8; 8];
+    prestat[4..].copy_from_slice(&(PREOPEN_NAME.len() as u32).to_le_bytes());
+    write_bytes(mem, out, &prestat)
+}
+
+fn fd_prestat_dir_name(mut caller: Caller<'_, HostState>, fd: i32, ptr: i32, len: i32) -> i32 {
+    let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
+    if fd as u32 != PREOPEN_FD || host.io.root.is_none() {
+        return ERRNO_BADF;
+    }
+    if (len as u32 as usize) < PREOPEN_NAME.len() {
+        return ERRNO_NAMETOOLONG;
+    }
+    write_bytes(mem, ptr, PREOPEN_NAME.as_bytes())
+}
+
+/// The directory behind `fd`: the granted root or a directory opened from it.
+fn dir_of(io: &Io, fd: i32) -> Result<Arc<cap_std::fs::Dir>, i32> {
+    match (fd as u32, &io.root) {
+        (PREOPEN_FD, Some(root)) => Ok(root.clone()),
+        (fd, _) => match io.files.get(&fd) {
+            Some(OpenFile::Dir(dir)) => Ok(dir.clone()),
+            Some(OpenFile::File(_)) => Err(ERRNO_NOTDIR),
+            None => Err(ERRNO_BADF),
+        },
+    }
+}
+
+fn guest_path(mem: &[u8], ptr: i32, len: i32) -> Result<String, i32> {
+    let start = ptr as u32 as usize;
+    let bytes = start.checked_add(len as u32 as usize).and_then(|end| mem.get(start..end)).ok_or(ERRNO_FAULT)?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| ERRNO_INVAL)
+}
+
+/// The WASI errno for a host I/O error. Paths that lead outside the granted directory are
+/// `PermissionDenied` in cap-std and become `ERRNO_NOTCAPABLE`.
+fn errno(e: &std::io::Error) -> i32 {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        NotFound => ERRNO_NOENT,
+        PermissionDenied => ERRNO_NOTCAPABLE,
+        NotADirectory => ERRNO_NOTDIR,
+        IsADirectory => ERRNO_ISDIR,
+        InvalidInput | InvalidFilename => ERRNO_INVAL,
+        ReadOnlyFilesystem => ERRNO_ROFS,
+        _ => match e.raw_os_error() {
+            Some(code) if code == 13 => ERRNO_ACCES, // EACCES
+            _ => ERRNO_IO,
+        },
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // WASI's signature
+fn path_open(
+    mut caller: Caller<'_, HostState>,
+    dirfd: i32,
+    _dirflags: i32,
+    path_ptr: i32,
+    path_len: i32,
+    oflags: i32,
+    rights_base: i64,
+    _rights_inheriting: i64,
+    fdflags: i32,
+    opened: i32,
+) -> i32 {
+    const OFLAGS_CREAT: i32 = 1;
+    const OFLAGS_DIRECTORY: i32 = 2;
+    const OFLAGS_EXCL: i32 = 4;
+    const OFLAGS_TRUNC: i32 = 8;
+    const FDFLAGS_WRITE: i32 = 1 | 2 | 8 | 16; // append, dsync, rsync, sync
+    let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
+    let dir = match dir_of(&host.io, dirfd) {
+        Ok(dir) => dir,
+        Err(errno) => return errno,
+    };
+    if oflags & (OFLAGS_CREAT | OFLAGS_EXCL | OFLAGS_TRUNC) != 0
+        || fdflags & FDFLAGS_WRITE != 0
+        || rights_base as u64 & (1 << 6) != 0
+    {
+        return ERRNO_ROFS;
+    }
+    let path = match guest_path(mem, path_ptr, path_len) {
+        Ok(path) => path,
+        Err(errno) => return errno,
+    };
+    if host.io.files.len() >= MAX_OPEN_FILES {
+        return 33; // ERRNO_MFILE
+    }
+    // cap-std resolves the path inside `dir` only: `..` past it, absolute paths and symlinks that
+    // lead out are refused.
+    let is_dir = match dir.metadata(&path) {
+        Ok(meta) => meta.is_dir(),
+        Err(e) => return errno(&e),
+    };
+    let file = if is_dir {
+        dir.open_dir(&path).map(|d| OpenFile::Dir(Arc::new(d)))
+    } else if oflags & OFLAGS_DIRECTORY != 0 {
+        return ERRNO_NOTDIR;
+    } else {
+        dir.open(&path).map(OpenFile::File)
+    };
+    let file = match file {
+        Ok(file) => file,
+        Err(e) => return errno(&e),
+    };
+    let fd = (PREOPEN_FD + 1..).find(|fd| !host.io.files.contains_key(fd)).expect("fewer than 2^32 open files");
+    match write_bytes(mem, opened, &fd.to_le_bytes()) {
+        ERRNO_SUCCESS => {
+            host.io.files.insert(fd, file);
+            ERRNO_SUCCESS
+        }
+        errno => errno,
+    }
+}
+
+/// filestat: dev u64, ino u64, filetype u8 (+7 pad), nlink u64, size u64, atim, mtim, ctim (all 0).
+fn filestat(filetype: u8, size: u64) -> [u8; 64] {
+    let mut stat = [0u8; 64];
+    stat[16] = filetype;
+    stat[24..32].copy_from_slice(&1u64.to_le_bytes());
+    stat[32..40].copy_from_slice(&size.to_le_bytes());
+    stat
+}
+
+fn meta_stat(meta: &cap_std::fs::Metadata) -> [u8; 64] {
+    let filetype = if meta.is_dir() { FILETYPE_DIRECTORY } else { FILETYPE_REGULAR_FILE };
+    filestat(filetype, if meta.is_dir() { 0 } else { meta.len() })
+}
+
+fn path_filestat_get(mut caller: Caller<'_, HostState>, dirfd: i32, _flags: i32, ptr: i32, len: i32, out: i32) -> i32 {
+    let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
+    let dir = match dir_of(&host.io, dirfd) {
+        Ok(dir) => dir,
+        Err(errno) => return errno,
+    };
+    let path = match guest_path(mem, ptr, len) {
+        Ok(path) => path,
+        Err(errno) => return errno,
+    };
+    match dir.metadata(&path) {
+        Ok(meta) => write_bytes(mem, out, &meta_stat(&meta)),
+        Err(e) => errno(&e),
+    }
+}
+
+fn fd_filestat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> i32 {
+    let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
+    let stat = match fd as u32 {
+        0..=2 => filestat(FILETYPE_CHARACTER_DEVICE, 0),
+        PREOPEN_FD if host.io.root.is_some() => filestat(FILETYPE_DIRECTORY, 0),
+        fd => match host.io.files.get(&fd) {
+            Some(OpenFile::File(file)) => match file.metadata() {
+                Ok(meta) => meta_stat(&meta),
+                Err(e) => return errno(&e),
+            },
+            Some(OpenFile::Dir(_)) => filestat(FILETYPE_DIRECTORY, 0),
+            None => return ERRNO_BADF,
+        },
+    };
     write_bytes(mem, out, &stat)
+}
+
+fn seek(caller: &mut Caller<'_, HostState>, fd: i32, to: SeekFrom) -> Result<u64, i32> {
+    match caller.data_mut().io.files.get_mut(&(fd as u32)) {
+        Some(OpenFile::File(file)) => file.seek(to).map_err(|e| errno(&e)),
+        Some(OpenFile::Dir(_)) => Err(ERRNO_ISDIR),
+        None if (0..=2).contains(&fd) => Err(ERRNO_SPIPE),
+        None => Err(ERRNO_BADF),
+    }
+}
+
+fn fd_seek(mut caller: Caller<'_, HostState>, fd: i32, offset: i64, whence: i32, out: i32) -> i32 {
+    let to = match whence {
+        0 if offset >= 0 => SeekFrom::Start(offset as u64),
+        1 => SeekFrom::Current(offset),
+        2 => SeekFrom::End(offset),
+        _ => return ERRNO_INVAL,
+    };
+    match seek(&mut caller, fd, to) {
+        Ok(position) => match memory(&mut caller) {
+            Some((mem, _)) => write_bytes(mem, out, &position.to_le_bytes()),
+            None => ERRNO_FAULT,
+        },
+        Err(errno) => errno,
+    }
+}
+
+fn fd_tell(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> i32 {
+    match seek(&mut caller, fd, SeekFrom::Current(0)) {
+        Ok(position) => match memory(&mut caller) {
+            Some((mem, _)) => write_bytes(mem, out, &position.to_le_bytes()),
+            None => ERRNO_FAULT,
+        },
+        Err(errno) => errno,
+    }
+}
+
+/// Sleeping on the virtual clock: every subscription must be a clock; the earliest one fires at
+/// once, after the virtual clock has moved to it.
+fn poll_oneoff(
+    mut caller: Caller<'_, HostState>,
+    subscriptions: i32,
+    events: i32,
+    count: i32,
+    nevents: i32,
+) -> wasmtime::Result<i32> {
+    let Some((mem, host)) = memory(&mut caller) else { return Ok(ERRNO_FAULT) };
+    if !host.io.virtual_sleep {
+        return Ok(ERRNO_NOTCAPABLE);
+    }
+    if count <= 0 {
+        return Ok(ERRNO_INVAL);
+    }
+    // subscription (48 bytes): userdata u64, tag u8 (0 = clock), clock id u32 @16, timeout u64 @24,
+    // precision u64 @32, flags u16 @40 (1 = absolute time).
+    let mut earliest: Option<(u64, u64)> = None; // (wake-up time, userdata)
+    for i in 0..count as u32 as usize {
+        let at = subscriptions as u32 as usize + i * 48;
+        let Some(sub) = at.checked_add(48).and_then(|end| mem.get(at..end)) else { return Ok(ERRNO_FAULT) };
+        if sub[8] != 0 {
+            return Ok(ERRNO_NOTCAPABLE);
+        }
+        let userdata = u64::from_le_bytes(sub[0..8].try_into().unwrap());
+        let timeout = u64::from_le_bytes(sub[24..32].try_into().unwrap());
+        let absolute = u16::from_le_bytes(sub[40..42].try_into().unwrap()) & 1 != 0;
+        let wake = if absolute { timeout } else { host.vars.clock_ns.saturating_add(timeout) };
+        if earliest.is_none_or(|(w, _)| wake < w) {
+            earliest = Some((wake, userdata));
+        }
+    }
+    let (wake, userdata) = earliest.expect("count > 0");
+    let slept = wake.saturating_sub(host.vars.clock_ns);
+    host.io.slept_ns = host.io.slept_ns.saturating_add(slept);
+    if let Some(limit) = host.limits.deadline
+        && host.io.slept_ns > limit.as_nanos() as u64
+    {
+        return Err(wasmtime::Error::new(HostTrap::SleptPastDeadline { limit }));
+    }
+    host.vars.clock_ns = host.vars.clock_ns.max(wake);
+    // event (32 bytes): userdata u64, error u16, type u8 (0 = clock).
+    let mut event = [0u8; 32];
+    event[0..8].copy_from_slice(&userdata.to_le_bytes());
+    match write_bytes(mem, events, &event) {
+        ERRNO_SUCCESS => Ok(write_bytes(mem, nevents, &1u32.to_le_bytes())),
+        errno => Ok(errno),
+    }
+}
+
+fn fork_render(mut caller: Caller<'_, HostState>, ptr: i32, cap: i32) -> i32 {
+    let Some(mut fork) = caller.data_mut().io.fork.take() else { return -1 };
+    let text = fork.render();
+    caller.data_mut().io.fork = Some(fork);
+    let Ok(text) = text else { return -1 };
+    let Some((mem, _)) = memory(&mut caller) else { return -1 };
+    let n = text.len().min(cap.max(0) as usize);
+    if write_bytes(mem, ptr, &text.as_bytes()[..n]) != ERRNO_SUCCESS {
+        return -1;
+    }
+    text.len().min(i32::MAX as usize) as i32
+}
+
+fn fork_step(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) -> f64 {
+    let action = match memory(&mut caller) {
+        Some((mem, _)) => match guest_path(mem, ptr, len) {
+            Ok(text) => text,
+            Err(_) => return f64::NAN,
+        },
+        None => return f64::NAN,
+    };
+    let Some(mut fork) = caller.data_mut().io.fork.take() else { return f64::NAN };
+    let reward = fork.step(action.as_str()).map(|t| t.reward(0)).unwrap_or(f64::NAN);
+    caller.data_mut().io.fork = Some(fork);
+    reward
 }

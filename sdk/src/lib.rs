@@ -47,12 +47,14 @@
 
 #![deny(missing_docs)]
 
+pub mod checker;
 mod rng;
 mod runner;
 
 pub use rng::Rng;
 pub use runner::{Runner, StepError};
 pub use wasmgym_abi::wire::{Status, Transition as StepResult};
+pub use wasmgym_abi::checker::CHECKER_ABI_VERSION;
 pub use wasmgym_abi::{ABI_VERSION, Action, Determinism, Dtype, EnvSpec, Observation, Space};
 
 /// Reset options: the JSON document the caller passed to `reset`, or `Null` if none.
@@ -251,5 +253,46 @@ pub mod __private {
 
     pub fn packed(out: &[u8]) -> i64 {
         wasmgym_abi::pack(out.as_ptr() as usize as u32, out.len() as u32)
+    }
+
+    /// The input and answer buffers of a checker guest.
+    pub struct CheckerBuffers(UnsafeCell<(Vec<u8>, Vec<u8>)>);
+
+    // SAFETY: as for `Slot`: one thread, and the host never re-enters a running guest.
+    unsafe impl Sync for CheckerBuffers {}
+
+    impl CheckerBuffers {
+        pub const fn new() -> Self {
+            CheckerBuffers(UnsafeCell::new((Vec::new(), Vec::new())))
+        }
+
+        /// A buffer of `len` bytes for input ‖ expected ‖ output.
+        pub fn input(&self, len: usize) -> i32 {
+            // SAFETY: see the `Sync` impl.
+            let (input, _) = unsafe { &mut *self.0.get() };
+            input.clear();
+            input.resize(len, 0);
+            input.as_mut_ptr() as i32
+        }
+
+        /// Splits the input, calls `check`, and encodes its answer.
+        pub fn check(
+            &self,
+            input_len: usize,
+            expected_len: usize,
+            output_len: usize,
+            check: impl FnOnce(&[u8], &[u8], &[u8]) -> (f64, String),
+        ) -> i64 {
+            // SAFETY: see the `Sync` impl.
+            let (input, answer) = unsafe { &mut *self.0.get() };
+            let get = |from: usize, len: usize| input.get(from..from + len).unwrap_or(&[]);
+            let (score, message) = check(
+                get(0, input_len),
+                get(input_len, expected_len),
+                get(input_len + expected_len, output_len),
+            );
+            wasmgym_abi::checker::encode_score(score, &message, answer);
+            packed(answer)
+        }
     }
 }

@@ -3,5 +3,6 @@
 mod agreement;
 mod bad_input;
 mod conformance;
+mod grade;
 mod limits;
 mod properties;

@@ -1,8 +1,10 @@
 //! One module per subcommand: its arguments (`Args`) and `run`.
 
+pub mod bench;
 pub mod check;
 pub mod demo;
 pub mod envs;
+pub mod grade;
 pub mod inspect;
 pub mod play;
 pub mod run;

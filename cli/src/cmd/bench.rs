@@ -1,0 +1,210 @@
+//! `wasmgym bench grade`: the grader against a process per test, side by side, on the same tests.
+
+use std::io::{self, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+use wasmgym::grade::{Compare, GradeOptions, Grader, TestCase, Verdict, compare};
+use wasmgym_abi::rng::Rng;
+
+use crate::error::{Context, Error, Outcome};
+use crate::{load, output};
+
+/// The program both sides run: the sum of two integers.
+const PROGRAM: &str = "sum";
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub what: What,
+}
+
+#[derive(clap::Subcommand)]
+pub enum What {
+    /// Tests per second of the grader against a native process per test (with rlimits), running
+    /// the same program (programs/sum) on the same tests with the same number of workers.
+    Grade(GradeArgs),
+}
+
+#[derive(clap::Args)]
+pub struct GradeArgs {
+    /// Tests in the batch.
+    #[arg(long, default_value_t = 2000)]
+    pub tests: usize,
+    /// Workers on each side (threads for the grader, concurrent processes for the baseline).
+    #[arg(long, default_value_t = 2)]
+    pub jobs: usize,
+    /// Times the grader grades the batch (the baseline runs it once; it is 100× slower).
+    #[arg(long, default_value_t = 100)]
+    pub rounds: usize,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Args {
+    pub fn json(&self) -> bool {
+        match &self.what {
+            What::Grade(a) => a.json,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Side {
+    /// Tests run (batch size × rounds).
+    runs: usize,
+    /// Of which accepted.
+    accepted: usize,
+    seconds: f64,
+    tests_per_second: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    program: &'static str,
+    tests: usize,
+    jobs: usize,
+    grader: Side,
+    process: Side,
+    /// grader.tests_per_second / process.tests_per_second
+    ratio: f64,
+    /// What the process side does per test.
+    process_method: &'static str,
+}
+
+pub fn run(args: Args) -> Result<Outcome, Error> {
+    match args.what {
+        What::Grade(a) => grade(a),
+    }
+}
+
+fn batch(n: usize) -> Vec<TestCase> {
+    let mut rng = Rng::seed_from_u64(7);
+    (0..n)
+        .map(|i| {
+            let (a, b) = ((rng.next_u64() % 2_000_000_000) as i64 - 1_000_000_000, (rng.next_u64() % 2_000_000_000) as i64);
+            TestCase {
+                name: format!("t{i}"),
+                stdin: format!("{a} {b}\n").into_bytes(),
+                expected_stdout: format!("{}\n", a + b).into_bytes(),
+                ..TestCase::default()
+            }
+        })
+        .collect()
+}
+
+fn grade(args: GradeArgs) -> Result<Outcome, Error> {
+    if args.tests == 0 || args.jobs == 0 || args.rounds == 0 {
+        return Err(Error::Usage("--tests, --jobs and --rounds must be at least 1".into()));
+    }
+    let native = wasmgym_builtin::native_program(PROGRAM)
+        .filter(|p| std::path::Path::new(p).exists())
+        .ok_or_else(|| Error::Usage(format!("the native build of programs/{PROGRAM} is missing: rebuild wasmgym")))?;
+    let wasm = wasmgym_builtin::find_program(PROGRAM).expect("programs/sum is built into the binary").bytes;
+    let tests = batch(args.tests);
+
+    let runtime = load::runtime()?;
+    let options = GradeOptions { jobs: args.jobs, ..GradeOptions::default() };
+    let grader = Grader::new(&runtime, wasm, None, options).map_err(Error::Grade)?;
+    grader.grade(&tests[..tests.len().min(10)]); // warm up: page in the compiled code
+    let bar = output::progress((args.rounds * tests.len()) as u64, 0, "grader");
+    let started = Instant::now();
+    let mut accepted = 0;
+    for round in 0..args.rounds {
+        let report = grader.grade_with_progress(&tests, &|done| bar.set_position((round * tests.len() + done) as u64));
+        accepted += report.tests.iter().filter(|t| t.verdict == Verdict::Accepted).count();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let runs = args.rounds * tests.len();
+    let grader_side = Side { runs, accepted, seconds, tests_per_second: runs as f64 / seconds };
+
+    let bar = output::progress(tests.len() as u64, 0, "processes");
+    let started = Instant::now();
+    let accepted = processes(native, &tests, args.jobs, &|| bar.inc(1)).context(|| format!("running {native}"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let process_side = Side { runs: tests.len(), accepted, seconds, tests_per_second: tests.len() as f64 / seconds };
+
+    let report = Report {
+        program: PROGRAM,
+        tests: tests.len(),
+        jobs: args.jobs,
+        ratio: grader_side.tests_per_second / process_side.tests_per_second,
+        grader: grader_side,
+        process: process_side,
+        process_method: "fork+exec of the native build per test, stdin/stdout piped, RLIMIT_CPU 2 s and RLIMIT_AS 1 GiB set in pre_exec",
+    };
+    let all_accepted = report.grader.accepted == report.grader.runs && report.process.accepted == report.process.runs;
+    if args.json {
+        output::print_json(&report)?;
+    } else {
+        let mut out = io::stdout().lock();
+        writeln!(out, "programs/{PROGRAM} on {} tests, {} workers each", report.tests, report.jobs)?;
+        for (name, s) in [("grader (wasm, restore per test)", &report.grader), ("process per test (native, rlimits)", &report.process)] {
+            writeln!(
+                out,
+                "  {name:<36} {:>9.0} tests/s  ({} runs in {:.3} s, {} accepted)",
+                s.tests_per_second, s.runs, s.seconds, s.accepted
+            )?;
+        }
+        writeln!(out, "ratio {:.1}×", report.ratio)?;
+    }
+    Ok(if all_accepted { Outcome::Passed } else { Outcome::Failed })
+}
+
+/// Runs `native` once per test in `jobs` concurrent workers; returns how many outputs were right.
+fn processes(native: &str, tests: &[TestCase], jobs: usize, tick: &(dyn Fn() + Sync)) -> wasmgym::Result<usize> {
+    let next = AtomicUsize::new(0);
+    let accepted = AtomicUsize::new(0);
+    let failure = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                while let Some(test) = tests.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    match run_process(native, &test.stdin) {
+                        Ok(stdout) => {
+                            if compare(Compare::Tokens, &test.expected_stdout, &stdout).is_none() {
+                                accepted.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Err(e) => {
+                            *failure.lock().unwrap() = Some(e);
+                            return;
+                        }
+                    }
+                    tick();
+                }
+            });
+        }
+    });
+    match failure.into_inner().unwrap() {
+        Some(source) => Err(wasmgym::Error::Io { path: native.to_owned(), source }),
+        None => Ok(accepted.into_inner()),
+    }
+}
+
+fn run_process(native: &str, stdin: &[u8]) -> io::Result<Vec<u8>> {
+    let mut cmd = Command::new(native);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    // SAFETY: the closure runs in the child between fork and exec and only calls setrlimit,
+    // which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = |resource, value: libc::rlim_t| {
+                let rl = libc::rlimit { rlim_cur: value, rlim_max: value };
+                if libc::setrlimit(resource, &rl) != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+            };
+            limit(libc::RLIMIT_CPU, 2)?;
+            limit(libc::RLIMIT_AS, 1 << 30)
+        });
+    }
+    let mut child = cmd.spawn()?;
+    child.stdin.take().expect("piped").write_all(stdin)?;
+    let out = child.wait_with_output()?;
+    Ok(out.stdout)
+}

@@ -1,0 +1,136 @@
+//! `wasmgym grade <program> --tests <dir|file.jsonl>`: run an untrusted program on tests in the
+//! sandbox, with a verdict per test.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use wasmgym::Limits;
+use wasmgym::grade::{Compare, GradeOptions, GradeReport, Grader, load_tests};
+
+use crate::error::{Context, Error, Outcome};
+use crate::{load, output};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The program: a .wasm or .wat WASI command, or the name of an example in programs/ (`sum`).
+    pub program: String,
+    /// The tests: a directory of NAME.in / NAME.out pairs, or a .jsonl file with one test per line.
+    #[arg(long)]
+    pub tests: PathBuf,
+    /// A checker module (.wasm, .wat, or an example name such as `sum_checker`) that scores each
+    /// output instead of comparing it.
+    #[arg(long)]
+    pub checker: Option<String>,
+    /// Compare byte for byte instead of token by token.
+    #[arg(long, conflicts_with = "checker")]
+    pub exact: bool,
+    /// Fuel per test (about one unit per wasm instruction).
+    #[arg(long, default_value_t = 2_000_000_000)]
+    pub fuel: u64,
+    /// Wall-clock time per test, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub time_limit_ms: u64,
+    /// Linear memory per test, in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub memory_mib: u64,
+    /// Stdout plus stderr per test, in KiB.
+    #[arg(long, default_value_t = 1024)]
+    pub output_kib: usize,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// A directory every test may read (read-only, preopened as `.`).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print one JSON document: {"tests": [...], "summary": {...}}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The bytes of a module given as a path or as the name of an example in `programs/`.
+pub fn module_bytes(arg: &str) -> Result<Vec<u8>, Error> {
+    if let Some(example) = wasmgym_builtin::find_program(arg) {
+        return Ok(example.bytes.to_vec());
+    }
+    let path = Path::new(arg);
+    if path.is_dir() {
+        return Err(Error::Usage(format!("`{arg}` is a directory: pass a .wasm or .wat file")));
+    }
+    std::fs::read(path).map_err(|source| wasmgym::Error::Io { path: arg.to_owned(), source }).context(|| {
+        let examples: Vec<&str> = wasmgym_builtin::PROGRAMS.iter().map(|p| p.name).collect();
+        format!("reading the module (the examples are {})", examples.join(", "))
+    })
+}
+
+pub fn run(args: Args) -> Result<Outcome, Error> {
+    let runtime = load::runtime()?;
+    let program = module_bytes(&args.program)?;
+    let checker = args.checker.as_deref().map(module_bytes).transpose()?;
+    let defaults = GradeOptions::default();
+    let options = GradeOptions {
+        limits: Limits {
+            fuel_per_call: Some(args.fuel),
+            deadline: Some(Duration::from_millis(args.time_limit_ms)),
+            memory_bytes: args.memory_mib << 20,
+            output_bytes: args.output_kib << 10,
+            ..defaults.limits.clone()
+        },
+        compare: if args.exact { Compare::Exact } else { Compare::Tokens },
+        jobs: args.jobs.unwrap_or(defaults.jobs).max(1),
+        dir: args.dir.clone(),
+        ..defaults
+    };
+    let grader = Grader::new(&runtime, &program, checker.as_deref(), options).map_err(Error::Grade)?;
+    let tests = load_tests(&args.tests).map_err(Error::Grade)?;
+    let bar = output::progress(tests.len() as u64, 1000, "grading");
+    let report = grader.grade_with_progress(&tests, &|done| bar.set_position(done as u64));
+    bar.finish_and_clear();
+    if args.json {
+        output::print_json(&report.to_json())?;
+    } else {
+        print_table(&report, &args, grader.options().jobs)?;
+    }
+    Ok(if report.summary.passed == report.summary.total { Outcome::Passed } else { Outcome::Failed })
+}
+
+fn print_table(report: &GradeReport, args: &Args, jobs: usize) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    let s = &report.summary;
+    writeln!(out, "grade {} on {} tests ({}), {jobs} jobs", args.program, s.total, args.tests.display())?;
+    if report.tests.len() <= 200 {
+        let width = report.tests.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
+        writeln!(out, "  {:<width$}  {:<22} {:>9} {:>13} {:>10}  message", "test", "verdict", "time", "fuel", "memory")?;
+        for t in &report.tests {
+            writeln!(
+                out,
+                "  {:<width$}  {:<22} {:>6.2} ms {:>13} {:>6} KiB  {}",
+                t.name,
+                t.verdict.name(),
+                t.wall_time.as_secs_f64() * 1e3,
+                t.fuel_used,
+                t.peak_memory_bytes >> 10,
+                t.verdict.message().lines().next().unwrap_or("")
+            )?;
+        }
+    } else {
+        let mut counts = std::collections::BTreeMap::new();
+        for t in &report.tests {
+            *counts.entry(t.verdict.name()).or_insert(0) += 1;
+        }
+        for (verdict, n) in counts {
+            writeln!(out, "  {verdict:<22} {n}")?;
+        }
+    }
+    let errors = if s.grading_errors > 0 { format!(" ({} grading errors, not scored)", s.grading_errors) } else { String::new() };
+    writeln!(
+        out,
+        "passed {}/{}, score {:.3}{errors}, in {:.3} s ({:.0} tests/s)",
+        s.passed,
+        s.total,
+        s.score,
+        s.wall_time.as_secs_f64(),
+        s.total as f64 / s.wall_time.as_secs_f64().max(1e-9)
+    )?;
+    Ok(())
+}

@@ -1,0 +1,464 @@
+//! Sandboxed grading: run an untrusted program compiled to `wasm32-wasip1` on many tests, in
+//! process, and give each test a typed [`Verdict`].
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use wasmgym::Runtime;
+//! use wasmgym::grade::{GradeOptions, Grader, load_tests};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = Runtime::new()?;
+//! let program = std::fs::read("sum.wasm")?;
+//! let grader = Grader::new(&runtime, &program, None, GradeOptions::default())?; // compiled once
+//! let tests = load_tests(Path::new("tests.jsonl"))?;
+//! let report = grader.grade(&tests);                                            // in parallel
+//! println!("{}/{} passed", report.summary.passed, report.summary.total);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The program is compiled once; each worker thread instantiates it once and captures the
+//! pristine instance; every test restores that state and runs `_start` with the test's stdin,
+//! arguments and variables (see [`Program`](crate::Program)). Output is compared token by token
+//! ([`Compare::Tokens`], whitespace-insensitive), byte for byte ([`Compare::Exact`]), or by a
+//! sandboxed checker module ([`CheckerModule`](crate::CheckerModule)) under its own limits.
+
+mod tests;
+mod verdict;
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub use tests::{TestCase, load_tests};
+pub use verdict::{RuntimeError, TimeLimit, Verdict};
+
+use crate::checker::{Checker, CheckerModule};
+use crate::error::Error;
+use crate::limits::Limits;
+use crate::module::Runtime;
+use crate::program::{Program, ProgramModule, RunInput};
+
+/// How much of stdout and stderr a [`TestResult`] keeps.
+pub const OUTPUT_HEAD_BYTES: usize = 1024;
+
+/// Why a batch could not be graded at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GradeError {
+    /// The program is not something that can run: reported once, before any test.
+    #[error("invalid program ({}): {source}", reason.name())]
+    InvalidProgram {
+        /// Which kind of invalid.
+        reason: InvalidProgram,
+        /// The loader's error.
+        source: Error,
+    },
+    /// The checker module cannot be loaded.
+    #[error("invalid checker: {source}")]
+    InvalidChecker {
+        /// The loader's error.
+        source: Error,
+    },
+    /// A test file is malformed: it names the file and, for JSONL, the line.
+    #[error("{path}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    TestFile {
+        /// The file (or, for a missing pair, the file that has no partner).
+        path: String,
+        /// The 1-based line, for JSONL.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl GradeError {
+    /// `invalid_program`, `invalid_checker` or `test_file`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GradeError::InvalidProgram { .. } => "invalid_program",
+            GradeError::InvalidChecker { .. } => "invalid_checker",
+            GradeError::TestFile { .. } => "test_file",
+        }
+    }
+}
+
+/// Why a program is invalid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidProgram {
+    /// The bytes are not a valid WebAssembly module (or not a core module).
+    NotWasm,
+    /// It imports something the sandbox does not provide.
+    UnknownImport,
+    /// It has no `_start () -> ()` entry point.
+    NoStart,
+    /// It is an environment, a checker or a reactor rather than a command.
+    WrongKind,
+}
+
+impl InvalidProgram {
+    /// `not_wasm`, `unknown_import`, `no_start` or `wrong_kind`.
+    pub fn name(self) -> &'static str {
+        match self {
+            InvalidProgram::NotWasm => "not_wasm",
+            InvalidProgram::UnknownImport => "unknown_import",
+            InvalidProgram::NoStart => "no_start",
+            InvalidProgram::WrongKind => "wrong_kind",
+        }
+    }
+
+    fn of(error: &Error) -> InvalidProgram {
+        match error {
+            Error::UnknownImport { .. } => InvalidProgram::UnknownImport,
+            Error::MissingExport { .. } => InvalidProgram::NoStart,
+            Error::WrongKind { .. } => InvalidProgram::WrongKind,
+            _ => InvalidProgram::NotWasm,
+        }
+    }
+}
+
+/// How output is compared when there is no checker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compare {
+    /// The same sequence of whitespace-separated tokens.
+    #[default]
+    Tokens,
+    /// The same bytes.
+    Exact,
+}
+
+/// How a batch is graded. Plain data.
+#[derive(Clone, Debug)]
+pub struct GradeOptions {
+    /// Limits of each run of the program: fuel and deadline per test, memory, tables, output.
+    pub limits: Limits,
+    /// Limits of each check (the checker's own, separate from the program's).
+    pub checker_limits: Limits,
+    /// Comparison when there is no checker.
+    pub compare: Compare,
+    /// Worker threads (each with its own instance); at least 1.
+    pub jobs: usize,
+    /// A directory every test may read (a test's own `dir` takes precedence).
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for GradeOptions {
+    fn default() -> Self {
+        GradeOptions {
+            limits: Limits {
+                fuel_per_call: Some(2_000_000_000),
+                deadline: Some(Duration::from_secs(2)),
+                memory_bytes: 256 << 20,
+                table_elements: 100_000,
+                output_bytes: 1 << 20,
+            },
+            checker_limits: Limits {
+                fuel_per_call: Some(1_000_000_000),
+                deadline: Some(Duration::from_secs(2)),
+                memory_bytes: 256 << 20,
+                table_elements: 100_000,
+                output_bytes: 64 << 10,
+            },
+            compare: Compare::Tokens,
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            dir: None,
+        }
+    }
+}
+
+/// The verdict on one test and what the run used.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TestResult {
+    /// The test's name.
+    pub name: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// 1 for accepted, the checker's score, 0 for any other failure, `None` for a grading error.
+    pub score: Option<f64>,
+    /// The exit code, if the program exited (0 or the code it gave `proc_exit`).
+    pub exit_code: Option<i32>,
+    /// Fuel the program used.
+    pub fuel_used: u64,
+    /// Wall-clock time of the run (not including the restore before it).
+    pub wall_time: Duration,
+    /// Peak linear memory of the run, in bytes.
+    pub peak_memory_bytes: u64,
+    /// The first [`OUTPUT_HEAD_BYTES`] of stdout (lossy UTF-8).
+    pub stdout_head: String,
+    /// The first [`OUTPUT_HEAD_BYTES`] of stderr (lossy UTF-8).
+    pub stderr_head: String,
+}
+
+/// Totals over a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    /// Tests accepted.
+    pub passed: usize,
+    /// Tests in the batch.
+    pub total: usize,
+    /// Tests that got a grading error (left out of `score`).
+    pub grading_errors: usize,
+    /// Mean score over the graded tests (0 when none was graded).
+    pub score: f64,
+    /// Wall-clock time of the whole batch.
+    pub wall_time: Duration,
+}
+
+/// Everything a batch produced, tests in the order given.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradeReport {
+    /// One result per test.
+    pub tests: Vec<TestResult>,
+    /// Totals.
+    pub summary: Summary,
+}
+
+impl GradeReport {
+    /// The report as `{"tests": [...], "summary": {...}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let tests: Vec<serde_json::Value> = self
+            .tests
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "name": t.name,
+                    "verdict": t.verdict.name(),
+                    "message": t.verdict.message(),
+                    "time_limit": t.verdict.time_limit(),
+                    "score": t.score,
+                    "exit_code": t.exit_code,
+                    "fuel_used": t.fuel_used,
+                    "wall_time_ms": t.wall_time.as_secs_f64() * 1e3,
+                    "peak_memory_bytes": t.peak_memory_bytes,
+                    "stdout": t.stdout_head,
+                    "stderr": t.stderr_head,
+                })
+            })
+            .collect();
+        let mut verdicts = serde_json::Map::new();
+        for t in &self.tests {
+            let n = verdicts.entry(t.verdict.name()).or_insert(serde_json::json!(0));
+            *n = serde_json::json!(n.as_u64().unwrap_or(0) + 1);
+        }
+        let s = &self.summary;
+        serde_json::json!({
+            "tests": tests,
+            "summary": {
+                "passed": s.passed,
+                "total": s.total,
+                "score": s.score,
+                "grading_errors": s.grading_errors,
+                "verdicts": verdicts,
+                "wall_time_s": s.wall_time.as_secs_f64(),
+                "tests_per_second": s.total as f64 / s.wall_time.as_secs_f64().max(1e-9),
+            }
+        })
+    }
+}
+
+/// A program (and optionally a checker), compiled once, ready to grade batches.
+#[derive(Clone, Debug)]
+pub struct Grader {
+    program: ProgramModule,
+    checker: Option<CheckerModule>,
+    options: GradeOptions,
+}
+
+impl Grader {
+    /// Compiles the program (and the checker). An invalid program is reported here, once.
+    pub fn new(
+        runtime: &Runtime,
+        program: &[u8],
+        checker: Option<&[u8]>,
+        options: GradeOptions,
+    ) -> Result<Grader, GradeError> {
+        let program = runtime
+            .load_program(program)
+            .map_err(|source| GradeError::InvalidProgram { reason: InvalidProgram::of(&source), source })?;
+        let checker = checker
+            .map(|bytes| runtime.load_checker(bytes))
+            .transpose()
+            .map_err(|source| GradeError::InvalidChecker { source })?;
+        Ok(Grader { program, checker, options })
+    }
+
+    /// A grader from modules already loaded.
+    pub fn from_modules(program: ProgramModule, checker: Option<CheckerModule>, options: GradeOptions) -> Grader {
+        Grader { program, checker, options }
+    }
+
+    /// The options batches are graded with.
+    pub fn options(&self) -> &GradeOptions {
+        &self.options
+    }
+
+    /// Grades `tests` on `options.jobs` threads; results come in test order.
+    pub fn grade(&self, tests: &[TestCase]) -> GradeReport {
+        self.grade_with_progress(tests, &|_| {})
+    }
+
+    /// [`Grader::grade`], calling `progress` with the number of tests done after each test.
+    pub fn grade_with_progress(&self, tests: &[TestCase], progress: &(dyn Fn(usize) + Sync)) -> GradeReport {
+        let started = Instant::now();
+        let next = AtomicUsize::new(0);
+        let done = AtomicUsize::new(0);
+        let results: Mutex<Vec<Option<TestResult>>> = Mutex::new(vec![None; tests.len()]);
+        let jobs = self.options.jobs.clamp(1, tests.len().max(1));
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(|| {
+                    let mut worker = Worker::new(self);
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(test) = tests.get(i) else { break };
+                        mine.push((i, worker.grade(test)));
+                        progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+                    }
+                    let mut results = results.lock().unwrap_or_else(|e| e.into_inner());
+                    for (i, r) in mine {
+                        results[i] = Some(r);
+                    }
+                });
+            }
+        });
+        let tests: Vec<TestResult> = results
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .map(|r| r.expect("every test is graded by some worker"))
+            .collect();
+        let graded: Vec<f64> = tests.iter().filter_map(|t| t.score).collect();
+        let summary = Summary {
+            passed: tests.iter().filter(|t| t.verdict == Verdict::Accepted).count(),
+            total: tests.len(),
+            grading_errors: tests.len() - graded.len(),
+            score: if graded.is_empty() { 0.0 } else { graded.iter().sum::<f64>() / graded.len() as f64 },
+            wall_time: started.elapsed(),
+        };
+        GradeReport { tests, summary }
+    }
+}
+
+/// One thread's instances: a program (or why it cannot be instantiated) and a checker.
+struct Worker<'a> {
+    grader: &'a Grader,
+    program: Result<Program, Error>,
+    checker: Option<Result<Checker, Error>>,
+}
+
+impl<'a> Worker<'a> {
+    fn new(grader: &'a Grader) -> Worker<'a> {
+        let options = &grader.options;
+        Worker {
+            grader,
+            program: grader.program.instantiate(options.limits.clone()),
+            checker: grader.checker.as_ref().map(|c| c.instantiate(options.checker_limits.clone())),
+        }
+    }
+
+    fn grade(&mut self, test: &TestCase) -> TestResult {
+        let program = match &mut self.program {
+            Ok(program) => program,
+            // The module cannot be instantiated under the limits (a 4 GiB initial memory, a start
+            // function that traps): every test gets that verdict.
+            Err(e) => return failed(test, Verdict::from_error(e)),
+        };
+        let input = RunInput {
+            args: test.args.clone(),
+            env: test.env.clone(),
+            stdin: test.stdin.clone(),
+            dir: test.dir.clone().or_else(|| self.grader.options.dir.clone()),
+        };
+        let report = match program.run(&input) {
+            Ok(report) => report,
+            Err(e) => return failed(test, Verdict::GradingError { message: format!("the host failed: {e}") }),
+        };
+        let (verdict, score) = match Verdict::from_run(&report) {
+            Some(verdict) => (verdict, Some(0.0)),
+            None => self.judge(test, &report.stdout),
+        };
+        TestResult {
+            name: test.name.clone(),
+            verdict,
+            score,
+            exit_code: report.exit_code(),
+            fuel_used: report.fuel_used,
+            wall_time: report.wall_time,
+            peak_memory_bytes: report.memory_bytes,
+            stdout_head: head(&report.stdout),
+            stderr_head: head(&report.stderr),
+        }
+    }
+
+    /// The verdict on the output of a successful run.
+    fn judge(&mut self, test: &TestCase, output: &[u8]) -> (Verdict, Option<f64>) {
+        match &mut self.checker {
+            None => match compare(self.grader.options.compare, &test.expected_stdout, output) {
+                None => (Verdict::Accepted, Some(1.0)),
+                Some(message) => (Verdict::WrongAnswer { message }, Some(0.0)),
+            },
+            Some(Err(e)) => (Verdict::GradingError { message: format!("the checker cannot be instantiated: {e}") }, None),
+            Some(Ok(checker)) => match checker.check(&test.stdin, &test.expected_stdout, output) {
+                Ok(s) if s.score >= 1.0 => (Verdict::Accepted, Some(1.0)),
+                Ok(s) => (Verdict::WrongAnswer { message: s.message }, Some(s.score)),
+                Err(e) => (Verdict::GradingError { message: format!("the checker failed: {e}") }, None),
+            },
+        }
+    }
+}
+
+/// A result for a test that never ran.
+fn failed(test: &TestCase, verdict: Verdict) -> TestResult {
+    let score = if matches!(verdict, Verdict::GradingError { .. }) { None } else { Some(0.0) };
+    TestResult {
+        name: test.name.clone(),
+        verdict,
+        score,
+        exit_code: None,
+        fuel_used: 0,
+        wall_time: Duration::ZERO,
+        peak_memory_bytes: 0,
+        stdout_head: String::new(),
+        stderr_head: String::new(),
+    }
+}
+
+fn head(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(OUTPUT_HEAD_BYTES)]).into_owned()
+}
+
+/// `None` if `output` matches `expected`, otherwise where it first differs.
+pub fn compare(mode: Compare, expected: &[u8], output: &[u8]) -> Option<String> {
+    match mode {
+        Compare::Exact => {
+            if expected == output {
+                return None;
+            }
+            let at = expected.iter().zip(output).take_while(|(a, b)| a == b).count();
+            Some(format!(
+                "byte {at} differs (expected {} bytes, got {})",
+                expected.len(),
+                output.len()
+            ))
+        }
+        Compare::Tokens => {
+            let tokens = |b: &[u8]| -> Vec<Vec<u8>> {
+                b.split(|c| c.is_ascii_whitespace()).filter(|t| !t.is_empty()).map(<[u8]>::to_vec).collect()
+            };
+            let (e, o) = (tokens(expected), tokens(output));
+            let shown = |t: &[u8]| {
+                let s = String::from_utf8_lossy(&t[..t.len().min(40)]).into_owned();
+                if t.len() > 40 { format!("{s}…") } else { s }
+            };
+            for (i, (a, b)) in e.iter().zip(&o).enumerate() {
+                if a != b {
+                    return Some(format!("token {}: expected `{}`, got `{}`", i + 1, shown(a), shown(b)));
+                }
+            }
+            (e.len() != o.len()).then(|| format!("expected {} tokens, got {}", e.len(), o.len()))
+        }
+    }
+}
