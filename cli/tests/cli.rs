@@ -344,3 +344,19 @@ fn bench_grade_json_reports_both_throughputs_and_the_ratio() {
     assert!(g > 0.0 && p > 0.0);
     assert!((doc["ratio"].as_f64().unwrap() - g / p).abs() < 1e-6 * (g / p));
 }
+
+#[test]
+fn bench_fork_json_has_a_row_per_memory_size_and_dirty_count() {
+    let o = wasmgym(&["bench", "fork", "--json"]);
+    assert_exit(&o, 0);
+    let rows = json(&o);
+    let rows = rows.as_array().expect("an array of rows");
+    // 64 KiB with 1 and 16 dirty pages, 1 MiB with 1..256, 16 and 64 MiB with 1..1024.
+    assert_eq!(rows.len(), 13, "{rows:?}");
+    for row in rows {
+        for key in ["memory_bytes", "dirty_pages", "restore_ns", "fork_ns", "full_copy_ns"] {
+            assert!(row[key].as_u64().is_some_and(|v| v > 0), "{key} missing or zero in {row}");
+        }
+    }
+    assert_eq!(rows.last().unwrap()["memory_bytes"], 64 << 20);
+}

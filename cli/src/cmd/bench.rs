@@ -1,4 +1,5 @@
 //! `wasmgym bench grade`: the grader against a process per test, side by side, on the same tests.
+//! (`wasmgym bench fork` lives in `bench_fork.rs`.)
 
 use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
@@ -27,6 +28,9 @@ pub enum What {
     /// Tests per second of the grader against a native process per test (with rlimits), running
     /// the same program (programs/sum) on the same tests with the same number of workers.
     Grade(GradeArgs),
+    /// Restore and fork times against memory size (64 KiB to 64 MiB) and dirty pages (1 to 1024),
+    /// next to a full copy of the memory.
+    Fork(super::bench_fork::ForkArgs),
 }
 
 #[derive(clap::Args)]
@@ -49,6 +53,7 @@ impl Args {
     pub fn json(&self) -> bool {
         match &self.what {
             What::Grade(a) => a.json,
+            What::Fork(a) => a.json,
         }
     }
 }
@@ -79,6 +84,7 @@ struct Report {
 pub fn run(args: Args) -> Result<Outcome, Error> {
     match args.what {
         What::Grade(a) => grade(a),
+        What::Fork(a) => super::bench_fork::run(a),
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand: its arguments (`Args`) and `run`.
 
 pub mod bench;
+pub mod bench_fork;
 pub mod check;
 pub mod demo;
 pub mod envs;
