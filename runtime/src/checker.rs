@@ -155,7 +155,8 @@ impl Checker {
         self.sandbox.store.data_mut().io = Io::default();
         let fuel_used = self.sandbox.store.data().vars.fuel_consumed - fuel_before;
         let out = result?;
-        let (score, message) = out.split_at_checked(8).ok_or_else(|| protocol("its answer is shorter than 8 bytes".into()))?;
+        let (score, message) =
+            out.split_at_checked(8).ok_or_else(|| protocol("its answer is shorter than 8 bytes".into()))?;
         let score = f64::from_le_bytes(score.try_into().expect("8 bytes"));
         if !(0.0..=1.0).contains(&score) {
             return Err(protocol(format!("its score {score} is not a number in [0, 1]")));

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use wasmtime::{Caller, Extern, Linker, Memory, Module, Val, ValType};
 
 use crate::error::{Error, HostTrap};
-use crate::sandbox::HostState;
 use crate::rewrite::MEMORY_EXPORT;
+use crate::sandbox::HostState;
 
 /// The WASI module name guests import from.
 pub(crate) const WASI_MODULE: &str = "wasi_snapshot_preview1";
@@ -170,10 +170,15 @@ pub(crate) fn link_with(linker: &mut Linker<HostState>, module: &Module, fork_qu
             return Err(refuse("only functions may be imported"));
         };
         let defined = match name {
-            "args_get" => linker.func_wrap(m, name, |c: Caller<'_, HostState>, a: i32, b: i32| strings_get(c, Strings::Args, a, b)),
-            "environ_get" => linker.func_wrap(m, name, |c: Caller<'_, HostState>, a: i32, b: i32| strings_get(c, Strings::Env, a, b)),
-            "args_sizes_get" => linker.func_wrap(m, name, |c: Caller<'_, HostState>, a: i32, b: i32| strings_sizes(c, Strings::Args, a, b)),
-            "environ_sizes_get" => linker.func_wrap(m, name, |c: Caller<'_, HostState>, a: i32, b: i32| strings_sizes(c, Strings::Env, a, b)),
+            "args_get" => linker
+                .func_wrap(m, name, |c: Caller<'_, HostState>, a: i32, b: i32| strings_get(c, Strings::Args, a, b)),
+            "environ_get" => {
+                linker.func_wrap(m, name, |c: Caller<'_, HostState>, a: i32, b: i32| strings_get(c, Strings::Env, a, b))
+            }
+            "args_sizes_get" => linker
+                .func_wrap(m, name, |c: Caller<'_, HostState>, a: i32, b: i32| strings_sizes(c, Strings::Args, a, b)),
+            "environ_sizes_get" => linker
+                .func_wrap(m, name, |c: Caller<'_, HostState>, a: i32, b: i32| strings_sizes(c, Strings::Env, a, b)),
             "clock_res_get" => linker.func_wrap(m, name, clock_res_get),
             "clock_time_get" => linker.func_wrap(m, name, clock_time_get),
             "fd_write" => linker.func_wrap(m, name, fd_write),
@@ -330,7 +335,7 @@ fn fd_fdstat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> i32 {
     let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
     // fdstat: filetype u8, pad, flags u16, pad, rights_base u64, rights_inheriting u64.
     let (filetype, base, inheriting): (u8, u64, u64) = match fd as u32 {
-        0 => (FILETYPE_CHARACTER_DEVICE, 1 << 1, 0), // fd_read
+        0 => (FILETYPE_CHARACTER_DEVICE, 1 << 1, 0),     // fd_read
         1 | 2 => (FILETYPE_CHARACTER_DEVICE, 1 << 6, 0), // fd_write
         PREOPEN_FD if host.io.root.is_some() => (FILETYPE_DIRECTORY, u64::MAX, u64::MAX),
         fd => match host.io.files.get(&fd) {

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use wasmgym::grade::{
-    Compare, GradeError, GradeOptions, GradeReport, Grader, InvalidProgram, RuntimeError, TestCase, TimeLimit,
-    Verdict, load_tests,
+    Compare, GradeError, GradeOptions, GradeReport, Grader, InvalidProgram, RuntimeError, TestCase, TimeLimit, Verdict,
+    load_tests,
 };
 use wasmgym::{Error, Limits};
 use wasmgym_tests::runtime;
@@ -72,7 +72,8 @@ fn both_test_formats_grade_the_example_and_agree() {
 
 #[test]
 fn results_keep_test_order_across_many_jobs() {
-    let tests: Vec<TestCase> = (0..300).map(|i| test(&format!("t{i}"), &format!("{i} {i}"), &format!("{}", 2 * i))).collect();
+    let tests: Vec<TestCase> =
+        (0..300).map(|i| test(&format!("t{i}"), &format!("{i} {i}"), &format!("{}", 2 * i))).collect();
     let mut broken = tests.clone();
     broken[17].expected_stdout = b"nope".to_vec();
     let report = grader(example("sum"), None, options(4)).grade(&broken);
@@ -86,14 +87,26 @@ fn results_keep_test_order_across_many_jobs() {
 
 #[test]
 fn json_report_has_the_documented_shape() {
-    let report = grader(example("sum"), None, options(1))
-        .grade(&[test("right", "1 2", "3"), test("wrong", "1 2", "4"), test("crash", "x", "")]);
+    let report = grader(example("sum"), None, options(1)).grade(&[
+        test("right", "1 2", "3"),
+        test("wrong", "1 2", "4"),
+        test("crash", "x", ""),
+    ]);
     let doc = report.to_json();
     let tests = doc["tests"].as_array().unwrap();
     assert_eq!(tests.len(), 3);
     for key in [
-        "name", "verdict", "message", "exit_code", "score", "fuel_used", "wall_time_ms", "peak_memory_bytes", "stdout",
-        "stderr", "time_limit",
+        "name",
+        "verdict",
+        "message",
+        "exit_code",
+        "score",
+        "fuel_used",
+        "wall_time_ms",
+        "peak_memory_bytes",
+        "stdout",
+        "stderr",
+        "time_limit",
     ] {
         assert!(tests[0].get(key).is_some(), "missing {key} in {}", tests[0]);
     }
@@ -114,8 +127,13 @@ fn tokens_by_default_exact_on_request() {
     let exact = GradeOptions { compare: Compare::Exact, ..options(1) };
     let report = grader(example("sum"), None, exact).grade(&tests);
     assert!(matches!(&report.tests[0].verdict, Verdict::WrongAnswer { message } if message.contains("byte 0")));
-    assert_eq!(grader(example("sum"), None, GradeOptions { compare: Compare::Exact, ..options(1) })
-        .grade(&[test("exact", "1 2", "3\n")]).tests[0].verdict, Verdict::Accepted);
+    assert_eq!(
+        grader(example("sum"), None, GradeOptions { compare: Compare::Exact, ..options(1) })
+            .grade(&[test("exact", "1 2", "3\n")])
+            .tests[0]
+            .verdict,
+        Verdict::Accepted
+    );
 }
 
 /// Every bad input of the issue that a program can do at run time, in one batch, between
@@ -126,8 +144,7 @@ fn every_bad_program_gets_its_verdict_and_spares_the_batch() {
     std::fs::create_dir_all(root.join("data")).unwrap();
     std::fs::write(root.join("data/input.txt"), "hello\n").unwrap();
     std::fs::write(root.join("secret.txt"), "secret\n").unwrap();
-    let files_expected =
-        "input.txt: hello\n/etc/passwd: denied\n../secret.txt: denied\ndata/../../secret.txt: denied\nwrite out.txt: denied\n";
+    let files_expected = "input.txt: hello\n/etc/passwd: denied\n../secret.txt: denied\ndata/../../secret.txt: denied\nwrite out.txt: denied\n";
     let mut files = test("files", "files", files_expected);
     files.dir = Some(root.join("data"));
     let tests = vec![
@@ -158,10 +175,7 @@ fn every_bad_program_gets_its_verdict_and_spares_the_batch() {
     let v = verdicts(&report);
     assert_eq!(v[0], ("ok_first", &Verdict::Accepted));
     assert_eq!(v[1].1, &Verdict::TimeLimitExceeded(TimeLimit::Fuel { limit: 200_000_000 }));
-    assert!(
-        matches!(v[2].1, Verdict::MemoryLimitExceeded { limit, table: false, .. } if *limit == 64 << 20),
-        "{v:?}"
-    );
+    assert!(matches!(v[2].1, Verdict::MemoryLimitExceeded { limit, table: false, .. } if *limit == 64 << 20), "{v:?}");
     assert_eq!(v[3].1, &Verdict::RuntimeError(RuntimeError::StackOverflow));
     assert_eq!(v[4].1, &Verdict::OutputLimitExceeded { limit: 64 << 10 });
     assert_eq!(v[5].1, &Verdict::RuntimeError(RuntimeError::Exit { code: 3 }));
@@ -187,11 +201,24 @@ fn infinite_loop_without_fuel_limit_hits_the_deadline() {
         ..options(1)
     };
     let started = Instant::now();
-    let report = grader(example("misbehave"), None, options).grade(&[test("loop", "loop", ""), test("ok", "sum 2", "2")]);
+    let report =
+        grader(example("misbehave"), None, options).grade(&[test("loop", "loop", ""), test("ok", "sum 2", "2")]);
     assert!(started.elapsed() < Duration::from_secs(30));
-    assert_eq!(report.tests[0].verdict, Verdict::TimeLimitExceeded(TimeLimit::Deadline { limit: Duration::from_millis(200) }));
+    assert_eq!(
+        report.tests[0].verdict,
+        Verdict::TimeLimitExceeded(TimeLimit::Deadline { limit: Duration::from_millis(200) })
+    );
     assert_eq!(report.tests[0].verdict.time_limit(), Some("deadline"));
     assert_eq!(report.tests[1].verdict, Verdict::Accepted);
+}
+
+#[test]
+fn a_sleep_within_the_time_limit_passes_at_once_on_the_virtual_clock() {
+    let started = Instant::now();
+    let report = grader(example("misbehave"), None, options(1)).grade(&[test("nap", "nap", "slept 1000 ms")]);
+    assert_eq!(report.tests[0].verdict, Verdict::Accepted, "{}", report.tests[0].stdout_head);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(report.tests[0].wall_time < Duration::from_millis(500), "the sleep took {:?}", report.tests[0].wall_time);
 }
 
 #[test]
@@ -314,7 +341,8 @@ fn a_program_that_grows_its_table_once_gets_a_fresh_instance_per_test() {
           (i32.store (i32.const 16) (i32.const 0))
           (i32.store (i32.const 20) (i32.const 1))
           (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))))"#;
-    let report = grader(wat.as_bytes(), None, options(1)).grade(&[test("1", "", "2"), test("2", "", "2"), test("3", "", "2")]);
+    let report =
+        grader(wat.as_bytes(), None, options(1)).grade(&[test("1", "", "2"), test("2", "", "2"), test("3", "", "2")]);
     assert_eq!(report.summary.passed, 3, "{:?}", verdicts(&report));
 }
 
@@ -358,7 +386,11 @@ fn malformed_test_files_name_the_file_and_line() {
         (format!("{good}\n{{\"name\": \"b\", \"stdin\": \"1\"}}\n"), 2, "expected_stdout"),
         (format!("{good}\n{good}\n"), 2, "second test named"),
         (format!("{{\"name\": \"a\", \"stdin\": \"\", \"expected_stdout\": \"\", \"stdn\": 1}}\n"), 1, "stdn"),
-        (format!("{{\"name\": \"a\", \"stdin\": \"\", \"expected_stdout\": \"\", \"dir\": \"missing\"}}\n"), 1, "not a directory"),
+        (
+            format!("{{\"name\": \"a\", \"stdin\": \"\", \"expected_stdout\": \"\", \"dir\": \"missing\"}}\n"),
+            1,
+            "not a directory",
+        ),
     ] {
         std::fs::write(&jsonl, &body).unwrap();
         let err = load_tests(&jsonl).unwrap_err();
@@ -520,6 +552,8 @@ fn env_reward_checker_scores_a_fork_and_leaves_the_episode_alone() {
 
 #[test]
 fn programs_cannot_import_the_fork_queries() {
-    let wat = format!(r#"(module (import "wasmgym_env" "render" (func (param i32 i32) (result i32))) (memory 1) {WAT_OK_START})"#);
+    let wat = format!(
+        r#"(module (import "wasmgym_env" "render" (func (param i32 i32) (result i32))) (memory 1) {WAT_OK_START})"#
+    );
     assert!(matches!(runtime().load_program(wat.as_bytes()), Err(Error::UnknownImport { .. })));
 }

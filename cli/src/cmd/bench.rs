@@ -92,7 +92,8 @@ fn batch(n: usize) -> Vec<TestCase> {
     let mut rng = Rng::seed_from_u64(7);
     (0..n)
         .map(|i| {
-            let (a, b) = ((rng.next_u64() % 2_000_000_000) as i64 - 1_000_000_000, (rng.next_u64() % 2_000_000_000) as i64);
+            let (a, b) =
+                ((rng.next_u64() % 2_000_000_000) as i64 - 1_000_000_000, (rng.next_u64() % 2_000_000_000) as i64);
             TestCase {
                 name: format!("t{i}"),
                 stdin: format!("{a} {b}\n").into_bytes(),
@@ -151,7 +152,10 @@ fn grade(args: GradeArgs) -> Result<Outcome, Error> {
     } else {
         let mut out = io::stdout().lock();
         writeln!(out, "programs/{PROGRAM} on {} tests, {} workers each", report.tests, report.jobs)?;
-        for (name, s) in [("grader (wasm, restore per test)", &report.grader), ("process per test (native, rlimits)", &report.process)] {
+        for (name, s) in [
+            ("grader (wasm, restore per test)", &report.grader),
+            ("process per test (native, rlimits)", &report.process),
+        ] {
             writeln!(
                 out,
                 "  {name:<36} {:>9.0} tests/s  ({} runs in {:.3} s, {} accepted)",

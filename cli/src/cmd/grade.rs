@@ -100,7 +100,11 @@ fn print_table(report: &GradeReport, args: &Args, jobs: usize) -> io::Result<()>
     writeln!(out, "grade {} on {} tests ({}), {jobs} jobs", args.program, s.total, args.tests.display())?;
     if report.tests.len() <= 200 {
         let width = report.tests.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
-        writeln!(out, "  {:<width$}  {:<22} {:>9} {:>13} {:>10}  message", "test", "verdict", "time", "fuel", "memory")?;
+        writeln!(
+            out,
+            "  {:<width$}  {:<22} {:>9} {:>13} {:>10}  message",
+            "test", "verdict", "time", "fuel", "memory"
+        )?;
         for t in &report.tests {
             writeln!(
                 out,
@@ -122,7 +126,11 @@ fn print_table(report: &GradeReport, args: &Args, jobs: usize) -> io::Result<()>
             writeln!(out, "  {verdict:<22} {n}")?;
         }
     }
-    let errors = if s.grading_errors > 0 { format!(" ({} grading errors, not scored)", s.grading_errors) } else { String::new() };
+    let errors = if s.grading_errors > 0 {
+        format!(" ({} grading errors, not scored)", s.grading_errors)
+    } else {
+        String::new()
+    };
     writeln!(
         out,
         "passed {}/{}, score {:.3}{errors}, in {:.3} s ({:.0} tests/s)",

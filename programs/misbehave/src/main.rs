@@ -10,6 +10,7 @@
 //! | `exit N` | exits with code N |
 //! | `panic` | panics |
 //! | `sleep` | sleeps for an hour |
+//! | `nap` | sleeps for one second and prints how long the clock says it slept |
 //! | `files` | reads `input.txt`, then tries `/etc/passwd`, `../secret.txt`, `data/../../secret.txt` and writing `out.txt`; prints what happened |
 //! | `world` | prints its arguments, environment variables, a random draw and the clock |
 
@@ -53,6 +54,11 @@ fn main() {
         "sleep" => {
             std::thread::sleep(std::time::Duration::from_secs(3600));
             println!("woke up");
+        }
+        "nap" => {
+            let before = std::time::Instant::now();
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            println!("slept {} ms", before.elapsed().as_millis());
         }
         "files" => {
             let granted = std::fs::read_to_string("input.txt").unwrap_or_else(|e| format!("error: {e}"));

@@ -400,7 +400,9 @@ impl<'a> Worker<'a> {
                 None => (Verdict::Accepted, Some(1.0)),
                 Some(message) => (Verdict::WrongAnswer { message }, Some(0.0)),
             },
-            Some(Err(e)) => (Verdict::GradingError { message: format!("the checker cannot be instantiated: {e}") }, None),
+            Some(Err(e)) => {
+                (Verdict::GradingError { message: format!("the checker cannot be instantiated: {e}") }, None)
+            }
             Some(Ok(checker)) => match checker.check(&test.stdin, &test.expected_stdout, output) {
                 Ok(s) if s.score >= 1.0 => (Verdict::Accepted, Some(1.0)),
                 Ok(s) => (Verdict::WrongAnswer { message: s.message }, Some(s.score)),
@@ -438,11 +440,7 @@ pub fn compare(mode: Compare, expected: &[u8], output: &[u8]) -> Option<String> 
                 return None;
             }
             let at = expected.iter().zip(output).take_while(|(a, b)| a == b).count();
-            Some(format!(
-                "byte {at} differs (expected {} bytes, got {})",
-                expected.len(),
-                output.len()
-            ))
+            Some(format!("byte {at} differs (expected {} bytes, got {})", expected.len(), output.len()))
         }
         Compare::Tokens => {
             let tokens = |b: &[u8]| -> Vec<Vec<u8>> {

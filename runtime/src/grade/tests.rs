@@ -114,11 +114,8 @@ fn load_jsonl(file: &Path) -> Result<Vec<TestCase>, GradeError> {
     let mut tests = Vec::new();
     let mut seen = HashSet::new();
     for (i, line) in text.lines().enumerate() {
-        let at = |message: String| GradeError::TestFile {
-            path: file.display().to_string(),
-            line: Some(i + 1),
-            message,
-        };
+        let at =
+            |message: String| GradeError::TestFile { path: file.display().to_string(), line: Some(i + 1), message };
         if line.trim().is_empty() {
             continue;
         }
