@@ -37,6 +37,7 @@ mod checker;
 mod error;
 pub mod grade;
 mod instance;
+mod instrument;
 mod limits;
 mod module;
 mod pages;

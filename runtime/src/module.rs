@@ -13,7 +13,7 @@ use crate::instance::Env;
 use crate::sandbox::{HostState, Sandbox};
 use crate::limits::Limits;
 use crate::rewrite::{self, Layout};
-use crate::wasi;
+use crate::{instrument, wasi};
 
 /// Engine-wide settings. Plain data.
 #[derive(Clone, Debug)]
@@ -80,8 +80,12 @@ impl Runtime {
         if layout.abi_version != Some(ABI_VERSION) {
             return Err(Error::AbiMismatch { found: layout.abi_version, supported: ABI_VERSION });
         }
-        let module =
-            Module::new(&self.engine, &rewritten).map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
+        // Stores mark a dirty-page map (instrument.rs). If the instrumented module does not
+        // compile, compile the module as given, so the error speaks of the author's code.
+        let (instrumented, _) = instrument::dirty_map(&rewritten)?;
+        let module = Module::new(&self.engine, &instrumented)
+            .or_else(|_| Module::new(&self.engine, &rewritten))
+            .map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
         check_exports(&module, &layout)?;
         let mut linker = Linker::new(&self.engine);
         wasi::link(&mut linker, &module)?;

@@ -10,6 +10,7 @@ use wasmgym_abi::rng::Rng;
 use wasmtime::{Extern, Global, Instance, Memory, ResourceLimiter, Store, TypedFunc, Val, WasmParams, WasmResults};
 
 use crate::error::{CallBudget, Error, HostTrap, Result, TrapContext, from_wasmtime};
+use crate::instrument::DIRTY_MAP_EXPORT;
 use crate::limits::Limits;
 use crate::module::{ModuleInner, hex};
 use crate::pages::{MemoryImage, PAGE};
@@ -58,6 +59,10 @@ pub(crate) struct HostState {
     pub memory: Option<Memory>,
     /// A program's per-run WASI inputs and open files (not snapshot data; see [`crate::wasi::Io`]).
     pub io: crate::wasi::Io,
+    /// Ranges `(ptr, len)` of memory 0 that host calls wrote during the current guest call.
+    pub host_writes: Vec<(u32, u32)>,
+    /// A host call wrote memory without recording where: compare pages to find the changes.
+    pub untracked_write: bool,
 }
 
 impl ResourceLimiter for HostState {
@@ -87,7 +92,9 @@ impl ResourceLimiter for HostState {
 enum Dirty {
     /// Nothing: the memories are exactly `base`.
     Clean,
-    /// Any page: the guest ran since. Pages are compared with `base` to find the changed ones.
+    /// The pages marked in the dirty map (see `instrument.rs`), and no others.
+    Tracked,
+    /// Any page: pages are compared with `base` to find the changed ones.
     All,
 }
 
@@ -106,13 +113,22 @@ pub(crate) struct Sandbox {
     poisoned: Option<String>,
     base: Vec<MemoryImage>,
     dirty: Dirty,
+    /// The dirty map of an instrumented module (one byte per 4 KiB page of memory 0).
+    map: Option<Memory>,
 }
 
 impl Sandbox {
     /// A fresh instance of `module`; runs the guest's `_initialize` (if any) when `initialize`.
     pub fn new(module: &Arc<ModuleInner>, limits: Limits, initialize: bool) -> Result<Sandbox> {
         let engine = module.pre.module().engine();
-        let mut store = Store::new(engine, HostState { vars: HostVars::new(), limits, memory: None, io: Default::default() });
+        let mut store = Store::new(engine, HostState {
+                vars: HostVars::new(),
+                limits,
+                memory: None,
+                io: Default::default(),
+                host_writes: Vec::new(),
+                untracked_write: false,
+            });
         store.limiter(|state| state);
         let budget = arm(&mut store, module)?;
         let instance =
@@ -128,6 +144,7 @@ impl Sandbox {
             .map(|i| instance.get_global(&mut store, &format!("{GLOBAL_EXPORT}{i}")).ok_or_else(|| missing("global")))
             .collect::<Result<Vec<_>>>()?;
         store.data_mut().memory = memories.first().copied();
+        let map = instance.get_memory(&mut store, DIRTY_MAP_EXPORT);
         let base = (module.initial_images)
             .get_or_init(|| memories.iter().map(|m| MemoryImage::from_bytes(m.data(&store))).collect())
             .clone();
@@ -140,6 +157,7 @@ impl Sandbox {
             poisoned: None,
             base,
             dirty: Dirty::Clean,
+            map,
         };
         if initialize && let Some(init) = instance.get_func(&mut sandbox.store, "_initialize") {
             let init = init.typed::<(), ()>(&sandbox.store).map_err(|_| missing("_initialize"))?;
@@ -160,8 +178,13 @@ impl Sandbox {
     pub fn call<P: WasmParams, R: WasmResults>(&mut self, func: &TypedFunc<P, R>, params: P) -> Result<R> {
         self.check_usable()?;
         let budget = arm(&mut self.store, &self.module)?;
-        self.dirty = Dirty::All;
+        if self.dirty == Dirty::Clean && self.map.is_some() {
+            self.dirty = Dirty::Tracked;
+        } else if self.map.is_none() {
+            self.dirty = Dirty::All;
+        }
         let result = func.call(&mut self.store, params);
+        self.note_host_writes();
         let left = self.store.get_fuel().unwrap_or(0);
         self.store.data_mut().vars.fuel_consumed += budget.fuel.saturating_sub(left);
         result.map_err(|err| {
@@ -170,6 +193,81 @@ impl Sandbox {
             self.poison(&e);
             e
         })
+    }
+
+    /// Records where the host wrote memory 0 itself (the guest's own writes mark the map).
+    pub fn mark_written(&mut self, ptr: u32, len: u32) {
+        match self.map {
+            Some(map) if len > 0 => {
+                if self.dirty == Dirty::Clean {
+                    self.dirty = Dirty::Tracked;
+                }
+                let first = (ptr / PAGE as u32) as usize;
+                let last = (ptr.saturating_add(len - 1) / PAGE as u32) as usize;
+                let bytes = map.data_mut(&mut self.store);
+                let end = last.min(bytes.len() - 1);
+                bytes[first.min(end)..=end].fill(1);
+            }
+            Some(_) => {}
+            None => self.dirty = Dirty::All,
+        }
+    }
+
+    /// Folds what host calls wrote during the last guest call into the tracking.
+    fn note_host_writes(&mut self) {
+        let state = self.store.data_mut();
+        if std::mem::take(&mut state.untracked_write) {
+            state.host_writes.clear();
+            self.dirty = Dirty::All;
+            return;
+        }
+        for (ptr, len) in std::mem::take(&mut state.host_writes) {
+            self.mark_written(ptr, len);
+        }
+    }
+
+    /// The pages of memory 0 written since `base` (each marked page and the next, which a store
+    /// starting near its end may reach), or `None` when unknown. Clears the map.
+    fn take_dirty(&mut self) -> Option<Vec<usize>> {
+        let pages = self.memories[0].data_size(&self.store).div_ceil(PAGE);
+        let dirty = std::mem::replace(&mut self.dirty, Dirty::Clean);
+        let Some(map) = self.map else {
+            return (dirty == Dirty::Clean).then(Vec::new);
+        };
+        let bytes = map.data_mut(&mut self.store);
+        let scan = pages.min(bytes.len());
+        let mut marked = Vec::new();
+        if dirty == Dirty::Tracked {
+            // Eight map bytes at a time: most words are zero.
+            let (words, tail) = bytes[..scan].as_chunks::<8>();
+            for (i, word) in words.iter().enumerate() {
+                if u64::from_ne_bytes(*word) != 0 {
+                    marked.extend((0..8).filter(|&j| word[j] != 0).map(|j| i * 8 + j));
+                }
+            }
+            let base = words.len() * 8;
+            marked.extend((0..tail.len()).filter(|&j| tail[j] != 0).map(|j| base + j));
+        }
+        match dirty {
+            Dirty::Clean => Some(Vec::new()),
+            Dirty::All => {
+                bytes[..scan].fill(0);
+                None
+            }
+            Dirty::Tracked => {
+                let mut pages_written = Vec::with_capacity(marked.len() * 2);
+                for &p in &marked {
+                    bytes[p] = 0;
+                    if pages_written.last() != Some(&p) {
+                        pages_written.push(p);
+                    }
+                    if p + 1 < pages {
+                        pages_written.push(p + 1);
+                    }
+                }
+                Some(pages_written)
+            }
+        }
     }
 
     /// Marks the sandbox unusable (until a restore) if `error` stopped the guest mid-way.
@@ -212,19 +310,23 @@ impl Sandbox {
     /// last capture or restore are shared with it.
     pub fn capture(&mut self) -> Result<SnapshotData> {
         self.check_usable()?;
-        if self.dirty != Dirty::Clean {
-            for (image, memory) in self.base.iter_mut().zip(&self.memories) {
-                let data = memory.data(&self.store);
-                if image.len() != data.len() {
-                    image.resize(data.len());
-                }
-                for (i, page) in data.chunks(PAGE).enumerate() {
-                    if image.page(i)[..page.len()] != *page {
-                        image.set_page(i, page);
-                    }
-                }
+        let dirty = self.take_dirty();
+        for (image, memory) in self.base.iter_mut().zip(&self.memories) {
+            let data = memory.data(&self.store);
+            if image.len() != data.len() {
+                image.resize(data.len());
             }
-            self.dirty = Dirty::Clean;
+            let mut update = |p: usize| {
+                let page = &data[p * PAGE..((p + 1) * PAGE).min(data.len())];
+                if image.page(p)[..page.len()] != *page {
+                    image.set_page(p, page);
+                }
+            };
+            // Tracked pages exist only for memory 0 of a module with one memory.
+            match &dirty {
+                Some(pages) => pages.iter().for_each(|&p| update(p)),
+                None => (0..data.len().div_ceil(PAGE)).for_each(update),
+            }
         }
         let mut globals = Vec::with_capacity(self.globals.len());
         for g in &self.globals {
@@ -334,6 +436,7 @@ impl Sandbox {
     /// the pages where the target differs from what the memory holds.
     fn write_state(&mut self, data: &SnapshotData) -> Result<()> {
         let budget = CallBudget { fuel: 0, deadline: Default::default() };
+        let dirty = self.take_dirty();
         for (i, (memory, target)) in self.memories.iter().zip(&data.memories).enumerate() {
             let current = memory.data_size(&self.store);
             if current < target.len() {
@@ -341,17 +444,24 @@ impl Sandbox {
                 memory.grow(&mut self.store, pages).map_err(|e| from_wasmtime(e, budget, TrapContext::default()))?;
             }
             let bytes = memory.data_mut(&mut self.store);
-            let copy = |page: usize| {
+            let mut copy = |page: usize| {
                 let at = page * PAGE;
+                if at >= bytes.len() {
+                    return;
+                }
                 let end = (at + PAGE).min(bytes.len());
                 let want = &target.page(page)[..end - at];
                 if bytes[at..end] != *want {
                     bytes[at..end].copy_from_slice(want);
                 }
             };
-            match self.dirty {
-                Dirty::Clean => target.diff(&self.base[i], copy),
-                Dirty::All => (0..target.pages()).for_each(copy),
+            match &dirty {
+                // Pages written since `base`, and pages where `base` and the target differ.
+                Some(pages) => {
+                    pages.iter().for_each(|&p| copy(p));
+                    target.diff(&self.base[i], copy);
+                }
+                _ => (0..target.pages()).for_each(copy),
             }
         }
         self.base = data.memories.clone();

@@ -12,9 +12,10 @@
 //! | `fd_prestat_*` | no preopened directories, so no filesystem | fd 3 is the run's read-only directory, if it grants one |
 //! | `path_open` | `ERRNO_BADF` (no directory to open from) | read-only, inside the granted directory (cap-std refuses `..` escapes, absolute paths and symlinks out); write flags get `ERRNO_ROFS` |
 //! | `fd_read`, `fd_seek`, `fd_tell`, `fd_close`, `fd_filestat_get`, `fd_fdstat_get`, `path_filestat_get` | stdio only | also on opened files |
+//! | `fd_readdir` | `ERRNO_BADF` | on the granted directory and directories opened in it: entries sorted by name, without `.` and `..` |
 //! | `proc_exit` | stops the guest with [`Error::Exit`](crate::Error::Exit) | the same; a program's run ends there, code 0 is success |
 //! | `sched_yield` | returns at once | the same |
-//! | every other preview 1 call | refused with `ERRNO_NOTCAPABLE` (76) | the same (no `fd_readdir`, no sockets) |
+//! | every other preview 1 call | refused with `ERRNO_NOTCAPABLE` (76) | the same (no sockets) |
 //!
 //! An import from any other module, or of a name preview 1 does not define, is refused at load time.
 //! File timestamps read as 0: no wall clock leaks through the filesystem either.
@@ -193,6 +194,7 @@ pub(crate) fn link_with(linker: &mut Linker<HostState>, module: &Module, fork_qu
             "fd_seek" => linker.func_wrap(m, name, fd_seek),
             "fd_tell" => linker.func_wrap(m, name, fd_tell),
             "fd_filestat_get" => linker.func_wrap(m, name, fd_filestat_get),
+            "fd_readdir" => linker.func_wrap(m, name, fd_readdir),
             "poll_oneoff" => linker.func_wrap(m, name, poll_oneoff),
             "proc_exit" => linker.func_wrap(m, name, |code: i32| -> wasmtime::Result<()> {
                 Err(wasmtime::Error::new(HostTrap::Exit { code }))
@@ -215,8 +217,9 @@ pub(crate) fn link_with(linker: &mut Linker<HostState>, module: &Module, fork_qu
     Ok(())
 }
 
-/// The guest's memory 0 and the host state, for host calls that read or write guest memory.
-fn memory<'a>(caller: &'a mut Caller<'_, HostState>) -> Option<(&'a mut [u8], &'a mut HostState)> {
+/// [`memory`] for a host call that records exactly what it writes (`HostState::host_writes`), so
+/// dirty-page tracking stays exact.
+fn memory_recorded<'a>(caller: &'a mut Caller<'_, HostState>) -> Option<(&'a mut [u8], &'a mut HostState)> {
     let mem: Memory = match caller.data().memory {
         Some(m) => m,
         None => match caller.get_export(&format!("{MEMORY_EXPORT}0")) {
@@ -225,6 +228,14 @@ fn memory<'a>(caller: &'a mut Caller<'_, HostState>) -> Option<(&'a mut [u8], &'
         },
     };
     Some(mem.data_and_store_mut(caller))
+}
+
+/// The guest's memory 0 and the host state, for host calls that read or write guest memory. The
+/// call's writes are not recorded, so the sandbox compares pages to find them after this call.
+fn memory<'a>(caller: &'a mut Caller<'_, HostState>) -> Option<(&'a mut [u8], &'a mut HostState)> {
+    let (mem, host) = memory_recorded(caller)?;
+    host.untracked_write = true;
+    Some((mem, host))
 }
 
 fn slice_mut(mem: &mut [u8], ptr: i32, len: usize) -> Option<&mut [u8]> {
@@ -261,10 +272,11 @@ fn clock_time_get(mut caller: Caller<'_, HostState>, _id: i32, _precision: i64, 
 }
 
 fn random_get(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) -> i32 {
-    let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
+    let Some((mem, host)) = memory_recorded(&mut caller) else { return ERRNO_FAULT };
     match slice_mut(mem, ptr, len as u32 as usize) {
         Some(buf) => {
             host.vars.rng.fill_bytes(buf);
+            host.host_writes.push((ptr as u32, len as u32));
             ERRNO_SUCCESS
         }
         None => ERRNO_FAULT,
@@ -575,6 +587,48 @@ fn fd_filestat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> i32 
         },
     };
     write_bytes(mem, out, &stat)
+}
+
+/// Entries of a directory from `cookie` on, as WASI dirents (d_next u64, d_ino u64, d_namlen u32,
+/// d_type u8, 3 bytes of padding, then the name), cut at `buf_len` as preview 1 allows.
+fn fd_readdir(mut caller: Caller<'_, HostState>, fd: i32, buf: i32, buf_len: i32, cookie: i64, used: i32) -> i32 {
+    let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
+    let dir = match dir_of(&host.io, fd) {
+        Ok(dir) => dir,
+        Err(errno) => return errno,
+    };
+    let mut entries: Vec<(String, u8)> = match dir.entries() {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| {
+                let filetype = match e.file_type() {
+                    Ok(t) if t.is_dir() => FILETYPE_DIRECTORY,
+                    Ok(t) if t.is_file() => FILETYPE_REGULAR_FILE,
+                    _ => 0, // unknown (a symlink, say)
+                };
+                (e.file_name().to_string_lossy().into_owned(), filetype)
+            })
+            .collect(),
+        Err(e) => return errno(&e),
+    };
+    entries.sort();
+    let capacity = buf_len as u32 as usize;
+    let mut out = Vec::new();
+    for (i, (name, filetype)) in entries.iter().enumerate().skip(cookie as u64 as usize) {
+        if out.len() >= capacity {
+            break;
+        }
+        out.extend_from_slice(&(i as u64 + 1).to_le_bytes());
+        out.extend_from_slice(&0u64.to_le_bytes());
+        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        out.extend_from_slice(&[*filetype, 0, 0, 0]);
+        out.extend_from_slice(name.as_bytes());
+    }
+    out.truncate(capacity);
+    match write_bytes(mem, buf, &out) {
+        ERRNO_SUCCESS => write_bytes(mem, used, &(out.len() as u32).to_le_bytes()),
+        errno => errno,
+    }
 }
 
 fn seek(caller: &mut Caller<'_, HostState>, fd: i32, to: SeekFrom) -> Result<u64, i32> {

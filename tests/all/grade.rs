@@ -195,6 +195,21 @@ fn every_bad_program_gets_its_verdict_and_spares_the_batch() {
 }
 
 #[test]
+fn a_granted_directory_can_be_listed_and_read() {
+    let root = scratch("listing");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("b.txt"), "b").unwrap();
+    std::fs::write(root.join("a.txt"), "a").unwrap();
+    std::fs::write(root.join("sub/inner.txt"), "inside\n").unwrap();
+    let mut t = test("ls", "ls", "a.txt b.txt sub\ninside\n");
+    t.dir = Some(root.clone());
+    let options = GradeOptions { compare: Compare::Exact, ..options(1) };
+    let report = grader(example("misbehave"), None, options).grade(&[t, test("no_dir", "ls", "")]);
+    assert_eq!(report.tests[0].verdict, Verdict::Accepted, "{}", report.tests[0].stdout_head);
+    assert!(report.tests[1].stdout_head.starts_with("error: "), "{}", report.tests[1].stdout_head);
+}
+
+#[test]
 fn infinite_loop_without_fuel_limit_hits_the_deadline() {
     let options = GradeOptions {
         limits: Limits { fuel_per_call: None, deadline: Some(Duration::from_millis(200)), ..Limits::default() },

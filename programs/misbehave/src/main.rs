@@ -12,6 +12,7 @@
 //! | `sleep` | sleeps for an hour |
 //! | `nap` | sleeps for one second and prints how long the clock says it slept |
 //! | `files` | reads `input.txt`, then tries `/etc/passwd`, `../secret.txt`, `data/../../secret.txt` and writing `out.txt`; prints what happened |
+//! | `ls` | lists the current directory (the granted one) and reads `sub/inner.txt` |
 //! | `world` | prints its arguments, environment variables, a random draw and the clock |
 
 use std::hint::black_box;
@@ -67,6 +68,18 @@ fn main() {
             println!("../secret.txt: {}", attempt(std::fs::File::open("../secret.txt")));
             println!("data/../../secret.txt: {}", attempt(std::fs::File::open("data/../../secret.txt")));
             println!("write out.txt: {}", attempt(std::fs::File::create("out.txt")));
+        }
+        "ls" => {
+            let mut names: Vec<String> = match std::fs::read_dir(".") {
+                Ok(entries) => {
+                    entries.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).flatten().collect()
+                }
+                Err(e) => vec![format!("error: {e}")],
+            };
+            names.sort();
+            println!("{}", names.join(" "));
+            let inner = std::fs::read_to_string("sub/inner.txt").unwrap_or_else(|e| format!("error: {e}"));
+            println!("{}", inner.trim());
         }
         "world" => {
             let args: Vec<String> = std::env::args().collect();

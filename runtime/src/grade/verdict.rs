@@ -98,7 +98,8 @@ impl Verdict {
             Verdict::WrongAnswer { message } | Verdict::GradingError { message } => message.clone(),
             Verdict::RuntimeError(RuntimeError::Trap { message }) => {
                 // wasmtime puts the cause last, after the backtrace.
-                let cause = message.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+                let last = message.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+                let cause = last.rfind("wasm trap: ").map_or(last, |at| &last[at + "wasm trap: ".len()..]);
                 format!("trap: {cause}")
             }
             Verdict::RuntimeError(RuntimeError::StackOverflow) => "stack overflow".into(),

@@ -1,0 +1,318 @@
+//! Dirty-page tracking inside the guest: a load-time pass that makes every write to linear memory
+//! mark a byte map, so a restore or a capture knows the pages written since the last one without
+//! comparing memories, page faults or system calls (measured against the alternatives in
+//! `docs/measurements/dirty-page-mechanisms.md`).
+//!
+//! The map is a second memory the guest's own code cannot name: byte `p` is set when a write
+//! starts in 4 KiB page `p` of memory 0. Each store becomes
+//!
+//! ```text
+//! local.set $value  local.tee $addr  i32.const offset  i32.add  i32.const 12  i32.shr_u
+//! i32.const 1  i32.store8 (memory $map)  local.get $addr  local.get $value  <the store>
+//! ```
+//!
+//! (without the add when the offset is 0). A store of up to 16 bytes may also reach the next page,
+//! so a reader treats page `p + 1` as written whenever `p` is. `memory.fill`, `memory.copy` and
+//! `memory.init` call an added function that marks every page of their destination range. The
+//! host marks the pages it writes itself. The added instructions consume fuel like any others.
+
+use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
+use wasm_encoder::{
+    BlockType, MemArgTarget, CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction, MemArg, MemorySection,
+    MemoryType, Module, RawSection, TypeSection, ValType,
+};
+use wasmparser::{CompositeInnerType, Operator, Parser, Payload, TypeRef};
+
+use crate::error::Error;
+
+/// Export name of the dirty map memory.
+pub(crate) const DIRTY_MAP_EXPORT: &str = "__wasmgym_dirty";
+/// The map covers all of wasm32's 4 GiB: one byte per 4 KiB page, 16 wasm pages.
+const MAP_WASM_PAGES: u64 = 16;
+
+fn invalid(e: impl std::fmt::Display) -> Error {
+    Error::InvalidModule { message: e.to_string() }
+}
+
+/// Adds the dirty map to a module with exactly one defined memory (and no imported one). Modules
+/// with another shape are returned unchanged, with `false`.
+pub(crate) fn dirty_map(wasm: &[u8]) -> Result<(Vec<u8>, bool), Error> {
+    // First pass: the facts the rewrite needs (function signatures, counts).
+    let mut func_params: Vec<u32> = Vec::new(); // per type index; 0 for non-function types
+    let mut imported_funcs = 0u32;
+    let mut defined_types: Vec<u32> = Vec::new();
+    let mut memories = 0u32;
+    let mut has = [false; 4]; // type, function, memory, code sections
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(invalid)? {
+            Payload::TypeSection(reader) => {
+                has[0] = true;
+                for group in reader {
+                    for sub in group.map_err(invalid)?.into_types() {
+                        func_params.push(match &sub.composite_type.inner {
+                            CompositeInnerType::Func(f) => f.params().len() as u32,
+                            _ => 0,
+                        });
+                    }
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    match import.map_err(invalid)?.ty {
+                        TypeRef::Func(_) | TypeRef::FuncExact(_) => imported_funcs += 1,
+                        TypeRef::Memory(_) => return Ok((wasm.to_vec(), false)),
+                        _ => {}
+                    }
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                has[1] = true;
+                for ty in reader {
+                    defined_types.push(ty.map_err(invalid)?);
+                }
+            }
+            Payload::MemorySection(reader) => {
+                has[2] = true;
+                memories += reader.count();
+            }
+            Payload::CodeSectionStart { .. } => has[3] = true,
+            _ => {}
+        }
+    }
+    if memories != 1 || has.contains(&false) {
+        return Ok((wasm.to_vec(), false));
+    }
+    let map = memories; // the map's memory index
+    let mark_type = func_params.len() as u32;
+    let mark_func = imported_funcs + defined_types.len() as u32;
+
+    // Second pass: re-encode the sections that change, copy the rest.
+    let mut re = RoundtripReencoder;
+    let mut out = Module::new();
+    let mut body = 0usize;
+    let mut code = CodeSection::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload.map_err(invalid)?;
+        match payload {
+            Payload::TypeSection(reader) => {
+                let mut types = TypeSection::new();
+                re.parse_type_section(&mut types, reader).map_err(invalid)?;
+                types.ty().function([ValType::I32, ValType::I32], []);
+                out.section(&types);
+            }
+            Payload::FunctionSection(reader) => {
+                let mut functions = FunctionSection::new();
+                re.parse_function_section(&mut functions, reader).map_err(invalid)?;
+                functions.function(mark_type);
+                out.section(&functions);
+            }
+            Payload::MemorySection(reader) => {
+                let mut section = MemorySection::new();
+                re.parse_memory_section(&mut section, reader).map_err(invalid)?;
+                section.memory(MemoryType {
+                    minimum: MAP_WASM_PAGES,
+                    maximum: Some(MAP_WASM_PAGES),
+                    memory64: false,
+                    shared: false,
+                    page_size_log2: None,
+                });
+                out.section(&section);
+            }
+            Payload::ExportSection(reader) => {
+                let mut exports = ExportSection::new();
+                re.parse_export_section(&mut exports, reader).map_err(invalid)?;
+                exports.export(DIRTY_MAP_EXPORT, ExportKind::Memory, map);
+                out.section(&exports);
+            }
+            Payload::CodeSectionStart { .. } => {}
+            Payload::CodeSectionEntry(entry) => {
+                let params = func_params.get(*defined_types.get(body).ok_or_else(|| invalid("code without function"))? as usize);
+                code.function(&instrument_body(&mut re, entry, params.copied().unwrap_or(0), map, mark_func)?);
+                body += 1;
+                if body == defined_types.len() {
+                    code.function(&mark_range(map));
+                    out.section(&code);
+                }
+            }
+            other => {
+                if let Some((id, range)) = other.as_section() {
+                    let data = wasm.get(range.start as usize..range.end as usize).ok_or_else(|| invalid("section past the end"))?;
+                    out.section(&RawSection { id, data });
+                }
+            }
+        }
+    }
+    Ok((out.finish(), true))
+}
+
+/// The extra locals every instrumented function gets, after its own.
+struct Scratch {
+    addr: u32,
+    n: u32,
+    i32: u32,
+    i64: u32,
+    f32: u32,
+    f64: u32,
+    v128: u32,
+}
+
+fn instrument_body(
+    re: &mut RoundtripReencoder,
+    entry: wasmparser::FunctionBody<'_>,
+    params: u32,
+    map: u32,
+    mark_func: u32,
+) -> Result<Function, Error> {
+    let mut locals = Vec::new();
+    let mut count = params;
+    for local in entry.get_locals_reader().map_err(invalid)? {
+        let (n, ty) = local.map_err(invalid)?;
+        locals.push((n, re.val_type(ty).map_err(invalid)?));
+        count += n;
+    }
+    let s = Scratch { addr: count, n: count + 1, i32: count + 2, i64: count + 3, f32: count + 4, f64: count + 5, v128: count + 6 };
+    locals.extend([
+        (3, ValType::I32),
+        (1, ValType::I64),
+        (1, ValType::F32),
+        (1, ValType::F64),
+        (1, ValType::V128),
+    ]);
+    let mut f = Function::new(locals);
+    let mut ops = entry.get_operators_reader().map_err(invalid)?;
+    while !ops.eof() {
+        let op = ops.read().map_err(invalid)?;
+        // The value local of a store to memory 0, and its static offset.
+        let store = match &op {
+            Operator::I32Store { memarg } | Operator::I32Store8 { memarg } | Operator::I32Store16 { memarg } => {
+                Some((s.i32, memarg))
+            }
+            Operator::I64Store { memarg }
+            | Operator::I64Store8 { memarg }
+            | Operator::I64Store16 { memarg }
+            | Operator::I64Store32 { memarg } => Some((s.i64, memarg)),
+            Operator::F32Store { memarg } => Some((s.f32, memarg)),
+            Operator::F64Store { memarg } => Some((s.f64, memarg)),
+            Operator::V128Store { memarg }
+            | Operator::V128Store8Lane { memarg, .. }
+            | Operator::V128Store16Lane { memarg, .. }
+            | Operator::V128Store32Lane { memarg, .. }
+            | Operator::V128Store64Lane { memarg, .. } => Some((s.v128, memarg)),
+            _ => None,
+        };
+        let range = match &op {
+            Operator::MemoryFill { mem: 0 } | Operator::MemoryCopy { dst_mem: 0, .. } | Operator::MemoryInit { mem: 0, .. } => {
+                true
+            }
+            _ => false,
+        };
+        if let Some((value, memarg)) = store.filter(|(_, m)| m.target == wasmparser::MemArgTarget::Memory(0)) {
+            f.instruction(&Instruction::LocalSet(value));
+            f.instruction(&Instruction::LocalTee(s.addr));
+            if memarg.offset != 0 {
+                f.instruction(&Instruction::I32Const(memarg.offset as u32 as i32));
+                f.instruction(&Instruction::I32Add);
+            }
+            f.instruction(&Instruction::I32Const(12));
+            f.instruction(&Instruction::I32ShrU);
+            f.instruction(&Instruction::I32Const(1));
+            f.instruction(&Instruction::I32Store8(MemArg { offset: 0, align: 0, target: MemArgTarget::Memory(map), ordering: None }));
+            f.instruction(&Instruction::LocalGet(s.addr));
+            f.instruction(&Instruction::LocalGet(value));
+        } else if range {
+            // [dest, value-or-source, len] -> mark(dest, len), then the operands back.
+            f.instruction(&Instruction::LocalSet(s.n));
+            f.instruction(&Instruction::LocalSet(s.i32));
+            f.instruction(&Instruction::LocalTee(s.addr));
+            f.instruction(&Instruction::LocalGet(s.n));
+            f.instruction(&Instruction::Call(mark_func));
+            f.instruction(&Instruction::LocalGet(s.addr));
+            f.instruction(&Instruction::LocalGet(s.i32));
+            f.instruction(&Instruction::LocalGet(s.n));
+        }
+        f.instruction(&re.instruction(op).map_err(invalid)?);
+    }
+    Ok(f)
+}
+
+/// `(func (param $dest i32) (param $len i32))`: marks every page of `dest..dest + len`.
+fn mark_range(map: u32) -> Function {
+    let (dest, len, page, last) = (0, 1, 2, 3);
+    let mut f = Function::new([(2, ValType::I32)]);
+    let store = Instruction::I32Store8(MemArg { offset: 0, align: 0, target: MemArgTarget::Memory(map), ordering: None });
+    for ins in [
+        Instruction::LocalGet(len),
+        Instruction::I32Eqz,
+        Instruction::BrIf(0),
+        Instruction::LocalGet(dest),
+        Instruction::I32Const(12),
+        Instruction::I32ShrU,
+        Instruction::LocalSet(page),
+        // The last page, wrapping like the address computation of the operation itself (which then
+        // traps as out of bounds; marking is harmless).
+        Instruction::LocalGet(dest),
+        Instruction::LocalGet(len),
+        Instruction::I32Add,
+        Instruction::I32Const(1),
+        Instruction::I32Sub,
+        Instruction::I32Const(12),
+        Instruction::I32ShrU,
+        Instruction::LocalSet(last),
+        Instruction::Loop(BlockType::Empty),
+        Instruction::LocalGet(page),
+        Instruction::I32Const(1),
+        store,
+        Instruction::LocalGet(page),
+        Instruction::LocalGet(last),
+        Instruction::I32GeU,
+        Instruction::BrIf(1),
+        Instruction::LocalGet(page),
+        Instruction::I32Const(1),
+        Instruction::I32Add,
+        Instruction::LocalSet(page),
+        Instruction::Br(0),
+        Instruction::End,
+        Instruction::End,
+    ] {
+        f.instruction(&ins);
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stores_and_bulk_writes_mark_the_map_and_the_module_validates() {
+        let wat = r#"(module
+            (memory (export "m") 2)
+            (func (export "f") (param i32) (result i32)
+              (i32.store offset=8 (local.get 0) (i32.const 7))
+              (i64.store8 (i32.const 70000) (i64.const 1))
+              (memory.fill (i32.const 90000) (i32.const 1) (i32.const 9000))
+              (i32.load offset=8 (local.get 0))))"#;
+        let (wasm, done) = dirty_map(&wat::parse_str(wat).unwrap()).unwrap();
+        assert!(done);
+        wasmparser::Validator::new().validate_all(&wasm).unwrap();
+
+        let engine = wasmtime::Engine::default();
+        let module = wasmtime::Module::new(&engine, &wasm).unwrap();
+        let mut store = wasmtime::Store::new(&engine, ());
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let f = instance.get_typed_func::<i32, i32>(&mut store, "f").unwrap();
+        assert_eq!(f.call(&mut store, 4096 * 5 - 4).unwrap(), 7, "the instrumented store still stores");
+        let map = instance.get_memory(&mut store, DIRTY_MAP_EXPORT).unwrap();
+        let marked: Vec<usize> = (0..64).filter(|&p| map.data(&store)[p] != 0).collect();
+        // 4096*5-4+8 is in page 5; 70000 in page 17; 90000..99000 spans pages 21..=24.
+        assert_eq!(marked, vec![5, 17, 21, 22, 23, 24]);
+    }
+
+    #[test]
+    fn modules_without_exactly_one_memory_are_left_alone() {
+        let none = wat::parse_str("(module (func))").unwrap();
+        assert_eq!(dirty_map(&none).unwrap(), (none.clone(), false));
+        let two = wat::parse_str("(module (memory 1) (memory 1) (func))").unwrap();
+        assert!(!dirty_map(&two).unwrap().1);
+    }
+}
