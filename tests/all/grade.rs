@@ -344,6 +344,31 @@ fn unbounded_table_growth_is_a_memory_limit() {
 }
 
 #[test]
+fn every_run_starts_from_the_pristine_memory_and_globals() {
+    // Increments a byte in memory, a byte in a page it grows, and a mutable global, then prints
+    // all three: "111" in every run, never "222".
+    let wat = r#"(module
+        (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+        (global $g (mut i32) (i32.const 48))
+        (memory (export "memory") 1)
+        (data (i32.const 100) "000")
+        (func (export "_start")
+          (drop (memory.grow (i32.const 1)))
+          (i32.store8 (i32.const 100) (i32.add (i32.load8_u (i32.const 100)) (i32.const 1)))
+          (i32.store8 (i32.const 70000) (i32.add (i32.load8_u (i32.const 70000)) (i32.const 1)))
+          (global.set $g (i32.add (global.get $g) (i32.const 1)))
+          (i32.store8 (i32.const 101) (i32.add (i32.const 48) (i32.load8_u (i32.const 70000))))
+          (i32.store8 (i32.const 102) (global.get $g))
+          (i32.store (i32.const 16) (i32.const 100))
+          (i32.store (i32.const 20) (i32.const 3))
+          (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))))"#;
+    let tests: Vec<TestCase> = (0..10).map(|i| test(&format!("run{i}"), "", "111")).collect();
+    let report = grader(wat.as_bytes(), None, options(2)).grade(&tests);
+    assert_eq!(report.summary.passed, 10, "{:?}", report.tests.iter().map(|t| &t.stdout_head).collect::<Vec<_>>());
+    assert!(report.tests.iter().all(|t| t.peak_memory_bytes == 2 * 65536));
+}
+
+#[test]
 fn a_program_that_grows_its_table_once_gets_a_fresh_instance_per_test() {
     // Prints the table's size after growing it by one: 2 in every test, never 3, 4...
     let wat = r#"(module
