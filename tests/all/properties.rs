@@ -200,3 +200,33 @@ proptest! {
         }
     }
 }
+
+/// A runtime without dirty-page tracking: restores and snapshots compare pages instead.
+fn untracked_runtime() -> &'static wasmgym::Runtime {
+    static RUNTIME: std::sync::OnceLock<wasmgym::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let config = wasmgym::RuntimeConfig { track_dirty_pages: false, ..Default::default() };
+        wasmgym::Runtime::with_config(config).unwrap()
+    })
+}
+
+/// Without dirty-page tracking, the conformance suite still passes.
+#[test]
+fn untracked_runtime_passes_the_conformance_suite() {
+    for name in ["connect_four", "cart_pole", "bandit"] {
+        let module = untracked_runtime().load(wasmgym_builtin::find(name).unwrap().bytes).unwrap();
+        let report = wasmgym::check::run(&module, &wasmgym::check::CheckOptions { episodes: 6, ..Default::default() });
+        assert!(report.passed, "{name}: {report:#?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(config(8))]
+
+    /// Without dirty-page tracking, branches across memory growth still match replay.
+    #[test]
+    fn untracked_chaos_branches_match_replay(seed: u64, choices in prop::collection::vec(any::<u32>(), 1..8), cut: Index, order in prop::collection::vec(any::<Index>(), 1..4)) {
+        let chaos = untracked_runtime().load(wasmgym_builtin::find_test_guest("chaos").unwrap().bytes).unwrap();
+        branches_match_replay(&chaos, seed, &choices, cut, &order, Some(&[0, 11, 10]));
+    }
+}
