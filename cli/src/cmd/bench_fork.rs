@@ -22,6 +22,9 @@ pub struct ForkArgs {
     /// Print one JSON document: an array of rows.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the rows as an SVG plot (time against memory size, log-log) into this file.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
 }
 
 /// One measured point; times are medians in nanoseconds.
@@ -70,6 +73,9 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if let Some(path) = &args.svg {
+        std::fs::write(path, svg(&rows)).map_err(Error::Io)?;
+    }
     if args.json {
         output::print_json(&rows)?;
     } else {
@@ -115,4 +121,51 @@ fn median(mut measure: impl FnMut() -> Result<Duration, Error>) -> Result<Durati
 
 fn micros(ns: u64) -> String {
     format!("{:.2} µs", ns as f64 / 1000.0)
+}
+
+/// A log-log plot of the rows: restore (solid) and fork (dashed) per dirty-page count, and the
+/// full copy a naive snapshot costs (grey).
+fn svg(rows: &[Row]) -> String {
+    const W: f64 = 700.0;
+    const H: f64 = 420.0;
+    let (left, right, top, bottom) = (70.0, W - 190.0, 30.0, H - 50.0);
+    // x: memory bytes, 2^16 .. 2^26; y: nanoseconds, 10^2 .. 10^8.
+    let x = |bytes: u64| left + ((bytes as f64).log2() - 16.0) / 10.0 * (right - left);
+    let y = |ns: u64| bottom - ((ns.max(100) as f64).log10() - 2.0) / 6.0 * (bottom - top);
+    let mut out = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{W}' height='{H}' font-family='sans-serif' font-size='12'>\n\
+         <rect width='100%' height='100%' fill='white'/>\n\
+         <text x='{left}' y='18' font-size='14'>wasmgym: restore and fork time against memory size</text>\n"
+    );
+    for (label, bytes) in [("64 KiB", 1u64 << 16), ("1 MiB", 1 << 20), ("16 MiB", 1 << 24), ("64 MiB", 1 << 26)] {
+        let px = x(bytes);
+        out += &format!("<line x1='{px}' y1='{top}' x2='{px}' y2='{bottom}' stroke='#eee'/>\n");
+        out += &format!("<text x='{px}' y='{}' text-anchor='middle'>{label}</text>\n", bottom + 16.0);
+    }
+    for (label, ns) in [("100 ns", 100u64), ("1 µs", 1_000), ("10 µs", 10_000), ("100 µs", 100_000), ("1 ms", 1_000_000), ("10 ms", 10_000_000), ("100 ms", 100_000_000)] {
+        let py = y(ns);
+        out += &format!("<line x1='{left}' y1='{py}' x2='{right}' y2='{py}' stroke='#eee'/>\n");
+        out += &format!("<text x='{}' y='{}' text-anchor='end'>{label}</text>\n", left - 6.0, py + 4.0);
+    }
+    out += &format!("<text x='{}' y='{}' text-anchor='middle'>linear memory of the environment</text>\n", (left + right) / 2.0, H - 12.0);
+    let colors = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a"];
+    let mut legend = top;
+    let mut series = |name: String, color: &str, dash: &str, points: Vec<(u64, u64)>| {
+        let path: Vec<String> = points.iter().map(|&(b, ns)| format!("{:.1},{:.1}", x(b), y(ns))).collect();
+        out += &format!(
+            "<polyline fill='none' stroke='{color}' stroke-width='2' stroke-dasharray='{dash}' points='{}'/>\n",
+            path.join(" ")
+        );
+        out += &format!("<line x1='{}' y1='{legend}' x2='{}' y2='{legend}' stroke='{color}' stroke-width='2' stroke-dasharray='{dash}'/>\n", right + 10.0, right + 34.0);
+        out += &format!("<text x='{}' y='{}'>{name}</text>\n", right + 40.0, legend + 4.0);
+        legend += 18.0;
+    };
+    for (i, dirty) in DIRTY_PAGES.iter().enumerate() {
+        let of = |f: fn(&Row) -> u64| rows.iter().filter(|r| r.dirty_pages == *dirty).map(|r| (r.memory_bytes, f(r))).collect();
+        series(format!("restore, {dirty} dirty"), colors[i], "", of(|r| r.restore_ns));
+        series(format!("fork, {dirty} dirty"), colors[i], "6 4", of(|r| r.fork_ns));
+    }
+    let copy = MEMORY_KIB.iter().filter_map(|&kib| rows.iter().find(|r| r.memory_bytes == kib * 1024)).map(|r| (r.memory_bytes, r.full_copy_ns)).collect();
+    series("full copy".into(), "#999", "2 2", copy);
+    out + "</svg>\n"
 }
