@@ -115,6 +115,8 @@ impl Space {
                         high.len()
                     ));
                 }
+                // Not `l > h`: a NaN bound must be refused too.
+                #[allow(clippy::neg_cmp_op_on_partial_ord)]
                 match low.iter().zip(high).position(|(l, h)| !(l <= h)) {
                     Some(i) => Err(format!("Box bound {i} has low {} > high {}", low[i], high[i])),
                     None => Ok(()),

@@ -204,7 +204,7 @@ impl Episode<'_> {
                     format!("no legal actions at step {} of a running episode", trace.actions.len())
                 });
             }
-            if trace.actions.len() % 4 == 0 {
+            if trace.actions.len().is_multiple_of(4) {
                 self.check_illegal(&mut env, &legal, &spec.action_space)?;
             }
             let Some(action) = random_action(&spec.action_space, &legal, self.rng) else { break };

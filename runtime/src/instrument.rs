@@ -200,12 +200,10 @@ fn instrument_body(
             | Operator::V128Store64Lane { memarg, .. } => Some((s.v128, memarg)),
             _ => None,
         };
-        let range = match &op {
-            Operator::MemoryFill { mem: 0 } | Operator::MemoryCopy { dst_mem: 0, .. } | Operator::MemoryInit { mem: 0, .. } => {
-                true
-            }
-            _ => false,
-        };
+        let range = matches!(
+            &op,
+            Operator::MemoryFill { mem: 0 } | Operator::MemoryCopy { dst_mem: 0, .. } | Operator::MemoryInit { mem: 0, .. }
+        );
         if let Some((value, memarg)) = store.filter(|(_, m)| m.target == wasmparser::MemArgTarget::Memory(0)) {
             f.instruction(&Instruction::LocalSet(value));
             f.instruction(&Instruction::LocalTee(s.addr));

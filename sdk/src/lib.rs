@@ -240,6 +240,7 @@ pub mod __private {
     unsafe impl<E: Environment> Sync for Slot<E> {}
 
     impl<E: Environment> Slot<E> {
+        #[allow(clippy::new_without_default)] // `const` for a `static`; `Default` is not const
         pub const fn new() -> Self {
             Slot(UnsafeCell::new(None))
         }
