@@ -43,7 +43,8 @@ impl Transition {
 }
 
 /// Handles to the ABI functions of one instance.
-struct Exports {
+#[derive(Clone)]
+pub(crate) struct Exports {
     alloc: TypedFunc<i32, i32>,
     spec: TypedFunc<(), i64>,
     reset: TypedFunc<(i32, i32), i64>,
@@ -227,9 +228,19 @@ impl Env {
     /// `RuntimeConfig::instance_pool`), writing only the pages where that instance differs from this
     /// state; without one it creates a new instance.
     pub fn fork(&mut self) -> Result<Env> {
-        let recycled = self.module.take_pooled();
-        let mut sandbox = self.sandbox.fork(recycled)?;
-        let exports = Exports::new(&mut sandbox)?;
+        let (sandbox, exports) = match self.module.take_pooled() {
+            Some((mut sandbox, mut exports)) => {
+                if self.sandbox.fork_into(&mut sandbox)? {
+                    exports = Exports::new(&mut sandbox)?;
+                }
+                (sandbox, exports)
+            }
+            None => {
+                let mut sandbox = self.sandbox.fork()?;
+                let exports = Exports::new(&mut sandbox)?;
+                (sandbox, exports)
+            }
+        };
         Ok(Env { module: self.module.clone(), sandbox: ManuallyDrop::new(sandbox), exports })
     }
 
@@ -328,7 +339,8 @@ impl Drop for Env {
     fn drop(&mut self) {
         // SAFETY: `sandbox` is not used again: this is the end of `self`.
         let sandbox = unsafe { ManuallyDrop::take(&mut self.sandbox) };
-        self.module.give_pooled(sandbox);
+        // The exports are handles into the sandbox's store; they travel with it.
+        self.module.give_pooled(sandbox, self.exports.clone());
     }
 }
 

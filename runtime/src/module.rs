@@ -9,7 +9,7 @@ use wasmgym_abi::{ABI_VERSION, EnvSpec, Space, exports};
 use wasmtime::{Config, Engine, ExternType, InstancePre, Linker, Module, ValType};
 
 use crate::error::{Error, Result};
-use crate::instance::Env;
+use crate::instance::{Env, Exports};
 use crate::sandbox::{HostState, Sandbox};
 use crate::limits::Limits;
 use crate::rewrite::{self, Layout};
@@ -208,7 +208,7 @@ pub struct EnvModule {
 /// Warm sandboxes left by dropped `Env`s, for forks to reuse.
 struct Pool {
     capacity: usize,
-    sandboxes: std::sync::Mutex<Vec<Sandbox>>,
+    sandboxes: std::sync::Mutex<Vec<(Sandbox, Exports)>>,
 }
 
 impl Pool {
@@ -261,20 +261,20 @@ pub struct ModuleInfo {
 }
 
 impl EnvModule {
-    /// A warm sandbox from the pool, if any.
-    pub(crate) fn take_pooled(&self) -> Option<Sandbox> {
+    /// A warm sandbox (with its export handles) from the pool, if any.
+    pub(crate) fn take_pooled(&self) -> Option<(Sandbox, Exports)> {
         self.pool.sandboxes.lock().ok()?.pop()
     }
 
     /// Keeps `sandbox` for a later fork if the pool has room and it is usable; drops it otherwise.
-    pub(crate) fn give_pooled(&self, sandbox: Sandbox) {
+    pub(crate) fn give_pooled(&self, sandbox: Sandbox, exports: Exports) {
         if sandbox.is_poisoned() || self.pool.capacity == 0 {
             return;
         }
         if let Ok(mut pool) = self.pool.sandboxes.lock()
             && pool.len() < self.pool.capacity
         {
-            pool.push(sandbox);
+            pool.push((sandbox, exports));
         }
     }
 

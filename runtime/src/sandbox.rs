@@ -360,24 +360,22 @@ impl Sandbox {
         Ok(larger)
     }
 
-    /// A new, independent sandbox in exactly this one's state, under the same limits. It is
-    /// `recycled` (a warm sandbox of the same module, whatever its state) when one is given, else a
-    /// new instance; either way only the pages where it differs from this state are written.
-    pub fn fork(&mut self, recycled: Option<Sandbox>) -> Result<Sandbox> {
+    /// A new, independent sandbox in exactly this one's state, under the same limits: a new
+    /// instance, into which only the pages changed since the module's initial image are written.
+    pub fn fork(&mut self) -> Result<Sandbox> {
         let data = self.capture()?;
-        let limits = self.store.data().limits.clone();
-        match recycled {
-            Some(mut child) => {
-                child.store.data_mut().limits = limits;
-                child.restore(&data)?;
-                Ok(child)
-            }
-            None => {
-                let mut child = Sandbox::new(&self.module, limits, false)?;
-                child.write_state(&data)?;
-                Ok(child)
-            }
-        }
+        let mut child = Sandbox::new(&self.module, self.store.data().limits.clone(), false)?;
+        child.write_state(&data)?;
+        Ok(child)
+    }
+
+    /// Puts `child`, a warm sandbox of the same module in any state, in exactly this one's state
+    /// under the same limits, writing only the pages where the two differ. Returns whether the
+    /// child's instance was replaced (see [`Sandbox::restore`]).
+    pub fn fork_into(&mut self, child: &mut Sandbox) -> Result<bool> {
+        let data = self.capture()?;
+        child.store.data_mut().limits = self.store.data().limits.clone();
+        child.restore(&data)
     }
 
     /// BLAKE3 of the state that determines the future (not captured output or fuel used).
