@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 /// starting point for environments.
 ///
 /// What they do not cover: host memory used by snapshots (they live outside the guest), compile
-/// time of a module, and the time the host spends between calls.
+/// time of a module, and the time the host spends between calls. For a graded program a "call" is
+/// one run of `_start`; `docs/grading.md` says what each limit does not cover there.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
     /// Fuel (about one unit per wasm instruction) for one call (`reset`, `step`, ...). Deterministic:
