@@ -168,12 +168,12 @@ impl Checker {
     fn call(&mut self, total: i32, parts: [&[u8]; 3], lens: (i32, i32, i32)) -> Result<Vec<u8>> {
         let ptr = self.sandbox.call(&self.alloc, total)?;
         let memory = self.sandbox.memory();
-        let mut at = ptr as u32 as usize;
+        let mut at = ptr as u32;
         for part in parts {
-            memory.write(&mut self.sandbox.store, at, part).map_err(|_| Error::Protocol {
+            self.sandbox.write_memory(at, part).map_err(|_| Error::Protocol {
                 message: format!("checker: {ALLOC} returned {ptr:#x}, outside memory for {total} bytes"),
             })?;
-            at += part.len();
+            at = at.wrapping_add(part.len() as u32);
         }
         let packed = self.sandbox.call(&self.check, (ptr, lens.0, lens.1, lens.2))?;
         let (out_ptr, out_len) = wasmgym_abi::unpack(packed);

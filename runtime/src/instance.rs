@@ -278,7 +278,7 @@ impl Env {
             (0, 0)
         } else {
             let ptr = self.sandbox.call(&self.exports.alloc, request.len() as i32)?;
-            let written = memory.write(&mut self.sandbox.store, ptr as u32 as usize, request);
+            let written = self.sandbox.write_memory(ptr as u32, request);
             self.protocol(written.map_err(|_| {
                 format!("{} returned {ptr:#x}, outside memory for {} bytes", exports::ALLOC, request.len())
             }))?;

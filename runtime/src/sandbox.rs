@@ -195,8 +195,16 @@ impl Sandbox {
         })
     }
 
+    /// Writes `bytes` into memory 0 at `ptr` for the guest to read, recording the write for
+    /// dirty-page tracking. Host code writes guest memory through here (or WASI's recorded paths).
+    pub fn write_memory(&mut self, ptr: u32, bytes: &[u8]) -> std::result::Result<(), wasmtime::MemoryAccessError> {
+        self.memories[0].write(&mut self.store, ptr as usize, bytes)?;
+        self.mark_written(ptr, bytes.len() as u32);
+        Ok(())
+    }
+
     /// Records where the host wrote memory 0 itself (the guest's own writes mark the map).
-    pub fn mark_written(&mut self, ptr: u32, len: u32) {
+    fn mark_written(&mut self, ptr: u32, len: u32) {
         match self.map {
             Some(map) if len > 0 => {
                 if self.dirty == Dirty::Clean {

@@ -7,7 +7,7 @@ use wasmgym_tests::{module, runtime};
 const SPEC: &str = r#"{"name":"stub","version":1,"players":1,"observation_space":{"type":"discrete","n":2},"action_space":{"type":"discrete","n":2},"reward_range":[0,1],"max_episode_steps":null,"determinism":"deterministic"}"#;
 
 /// A module that speaks ABI v1 with stub exports; `step` and `extra` vary per test.
-fn stub(memory: &str, step: &str, extra: &str) -> String {
+pub(crate) fn stub(memory: &str, step: &str, extra: &str) -> String {
     let spec = SPEC.replace('"', "\\\"");
     let spec_len = SPEC.len() + 1;
     // Transition: status, player 0, flags, 0 rewards, 8-byte observation 0, empty info.

@@ -230,3 +230,20 @@ proptest! {
         branches_match_replay(&chaos, seed, &choices, cut, &order, Some(&[0, 11, 10]));
     }
 }
+
+/// Regression: the request bytes the host writes into guest memory before each call must be in the
+/// next snapshot. This guest writes no memory at all and takes requests in page 8, so only the host's
+/// own record of its write can put them there.
+#[test]
+fn host_written_request_bytes_are_in_snapshots() {
+    let wat = crate::bad_input::stub("1", "(i64.const 17592186044443)", "").replace("i32.const 1024)", "i32.const 32768)");
+    let m = wasmgym_tests::runtime().load(wat.as_bytes()).unwrap();
+    let mut env = m.instantiate().unwrap();
+    env.reset(Some(1), None).unwrap();
+    env.snapshot().unwrap();
+    env.step(1).unwrap(); // the host writes the action over the reset request's bytes
+    let after_step = env.snapshot().unwrap();
+    let mut fresh = m.instantiate().unwrap();
+    fresh.restore(&after_step).unwrap();
+    assert_eq!(fresh.state_hash().unwrap(), env.state_hash().unwrap(), "the snapshot lost a host write");
+}
