@@ -531,6 +531,16 @@ mod tests {
         assert!(obs.check_in(&space).unwrap_err().contains("element 1"));
         assert!(Observation::decode(&space, &buf[..7]).is_err());
         assert!(Observation::F64(vec![f64::NAN]).check_in(&Space::uniform_box(Dtype::F64, &[1], 0.0, 1.0)).is_err());
+        let multi = Space::MultiDiscrete { nvec: vec![2, 5] };
+        let mut buf = Vec::new();
+        Observation::MultiDiscrete(vec![1, 4]).encode(&mut buf);
+        let obs = Observation::decode(&multi, &buf).unwrap();
+        assert_eq!(obs, Observation::MultiDiscrete(vec![1, 4]));
+        assert!(obs.check_in(&multi).is_ok());
+        assert!(Observation::MultiDiscrete(vec![2, 0]).check_in(&multi).unwrap_err().contains("element 0"));
+        assert!(Observation::MultiDiscrete(vec![-1, 0]).check_in(&multi).is_err());
+        assert!(Observation::decode(&multi, &buf[..8]).is_err());
+        assert!(Observation::Discrete(3).check_in(&Space::Discrete { n: 3 }).is_err());
         let text = Space::Text { max_length: 3, charset: Some("ab".into()) };
         assert!(Observation::Text("abc".into()).check_in(&text).unwrap_err().contains("'c'"));
         assert!(Observation::Text("abab".into()).check_in(&text).is_err());
