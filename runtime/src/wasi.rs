@@ -473,7 +473,7 @@ fn errno(e: &std::io::Error) -> i32 {
         InvalidInput | InvalidFilename => ERRNO_INVAL,
         ReadOnlyFilesystem => ERRNO_ROFS,
         _ => match e.raw_os_error() {
-            Some(code) if code == 13 => ERRNO_ACCES, // EACCES
+            Some(13) => ERRNO_ACCES, // EACCES
             _ => ERRNO_IO,
         },
     }

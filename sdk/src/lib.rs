@@ -263,6 +263,7 @@ pub mod __private {
     unsafe impl Sync for CheckerBuffers {}
 
     impl CheckerBuffers {
+        #[allow(clippy::new_without_default)] // a `static`'s initialiser, never defaulted
         pub const fn new() -> Self {
             CheckerBuffers(UnsafeCell::new((Vec::new(), Vec::new())))
         }

@@ -425,9 +425,9 @@ fn malformed_test_files_name_the_file_and_line() {
         (format!("{good}\n\n{{not json\n"), 3, "not a test"),
         (format!("{good}\n{{\"name\": \"b\", \"stdin\": \"1\"}}\n"), 2, "expected_stdout"),
         (format!("{good}\n{good}\n"), 2, "second test named"),
-        (format!("{{\"name\": \"a\", \"stdin\": \"\", \"expected_stdout\": \"\", \"stdn\": 1}}\n"), 1, "stdn"),
+        (r#"{"name": "a", "stdin": "", "expected_stdout": "", "stdn": 1}"#.to_owned() + "\n", 1, "stdn"),
         (
-            format!("{{\"name\": \"a\", \"stdin\": \"\", \"expected_stdout\": \"\", \"dir\": \"missing\"}}\n"),
+            r#"{"name": "a", "stdin": "", "expected_stdout": "", "dir": "missing"}"#.to_owned() + "\n",
             1,
             "not a directory",
         ),

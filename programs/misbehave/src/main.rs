@@ -71,9 +71,7 @@ fn main() {
         }
         "ls" => {
             let mut names: Vec<String> = match std::fs::read_dir(".") {
-                Ok(entries) => {
-                    entries.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).flatten().collect()
-                }
+                Ok(entries) => entries.flat_map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect(),
                 Err(e) => vec![format!("error: {e}")],
             };
             names.sort();
