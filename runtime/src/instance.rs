@@ -254,6 +254,13 @@ impl Env {
         self.sandbox.state_hash()
     }
 
+    /// The same hash as [`Env::state_hash`], computed from the live memory instead of the
+    /// snapshot machinery's record of what changed: O(memory size). The two agree exactly when
+    /// dirty-page tracking missed no write, which is what tests and debugging use it to check.
+    pub fn state_hash_full(&mut self) -> Result<[u8; 32]> {
+        self.sandbox.state_hash_full()
+    }
+
     pub(crate) fn read_spec(mut self) -> Result<EnvSpec> {
         let payload = self.invoke(Call::Spec, &[])?;
         serde_json::from_slice(&payload)

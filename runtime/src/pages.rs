@@ -5,12 +5,16 @@
 //! images differ are found in time proportional to their number, because identical subtrees are the
 //! same allocation (`Arc::ptr_eq`) and are skipped whole. All-zero pages and subtrees take no memory.
 //!
+//! Each page and node caches its BLAKE3 hash once computed (a Merkle tree), so hashing an image costs
+//! the pages and nodes created since the images it shares them with were hashed. The hash depends on
+//! the bytes only, not on how the tree was built (a zero subtree hashes like explicit zeros).
+//!
 //! ```text
 //! root ─┬─ node (32 × 32 × 32 pages = 128 MiB) ─┬─ node (4 MiB) ─┬─ node (128 KiB) ─┬─ page 4 KiB
 //!       └─ ... 32 children, 4 GiB in all         └─ ...            └─ ...             └─ Zero
 //! ```
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Bytes per page of an image (the kernel's page size, not wasm's 64 KiB).
 pub(crate) const PAGE: usize = 4096;
@@ -22,8 +26,20 @@ const ZERO: [u8; PAGE] = [0; PAGE];
 enum Node {
     /// A page or subtree of zeros.
     Zero,
-    Page(Arc<[u8; PAGE]>),
-    Inner(Arc<[Node; FAN]>),
+    Page(Arc<PageBuf>),
+    Inner(Arc<InnerNode>),
+}
+
+struct PageBuf {
+    bytes: [u8; PAGE],
+    hash: OnceLock<[u8; 32]>,
+}
+
+#[derive(Clone)]
+struct InnerNode {
+    children: [Node; FAN],
+    /// Cleared whenever a child changes.
+    hash: OnceLock<[u8; 32]>,
 }
 
 /// The bytes of one linear memory: its length and a tree of pages. Cloning shares every page.
@@ -61,12 +77,12 @@ impl MemoryImage {
         for level in (0..LEVELS).rev() {
             match node {
                 Node::Zero => return &ZERO,
-                Node::Page(p) => return &p[..],
-                Node::Inner(children) => node = &children[(index >> (level * FAN.ilog2())) % FAN],
+                Node::Page(p) => return &p.bytes[..],
+                Node::Inner(inner) => node = &inner.children[(index >> (level * FAN.ilog2())) % FAN],
             }
         }
         match node {
-            Node::Page(p) => &p[..],
+            Node::Page(p) => &p.bytes[..],
             _ => &ZERO,
         }
     }
@@ -76,14 +92,21 @@ impl MemoryImage {
     pub fn set_page(&mut self, index: usize, bytes: &[u8]) {
         let mut page = [0u8; PAGE];
         page[..bytes.len()].copy_from_slice(bytes);
-        let leaf = if bytes.iter().all(|&b| b == 0) { Node::Zero } else { Node::Page(Arc::new(page)) };
+        let leaf = if bytes.iter().all(|&b| b == 0) {
+            Node::Zero
+        } else {
+            Node::Page(Arc::new(PageBuf { bytes: page, hash: OnceLock::new() }))
+        };
         let mut node = &mut self.root;
         for level in (0..LEVELS).rev() {
             if !matches!(node, Node::Inner(_)) {
-                *node = Node::Inner(Arc::new(std::array::from_fn(|_| Node::Zero)));
+                let children = std::array::from_fn(|_| Node::Zero);
+                *node = Node::Inner(Arc::new(InnerNode { children, hash: OnceLock::new() }));
             }
-            let Node::Inner(children) = node else { unreachable!("made inner above") };
-            node = &mut Arc::make_mut(children)[(index >> (level * FAN.ilog2())) % FAN];
+            let Node::Inner(inner) = node else { unreachable!("made inner above") };
+            let inner = Arc::make_mut(inner);
+            inner.hash = OnceLock::new();
+            node = &mut inner.children[(index >> (level * FAN.ilog2())) % FAN];
         }
         *node = leaf;
     }
@@ -105,6 +128,14 @@ impl MemoryImage {
         diff_nodes(&self.root, &other.root, LEVELS, 0, pages, &mut f);
     }
 
+    /// BLAKE3 of the length and the bytes, from the cached hashes of shared pages and nodes.
+    pub fn hash(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(&(self.len as u64).to_le_bytes());
+        h.update(&node_hash(&self.root, LEVELS));
+        *h.finalize().as_bytes()
+    }
+
     /// The image's bytes, contiguous.
     #[cfg(test)]
     pub fn to_vec(&self) -> Vec<u8> {
@@ -114,6 +145,38 @@ impl MemoryImage {
         }
         out
     }
+}
+
+/// The hash of a subtree at `level` (0 = a page), computed once per node.
+fn node_hash(node: &Node, level: u32) -> [u8; 32] {
+    match node {
+        Node::Zero => zero_hash(level),
+        Node::Page(p) => *p.hash.get_or_init(|| *blake3::hash(&p.bytes).as_bytes()),
+        Node::Inner(inner) => *inner.hash.get_or_init(|| {
+            let mut h = blake3::Hasher::new();
+            for child in &inner.children {
+                h.update(&node_hash(child, level - 1));
+            }
+            *h.finalize().as_bytes()
+        }),
+    }
+}
+
+/// The hash of an all-zero subtree at `level`, as if every page were stored.
+fn zero_hash(level: u32) -> [u8; 32] {
+    static ZEROS: OnceLock<[[u8; 32]; LEVELS as usize + 1]> = OnceLock::new();
+    ZEROS.get_or_init(|| {
+        let mut hashes = [[0u8; 32]; LEVELS as usize + 1];
+        hashes[0] = *blake3::hash(&ZERO).as_bytes();
+        for level in 1..=LEVELS as usize {
+            let mut h = blake3::Hasher::new();
+            for _ in 0..FAN {
+                h.update(&hashes[level - 1]);
+            }
+            hashes[level] = *h.finalize().as_bytes();
+        }
+        hashes
+    })[level as usize]
 }
 
 fn diff_nodes(a: &Node, b: &Node, level: u32, first: usize, pages: usize, f: &mut impl FnMut(usize)) {
@@ -128,7 +191,7 @@ fn diff_nodes(a: &Node, b: &Node, level: u32, first: usize, pages: usize, f: &mu
         _ if level == 0 => f(first),
         _ => {
             let child = |n: &Node, i: usize| match n {
-                Node::Inner(children) => children[i].clone(),
+                Node::Inner(inner) => inner.children[i].clone(),
                 // A page at an inner level cannot happen; zeros stand for a zero subtree.
                 _ => Node::Zero,
             };
@@ -184,6 +247,31 @@ mod tests {
         big.resize(PAGE);
         assert_eq!(big.to_vec(), vec![1; PAGE]);
         assert_eq!(big.page(1), &ZERO[..]);
+    }
+
+    #[test]
+    fn hashes_depend_on_the_bytes_only_and_follow_changes() {
+        let bytes = memory(1 << 20, 3);
+        let direct = MemoryImage::from_bytes(&bytes);
+        let mut built = MemoryImage::from_bytes(&vec![0; 1 << 20]);
+        for (i, page) in bytes.chunks(PAGE).enumerate() {
+            built.set_page(i, page);
+        }
+        assert_eq!(direct.hash(), built.hash());
+        let before = built.hash();
+        built.set_page(9, &[1; 8]);
+        assert_ne!(built.hash(), before, "a cached hash survived a change");
+        assert_eq!(direct.hash(), before, "a change to a clone changed the original's hash");
+        built.set_page(9, &bytes[9 * PAGE..10 * PAGE]);
+        assert_eq!(built.hash(), before);
+        // Zeros stored page by page hash like a zero subtree; the length counts.
+        let mut zeros = MemoryImage::from_bytes(&[]);
+        zeros.resize(1 << 20);
+        let mut written = zeros.clone();
+        written.set_page(3, &[1]);
+        written.set_page(3, &[0]);
+        assert_eq!(written.hash(), zeros.hash());
+        assert_ne!(MemoryImage::from_bytes(&vec![0; PAGE]).hash(), MemoryImage::from_bytes(&vec![0; 2 * PAGE]).hash());
     }
 
     #[test]

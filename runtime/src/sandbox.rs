@@ -386,30 +386,20 @@ impl Sandbox {
         child.restore(&data)
     }
 
-    /// BLAKE3 of the state that determines the future (not captured output or fuel used).
+    /// BLAKE3 of the state that determines the future (not captured output or fuel used). The
+    /// memories enter as the Merkle hashes of their page trees, so the cost follows the pages
+    /// changed since the last capture, not the memory size.
     pub fn state_hash(&mut self) -> Result<[u8; 32]> {
-        self.check_usable()?;
-        let mut h = blake3::Hasher::new();
-        for m in &self.memories {
-            h.update(&(m.data_size(&self.store) as u64).to_le_bytes());
-            h.update(m.data(&self.store));
-        }
-        for g in &self.globals {
-            if let Some(v) = GlobalValue::from_val(g.get(&mut self.store)) {
-                h.update(&v.to_bits().to_le_bytes());
-            }
-        }
-        let vars = &self.store.data().vars;
-        h.update(&vars.rng.state_bytes());
-        h.update(&vars.clock_ns.to_le_bytes());
-        h.update(&vars.steps.to_le_bytes());
-        let episode = match vars.episode {
-            Episode::NotStarted => u64::MAX,
-            Episode::Running { player } => player as u64,
-            Episode::Over => u64::MAX - 1,
-        };
-        h.update(&episode.to_le_bytes());
-        Ok(*h.finalize().as_bytes())
+        let data = self.capture()?;
+        Ok(hash_state(&data.memories, &data.globals, &data.vars))
+    }
+
+    /// [`Sandbox::state_hash`] computed from the live memory bytes instead of the tracked images:
+    /// O(memory size), and equal to `state_hash` exactly when dirty-page tracking missed nothing.
+    pub fn state_hash_full(&mut self) -> Result<[u8; 32]> {
+        let mut data = self.capture()?;
+        data.memories = self.memories.iter().map(|m| MemoryImage::from_bytes(m.data(&self.store))).collect();
+        Ok(hash_state(&data.memories, &data.globals, &data.vars))
     }
 
     fn check_compatible(&self, data: &SnapshotData) -> Result<()> {
@@ -480,6 +470,27 @@ impl Sandbox {
         self.store.data_mut().vars = data.vars.clone();
         Ok(())
     }
+}
+
+/// BLAKE3 of memories (by their Merkle hashes), globals and the host state that shapes the future.
+fn hash_state(memories: &[MemoryImage], globals: &[GlobalValue], vars: &HostVars) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    for image in memories {
+        h.update(&image.hash());
+    }
+    for v in globals {
+        h.update(&v.to_bits().to_le_bytes());
+    }
+    h.update(&vars.rng.state_bytes());
+    h.update(&vars.clock_ns.to_le_bytes());
+    h.update(&vars.steps.to_le_bytes());
+    let episode = match vars.episode {
+        Episode::NotStarted => u64::MAX,
+        Episode::Running { player } => player as u64,
+        Episode::Over => u64::MAX - 1,
+    };
+    h.update(&episode.to_le_bytes());
+    *h.finalize().as_bytes()
 }
 
 /// Sets the fuel and deadline for one call.
