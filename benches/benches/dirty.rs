@@ -6,6 +6,7 @@
 //! | `dirty/restore`  | `Env::restore` after one step dirtied k pages | `full_copy`: memcpy of the whole memory |
 //! | `dirty/fork`     | `Env::fork` after one step dirtied k pages  | `full_copy`                          |
 //! | `dirty/snapshot` | `Env::snapshot` after one step dirtied k pages | `full_copy`                       |
+//! | `dirty/state_hash` | `Env::state_hash` after one step dirtied k pages | `state_hash_full` (hashes all memory) |
 //!
 //! Ids are `dirty/<what>/<memory KiB>/<dirty pages>`. The step that dirties the pages is not timed.
 
@@ -64,6 +65,14 @@ fn dirty(c: &mut Criterion) {
             });
             group.bench_function(id("snapshot"), |b| {
                 b.iter_custom(|iters| after_step(&mut env, &snapshot, iters, |env| drop(black_box(env.snapshot().unwrap()))))
+            });
+            group.bench_function(id("state_hash"), |b| {
+                b.iter_custom(|iters| after_step(&mut env, &snapshot, iters, |env| drop(black_box(env.state_hash().unwrap()))))
+            });
+            group.bench_function(id("state_hash_full"), |b| {
+                b.iter_custom(|iters| {
+                    after_step(&mut env, &snapshot, iters, |env| drop(black_box(env.state_hash_full().unwrap())))
+                })
             });
             group.bench_function(id("full_copy"), |b| b.iter(|| target.copy_from_slice(black_box(&memory))));
         }
