@@ -20,7 +20,10 @@ const MEMORY_KIB: [u64; 4] = [64, 1024, 16 * 1024, 64 * 1024];
 const DIRTY_PAGES: [u64; 4] = [1, 16, 256, 1024];
 
 fn config() -> Criterion {
-    Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(20)
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20)
 }
 
 /// An instance of the `dirty` guest with `kib` of memory, one step in, and a snapshot of that state.
@@ -61,13 +64,19 @@ fn dirty(c: &mut Criterion) {
                 b.iter_custom(|iters| after_step(&mut env, &snapshot, iters, |env| env.restore(&snapshot).unwrap()))
             });
             group.bench_function(id("fork"), |b| {
-                b.iter_custom(|iters| after_step(&mut env, &snapshot, iters, |env| drop(black_box(env.fork().unwrap()))))
+                b.iter_custom(|iters| {
+                    after_step(&mut env, &snapshot, iters, |env| drop(black_box(env.fork().unwrap())))
+                })
             });
             group.bench_function(id("snapshot"), |b| {
-                b.iter_custom(|iters| after_step(&mut env, &snapshot, iters, |env| drop(black_box(env.snapshot().unwrap()))))
+                b.iter_custom(|iters| {
+                    after_step(&mut env, &snapshot, iters, |env| drop(black_box(env.snapshot().unwrap())))
+                })
             });
             group.bench_function(id("state_hash"), |b| {
-                b.iter_custom(|iters| after_step(&mut env, &snapshot, iters, |env| drop(black_box(env.state_hash().unwrap()))))
+                b.iter_custom(|iters| {
+                    after_step(&mut env, &snapshot, iters, |env| drop(black_box(env.state_hash().unwrap())))
+                })
             });
             group.bench_function(id("state_hash_full"), |b| {
                 b.iter_custom(|iters| {

@@ -340,7 +340,8 @@ fn bench_grade_json_reports_both_throughputs_and_the_ratio() {
     assert_eq!(doc["grader"]["accepted"], 100);
     assert_eq!(doc["process"]["runs"], 50);
     assert_eq!(doc["process"]["accepted"], 50);
-    let (g, p) = (doc["grader"]["tests_per_second"].as_f64().unwrap(), doc["process"]["tests_per_second"].as_f64().unwrap());
+    let (g, p) =
+        (doc["grader"]["tests_per_second"].as_f64().unwrap(), doc["process"]["tests_per_second"].as_f64().unwrap());
     assert!(g > 0.0 && p > 0.0);
     assert!((doc["ratio"].as_f64().unwrap() - g / p).abs() < 1e-6 * (g / p));
 }

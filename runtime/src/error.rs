@@ -228,13 +228,25 @@ impl Error {
 /// payload and turned back into [`Error`] by [`from_wasmtime`].
 #[derive(Debug)]
 pub(crate) enum HostTrap {
-    MemoryLimit { requested: u64, limit: u64 },
-    TableLimit { requested: u64, limit: u64 },
-    OutputLimit { limit: usize },
-    Exit { code: i32 },
+    MemoryLimit {
+        requested: u64,
+        limit: u64,
+    },
+    TableLimit {
+        requested: u64,
+        limit: u64,
+    },
+    OutputLimit {
+        limit: usize,
+    },
+    Exit {
+        code: i32,
+    },
     /// A program slept (on the virtual clock) longer than its deadline: reported as
     /// [`Error::Deadline`], as if it had waited that long.
-    SleptPastDeadline { limit: Duration },
+    SleptPastDeadline {
+        limit: Duration,
+    },
 }
 
 impl std::fmt::Display for HostTrap {

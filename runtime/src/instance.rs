@@ -1,9 +1,9 @@
 //! [`Env`]: one live instance of an environment (owns its store), and the ABI calls into it.
 
+use std::mem::ManuallyDrop;
 use wasmgym_abi::rng::Rng;
 use wasmgym_abi::wire::{self, Status};
 use wasmgym_abi::{Action, EnvSpec, Observation, ResetRequest, exports};
-use std::mem::ManuallyDrop;
 
 use wasmtime::TypedFunc;
 

@@ -18,8 +18,8 @@
 
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
 use wasm_encoder::{
-    BlockType, MemArgTarget, CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction, MemArg, MemorySection,
-    MemoryType, Module, RawSection, TypeSection, ValType,
+    BlockType, CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction, MemArg, MemArgTarget,
+    MemorySection, MemoryType, Module, RawSection, TypeSection, ValType,
 };
 use wasmparser::{CompositeInnerType, Operator, Parser, Payload, TypeRef};
 
@@ -126,7 +126,8 @@ pub(crate) fn dirty_map(wasm: &[u8]) -> Result<(Vec<u8>, bool), Error> {
             }
             Payload::CodeSectionStart { .. } => {}
             Payload::CodeSectionEntry(entry) => {
-                let params = func_params.get(*defined_types.get(body).ok_or_else(|| invalid("code without function"))? as usize);
+                let params =
+                    func_params.get(*defined_types.get(body).ok_or_else(|| invalid("code without function"))? as usize);
                 code.function(&instrument_body(&mut re, entry, params.copied().unwrap_or(0), map, mark_func)?);
                 body += 1;
                 if body == defined_types.len() {
@@ -136,7 +137,9 @@ pub(crate) fn dirty_map(wasm: &[u8]) -> Result<(Vec<u8>, bool), Error> {
             }
             other => {
                 if let Some((id, range)) = other.as_section() {
-                    let data = wasm.get(range.start as usize..range.end as usize).ok_or_else(|| invalid("section past the end"))?;
+                    let data = wasm
+                        .get(range.start as usize..range.end as usize)
+                        .ok_or_else(|| invalid("section past the end"))?;
                     out.section(&RawSection { id, data });
                 }
             }
@@ -170,14 +173,16 @@ fn instrument_body(
         locals.push((n, re.val_type(ty).map_err(invalid)?));
         count += n;
     }
-    let s = Scratch { addr: count, n: count + 1, i32: count + 2, i64: count + 3, f32: count + 4, f64: count + 5, v128: count + 6 };
-    locals.extend([
-        (3, ValType::I32),
-        (1, ValType::I64),
-        (1, ValType::F32),
-        (1, ValType::F64),
-        (1, ValType::V128),
-    ]);
+    let s = Scratch {
+        addr: count,
+        n: count + 1,
+        i32: count + 2,
+        i64: count + 3,
+        f32: count + 4,
+        f64: count + 5,
+        v128: count + 6,
+    };
+    locals.extend([(3, ValType::I32), (1, ValType::I64), (1, ValType::F32), (1, ValType::F64), (1, ValType::V128)]);
     let mut f = Function::new(locals);
     let mut ops = entry.get_operators_reader().map_err(invalid)?;
     while !ops.eof() {
@@ -202,7 +207,9 @@ fn instrument_body(
         };
         let range = matches!(
             &op,
-            Operator::MemoryFill { mem: 0 } | Operator::MemoryCopy { dst_mem: 0, .. } | Operator::MemoryInit { mem: 0, .. }
+            Operator::MemoryFill { mem: 0 }
+                | Operator::MemoryCopy { dst_mem: 0, .. }
+                | Operator::MemoryInit { mem: 0, .. }
         );
         if let Some((value, memarg)) = store.filter(|(_, m)| m.target == wasmparser::MemArgTarget::Memory(0)) {
             f.instruction(&Instruction::LocalSet(value));
@@ -214,7 +221,12 @@ fn instrument_body(
             f.instruction(&Instruction::I32Const(12));
             f.instruction(&Instruction::I32ShrU);
             f.instruction(&Instruction::I32Const(1));
-            f.instruction(&Instruction::I32Store8(MemArg { offset: 0, align: 0, target: MemArgTarget::Memory(map), ordering: None }));
+            f.instruction(&Instruction::I32Store8(MemArg {
+                offset: 0,
+                align: 0,
+                target: MemArgTarget::Memory(map),
+                ordering: None,
+            }));
             f.instruction(&Instruction::LocalGet(s.addr));
             f.instruction(&Instruction::LocalGet(value));
         } else if range {
@@ -237,7 +249,8 @@ fn instrument_body(
 fn mark_range(map: u32) -> Function {
     let (dest, len, page, last) = (0, 1, 2, 3);
     let mut f = Function::new([(2, ValType::I32)]);
-    let store = Instruction::I32Store8(MemArg { offset: 0, align: 0, target: MemArgTarget::Memory(map), ordering: None });
+    let store =
+        Instruction::I32Store8(MemArg { offset: 0, align: 0, target: MemArgTarget::Memory(map), ordering: None });
     for ins in [
         Instruction::LocalGet(len),
         Instruction::I32Eqz,

@@ -10,9 +10,9 @@ use wasmtime::{Config, Engine, ExternType, InstancePre, Linker, Module, ValType}
 
 use crate::error::{Error, Result};
 use crate::instance::{Env, Exports};
-use crate::sandbox::{HostState, Sandbox};
 use crate::limits::Limits;
 use crate::rewrite::{self, Layout};
+use crate::sandbox::{HostState, Sandbox};
 use crate::{instrument, wasi};
 
 /// Engine-wide settings. Plain data.

@@ -121,14 +121,17 @@ impl Sandbox {
     /// A fresh instance of `module`; runs the guest's `_initialize` (if any) when `initialize`.
     pub fn new(module: &Arc<ModuleInner>, limits: Limits, initialize: bool) -> Result<Sandbox> {
         let engine = module.pre.module().engine();
-        let mut store = Store::new(engine, HostState {
+        let mut store = Store::new(
+            engine,
+            HostState {
                 vars: HostVars::new(),
                 limits,
                 memory: None,
                 io: Default::default(),
                 host_writes: Vec::new(),
                 untracked_write: false,
-            });
+            },
+        );
         store.limiter(|state| state);
         let budget = arm(&mut store, module)?;
         let instance =

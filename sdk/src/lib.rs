@@ -53,27 +53,49 @@ mod runner;
 
 pub use rng::Rng;
 pub use runner::{Runner, StepError};
-pub use wasmgym_abi::wire::{Status, Transition as StepResult};
 pub use wasmgym_abi::checker::CHECKER_ABI_VERSION;
+pub use wasmgym_abi::wire::{Status, Transition as StepResult};
 pub use wasmgym_abi::{ABI_VERSION, Action, Determinism, Dtype, EnvSpec, Observation, Space};
 
 /// Reset options: the JSON document the caller passed to `reset`, or `Null` if none.
 pub type Options = serde_json::Value;
 
-/// An error an environment reports from its hooks; the host surfaces it as a guest error.
+/// An error an environment reports from its hooks.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EnvError(pub String);
+pub struct EnvError {
+    /// What went wrong and what to do.
+    pub message: String,
+    /// Whose mistake it is, which decides how the host reports it.
+    pub fault: Fault,
+}
+
+/// Who caused an [`EnvError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The environment failed: the host reports a guest error.
+    Environment,
+    /// The caller asked for something the environment cannot do (reset options it cannot use, an
+    /// action it refuses beyond the SDK's checks). The host reports an invalid call from `reset`
+    /// and an illegal action from `step`; the hook must leave its state unchanged.
+    Caller,
+}
 
 impl EnvError {
-    /// An error with a message that says what went wrong and what to do.
+    /// An error of the environment, with a message that says what went wrong and what to do.
     pub fn new(message: impl Into<String>) -> Self {
-        EnvError(message.into())
+        EnvError { message: message.into(), fault: Fault::Environment }
+    }
+
+    /// A refusal of what the caller asked (for example reset options the environment cannot use),
+    /// with a message that says what is expected.
+    pub fn caller(message: impl Into<String>) -> Self {
+        EnvError { message: message.into(), fault: Fault::Caller }
     }
 }
 
 impl std::fmt::Display for EnvError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -142,7 +164,8 @@ pub trait Environment: Sized + 'static {
     /// What the environment is. Called once when the host loads the module.
     fn spec() -> EnvSpec;
 
-    /// Starts an episode. Draw every random choice from `rng`.
+    /// Starts an episode. Draw every random choice from `rng`. Refuse options you cannot use with
+    /// [`EnvError::caller`], saying what you expect.
     fn reset(rng: &mut Rng, options: &Options) -> Result<Self, EnvError>;
 
     /// The current observation; it must lie in the spec's observation space.
@@ -288,11 +311,8 @@ pub mod __private {
             // SAFETY: see the `Sync` impl.
             let (input, answer) = unsafe { &mut *self.0.get() };
             let get = |from: usize, len: usize| input.get(from..from + len).unwrap_or(&[]);
-            let (score, message) = check(
-                get(0, input_len),
-                get(input_len, expected_len),
-                get(input_len + expected_len, output_len),
-            );
+            let (score, message) =
+                check(get(0, input_len), get(input_len, expected_len), get(input_len + expected_len, output_len));
             wasmgym_abi::checker::encode_score(score, &message, answer);
             packed(answer)
         }

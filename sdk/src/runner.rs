@@ -198,7 +198,7 @@ impl<E: Environment> Runner<E> {
                 (Status::BadRequest, format!("reset options are not valid JSON ({e}): pass a JSON object"))
             })?,
         };
-        let env = E::reset(&mut self.rng, &options).map_err(|e| (Status::GuestError, e.0))?;
+        let env = E::reset(&mut self.rng, &options).map_err(|e| refusal(e, Status::BadRequest))?;
         self.env = Some(env);
         self.steps = 0;
         self.over = false;
@@ -215,7 +215,7 @@ impl<E: Environment> Runner<E> {
         let action = Action::decode(input).map_err(|e| (Status::BadRequest, e.0))?;
         check_action(&self.spec.action_space, &action, || env.legal_actions())
             .map_err(|m| (Status::IllegalAction, m))?;
-        let t = env.step(&action, &mut self.rng).map_err(|e| (Status::GuestError, e.0))?;
+        let t = env.step(&action, &mut self.rng).map_err(|e| refusal(e, Status::IllegalAction))?;
         if t.rewards.len() != self.spec.players as usize {
             return Err((
                 Status::GuestError,
@@ -246,6 +246,14 @@ impl<E: Environment> Runner<E> {
         self.out.push(Status::Ok as u8);
         wire::encode_transition(&mut self.out, player, terminated, truncated, rewards, &self.obs, &info);
         Ok(())
+    }
+}
+
+/// The status an author's error gets: `caller_status` for the caller's mistakes, else a guest error.
+fn refusal(e: crate::EnvError, caller_status: Status) -> Refusal {
+    match e.fault {
+        crate::Fault::Caller => (caller_status, e.message),
+        crate::Fault::Environment => (Status::GuestError, e.message),
     }
 }
 

@@ -239,7 +239,7 @@ fn bad_reset_options_are_refused_and_the_episode_goes_on() {
     let mut reference = env.fork().unwrap();
     assert!(matches!(env.reset(Some(2), Some("{not json")), Err(Error::InvalidCall { .. })));
     let err = env.reset(Some(2), Some(r#"{"state": [1, 2]}"#)).unwrap_err();
-    assert!(matches!(&err, Error::Guest { message } if message.contains("state")), "{err:?}");
+    assert!(matches!(&err, Error::InvalidCall { message } if message.contains("state")), "{err:?}");
     assert_unchanged(&mut env, &mut reference);
 }
 

@@ -244,7 +244,8 @@ proptest! {
 /// own record of its write can put them there.
 #[test]
 fn host_written_request_bytes_are_in_snapshots() {
-    let wat = crate::bad_input::stub("1", "(i64.const 17592186044443)", "").replace("i32.const 1024)", "i32.const 32768)");
+    let wat =
+        crate::bad_input::stub("1", "(i64.const 17592186044443)", "").replace("i32.const 1024)", "i32.const 32768)");
     let m = wasmgym_tests::runtime().load(wat.as_bytes()).unwrap();
     let mut env = m.instantiate().unwrap();
     env.reset(Some(1), None).unwrap();

@@ -142,12 +142,24 @@ fn svg(rows: &[Row]) -> String {
         out += &format!("<line x1='{px}' y1='{top}' x2='{px}' y2='{bottom}' stroke='#eee'/>\n");
         out += &format!("<text x='{px}' y='{}' text-anchor='middle'>{label}</text>\n", bottom + 16.0);
     }
-    for (label, ns) in [("100 ns", 100u64), ("1 µs", 1_000), ("10 µs", 10_000), ("100 µs", 100_000), ("1 ms", 1_000_000), ("10 ms", 10_000_000), ("100 ms", 100_000_000)] {
+    for (label, ns) in [
+        ("100 ns", 100u64),
+        ("1 µs", 1_000),
+        ("10 µs", 10_000),
+        ("100 µs", 100_000),
+        ("1 ms", 1_000_000),
+        ("10 ms", 10_000_000),
+        ("100 ms", 100_000_000),
+    ] {
         let py = y(ns);
         out += &format!("<line x1='{left}' y1='{py}' x2='{right}' y2='{py}' stroke='#eee'/>\n");
         out += &format!("<text x='{}' y='{}' text-anchor='end'>{label}</text>\n", left - 6.0, py + 4.0);
     }
-    out += &format!("<text x='{}' y='{}' text-anchor='middle'>linear memory of the environment</text>\n", (left + right) / 2.0, H - 12.0);
+    out += &format!(
+        "<text x='{}' y='{}' text-anchor='middle'>linear memory of the environment</text>\n",
+        (left + right) / 2.0,
+        H - 12.0
+    );
     let colors = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a"];
     let mut legend = top;
     let mut series = |name: String, color: &str, dash: &str, points: Vec<(u64, u64)>| {
@@ -156,16 +168,26 @@ fn svg(rows: &[Row]) -> String {
             "<polyline fill='none' stroke='{color}' stroke-width='2' stroke-dasharray='{dash}' points='{}'/>\n",
             path.join(" ")
         );
-        out += &format!("<line x1='{}' y1='{legend}' x2='{}' y2='{legend}' stroke='{color}' stroke-width='2' stroke-dasharray='{dash}'/>\n", right + 10.0, right + 34.0);
+        out += &format!(
+            "<line x1='{}' y1='{legend}' x2='{}' y2='{legend}' stroke='{color}' stroke-width='2' stroke-dasharray='{dash}'/>\n",
+            right + 10.0,
+            right + 34.0
+        );
         out += &format!("<text x='{}' y='{}'>{name}</text>\n", right + 40.0, legend + 4.0);
         legend += 18.0;
     };
     for (i, dirty) in DIRTY_PAGES.iter().enumerate() {
-        let of = |f: fn(&Row) -> u64| rows.iter().filter(|r| r.dirty_pages == *dirty).map(|r| (r.memory_bytes, f(r))).collect();
+        let of = |f: fn(&Row) -> u64| {
+            rows.iter().filter(|r| r.dirty_pages == *dirty).map(|r| (r.memory_bytes, f(r))).collect()
+        };
         series(format!("restore, {dirty} dirty"), colors[i], "", of(|r| r.restore_ns));
         series(format!("fork, {dirty} dirty"), colors[i], "6 4", of(|r| r.fork_ns));
     }
-    let copy = MEMORY_KIB.iter().filter_map(|&kib| rows.iter().find(|r| r.memory_bytes == kib * 1024)).map(|r| (r.memory_bytes, r.full_copy_ns)).collect();
+    let copy = MEMORY_KIB
+        .iter()
+        .filter_map(|&kib| rows.iter().find(|r| r.memory_bytes == kib * 1024))
+        .map(|r| (r.memory_bytes, r.full_copy_ns))
+        .collect();
     series("full copy".into(), "#999", "2 2", copy);
     out + "</svg>\n"
 }

@@ -93,15 +93,17 @@ fn state_from_options(options: &Options) -> Result<Option<[f64; 4]>, EnvError> {
         Options::Object(fields) if fields.is_empty() => return Ok(None),
         Options::Object(fields) => fields,
         other => {
-            return Err(EnvError::new(format!("cart_pole reset options {other} are not an object: {EXPECTED_OPTIONS}")));
+            return Err(EnvError::caller(format!(
+                "cart_pole reset options {other} are not an object: {EXPECTED_OPTIONS}"
+            )));
         }
     };
     if let Some(key) = fields.keys().find(|k| *k != "state" && *k != "state_bits") {
-        return Err(EnvError::new(format!("cart_pole reset option {key:?} is unknown: {EXPECTED_OPTIONS}")));
+        return Err(EnvError::caller(format!("cart_pole reset option {key:?} is unknown: {EXPECTED_OPTIONS}")));
     }
     let values: Vec<f64> = match (fields.get("state"), fields.get("state_bits")) {
         (Some(_), Some(_)) => {
-            return Err(EnvError::new(format!(
+            return Err(EnvError::caller(format!(
                 "cart_pole reset got both \"state\" and \"state_bits\": {EXPECTED_OPTIONS}"
             )));
         }
@@ -110,7 +112,7 @@ fn state_from_options(options: &Options) -> Result<Option<[f64; 4]>, EnvError> {
             match numbers {
                 Some(Some(v)) => v,
                 _ => {
-                    return Err(EnvError::new(format!(
+                    return Err(EnvError::caller(format!(
                         "cart_pole reset option \"state\" is {state}: {EXPECTED_OPTIONS}"
                     )));
                 }
@@ -125,7 +127,7 @@ fn state_from_options(options: &Options) -> Result<Option<[f64; 4]>, EnvError> {
             match bits.as_array().map(|a| a.iter().map(parse).collect::<Option<Vec<_>>>()) {
                 Some(Some(v)) => v,
                 _ => {
-                    return Err(EnvError::new(format!(
+                    return Err(EnvError::caller(format!(
                         "cart_pole reset option \"state_bits\" is {bits}: {EXPECTED_OPTIONS}"
                     )));
                 }
@@ -135,9 +137,11 @@ fn state_from_options(options: &Options) -> Result<Option<[f64; 4]>, EnvError> {
     };
     match <[f64; 4]>::try_from(values) {
         Ok(state) if state.iter().all(|v| v.is_finite()) => Ok(Some(state)),
-        Ok(state) => Err(EnvError::new(format!("cart_pole reset state {state:?} is not finite: {EXPECTED_OPTIONS}"))),
+        Ok(state) => {
+            Err(EnvError::caller(format!("cart_pole reset state {state:?} is not finite: {EXPECTED_OPTIONS}")))
+        }
         Err(v) => {
-            Err(EnvError::new(format!("cart_pole reset state has {} values, not 4: {EXPECTED_OPTIONS}", v.len())))
+            Err(EnvError::caller(format!("cart_pole reset state has {} values, not 4: {EXPECTED_OPTIONS}", v.len())))
         }
     }
 }
@@ -387,7 +391,7 @@ mod tests {
         ] {
             let mut runner = Runner::<CartPole>::new();
             let err = runner.reset(None, bad).unwrap_err();
-            assert_eq!(format!("{:?}", err.status), "GuestError", "{bad}: {err:?}");
+            assert_eq!(err.status, Status::BadRequest, "{bad}: the caller's mistake, not the environment's: {err:?}");
             assert!(err.message.contains("expected") && err.message.contains("state_bits"), "{bad}: {}", err.message);
         }
         let mut runner = Runner::<CartPole>::new();
