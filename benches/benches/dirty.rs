@@ -75,12 +75,16 @@ fn dirty(c: &mut Criterion) {
             });
             group.bench_function(id("state_hash"), |b| {
                 b.iter_custom(|iters| {
-                    after_step(&mut env, &snapshot, iters, |env| drop(black_box(env.state_hash().unwrap())))
+                    after_step(&mut env, &snapshot, iters, |env| {
+                        black_box(env.state_hash().unwrap());
+                    })
                 })
             });
             group.bench_function(id("state_hash_full"), |b| {
                 b.iter_custom(|iters| {
-                    after_step(&mut env, &snapshot, iters, |env| drop(black_box(env.state_hash_full().unwrap())))
+                    after_step(&mut env, &snapshot, iters, |env| {
+                        black_box(env.state_hash_full().unwrap());
+                    })
                 })
             });
             group.bench_function(id("full_copy"), |b| b.iter(|| target.copy_from_slice(black_box(&memory))));

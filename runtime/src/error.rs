@@ -85,6 +85,20 @@ pub enum Error {
         /// The cap.
         limit: u64,
     },
+    /// The runtime's total memory cap (`RuntimeConfig::memory_cap`) would be exceeded: by a new
+    /// instance or fork (nothing is created), or by a call that grew or wrote memory (poisons).
+    #[error(
+        "memory cap: {requested} more bytes would take the runtime past its cap of {cap} bytes ({in_use} in use). \
+         Drop forks and instances you no longer need, or raise `RuntimeConfig::memory_cap`"
+    )]
+    MemoryCap {
+        /// Bytes asked for.
+        requested: u64,
+        /// Bytes the runtime held when asked.
+        in_use: u64,
+        /// The cap.
+        cap: u64,
+    },
     /// The guest tried to grow a table past the cap. Poisons.
     #[error("table limit: the guest asked for {requested} table elements, the cap is {limit}")]
     TableLimit {
@@ -185,6 +199,7 @@ impl Error {
             Error::OutOfFuel { .. }
                 | Error::Deadline { .. }
                 | Error::MemoryLimit { .. }
+                | Error::MemoryCap { .. }
                 | Error::TableLimit { .. }
                 | Error::StackOverflow { .. }
                 | Error::OutputLimit { .. }
@@ -207,6 +222,7 @@ impl Error {
             Error::OutOfFuel { .. } => "out_of_fuel",
             Error::Deadline { .. } => "deadline",
             Error::MemoryLimit { .. } => "memory_limit",
+            Error::MemoryCap { .. } => "memory_cap",
             Error::TableLimit { .. } => "table_limit",
             Error::StackOverflow { .. } => "stack_overflow",
             Error::OutputLimit { .. } => "output_limit",
@@ -235,6 +251,11 @@ pub(crate) enum HostTrap {
     TableLimit {
         requested: u64,
         limit: u64,
+    },
+    MemoryCap {
+        requested: u64,
+        in_use: u64,
+        cap: u64,
     },
     OutputLimit {
         limit: usize,
@@ -277,6 +298,7 @@ pub(crate) fn from_wasmtime(err: wasmtime::Error, budget: CallBudget, context: T
         return match *host {
             HostTrap::MemoryLimit { requested, limit } => Error::MemoryLimit { requested, limit },
             HostTrap::TableLimit { requested, limit } => Error::TableLimit { requested, limit },
+            HostTrap::MemoryCap { requested, in_use, cap } => Error::MemoryCap { requested, in_use, cap },
             HostTrap::OutputLimit { limit } => Error::OutputLimit { limit },
             HostTrap::Exit { code } => Error::Exit { code },
             HostTrap::SleptPastDeadline { limit } => Error::Deadline { limit },

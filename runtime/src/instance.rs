@@ -206,6 +206,13 @@ impl Env {
         self.sandbox.is_poisoned()
     }
 
+    /// Bytes this instance is charged against the runtime's memory cap: a fixed overhead plus its
+    /// linear memory, of which a copy-on-write fork counts only the pages it has written (see
+    /// [`RuntimeConfig::memory_cap`](crate::RuntimeConfig::memory_cap)).
+    pub fn resident_bytes(&self) -> u64 {
+        self.sandbox.resident_bytes()
+    }
+
     /// A complete copy of the instance's state: every memory, every mutable global (exported or
     /// not) and the host state (RNG, virtual clock, step counter, captured output, fuel used).
     pub fn snapshot(&mut self) -> Result<Snapshot> {
@@ -228,6 +235,11 @@ impl Env {
     /// `RuntimeConfig::instance_pool`), writing only the pages where that instance differs from this
     /// state; without one it creates a new instance.
     pub fn fork(&mut self) -> Result<Env> {
+        let module = self.module.clone();
+        module.with_room(|| self.fork_once())
+    }
+
+    fn fork_once(&mut self) -> Result<Env> {
         let (sandbox, exports) = match self.module.take_pooled() {
             Some((mut sandbox, mut exports)) => {
                 if self.sandbox.fork_into(&mut sandbox)? {

@@ -32,8 +32,10 @@
 
 #![deny(missing_docs)]
 
+mod budget;
 pub mod check;
 mod checker;
+mod cow;
 mod error;
 pub mod grade;
 mod instance;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use wasmgym_abi::{ABI_VERSION, EnvSpec, Space, exports};
 use wasmtime::{Config, Engine, ExternType, InstancePre, Linker, Module, ValType};
 
+use crate::budget::Budget;
 use crate::error::{Error, Result};
 use crate::instance::{Env, Exports};
 use crate::limits::Limits;
@@ -29,6 +30,15 @@ pub struct RuntimeConfig {
     /// one (restore cost flat in memory size). Costs about 10–25% per step and some fuel per
     /// store; without it, restores and snapshots compare every page.
     pub track_dirty_pages: bool,
+    /// Total memory the runtime's instances and copy-on-write images may hold, in bytes; past it,
+    /// creating an instance or fork, growing memory or writing new pages fails with
+    /// [`Error::MemoryCap`] instead of the machine running out. `None`: no cap (still counted,
+    /// see [`Runtime::memory_in_use`]).
+    pub memory_cap: Option<u64>,
+    /// A fork into a new instance maps the parent's memory copy-on-write (Linux) when memory 0 is
+    /// at least this large, so the fork holds only the pages it writes; smaller memories are
+    /// copied, which is faster to create and to run when they are small. `usize::MAX`: never.
+    pub cow_fork_min_bytes: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -38,6 +48,8 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(1),
             instance_pool: 32,
             track_dirty_pages: true,
+            memory_cap: None,
+            cow_fork_min_bytes: 4 << 20,
         }
     }
 }
@@ -50,6 +62,7 @@ impl Default for RuntimeConfig {
 pub struct Runtime {
     engine: Engine,
     config: Arc<RuntimeConfig>,
+    budget: Arc<Budget>,
 }
 
 impl Runtime {
@@ -68,7 +81,8 @@ impl Runtime {
             .max_wasm_stack(config.max_wasm_stack);
         let engine = Engine::new(&c).map_err(|e| Error::Runtime { message: format!("{e:?}") })?;
         spawn_ticker(&engine, config.epoch_tick);
-        Ok(Runtime { engine, config: Arc::new(config) })
+        let budget = Budget::new(config.memory_cap);
+        Ok(Runtime { engine, config: Arc::new(config), budget })
     }
 
     /// The engine every module of this runtime is compiled by.
@@ -79,6 +93,16 @@ impl Runtime {
     /// The settings this runtime was made with.
     pub fn config(&self) -> &RuntimeConfig {
         &self.config
+    }
+
+    /// Bytes the runtime's live instances (including warm ones kept for reuse) and copy-on-write
+    /// images hold, as counted against [`RuntimeConfig::memory_cap`].
+    pub fn memory_in_use(&self) -> u64 {
+        self.budget.used()
+    }
+
+    pub(crate) fn budget(&self) -> &Arc<Budget> {
+        &self.budget
     }
 
     /// Compiles an environment from a binary module or WAT text, checking its ABI version, exports
@@ -108,6 +132,8 @@ impl Runtime {
             hash: *blake3::hash(&binary).as_bytes(),
             spec: None,
             size: binary.len(),
+            budget: self.budget.clone(),
+            cow_fork_min_bytes: self.config.cow_fork_min_bytes,
         };
         // Read the spec from a probe instance.
         let probe_module = EnvModule { inner: Arc::new(inner.clone()), pool: Arc::new(Pool::new(0)) };
@@ -227,6 +253,10 @@ pub(crate) struct ModuleInner {
     pub hash: [u8; 32],
     pub spec: Option<EnvSpec>,
     pub size: usize,
+    /// The runtime's memory account.
+    pub budget: Arc<Budget>,
+    /// See [`RuntimeConfig::cow_fork_min_bytes`].
+    pub cow_fork_min_bytes: usize,
 }
 
 impl ModuleInner {
@@ -264,6 +294,20 @@ impl EnvModule {
     /// A warm sandbox (with its export handles) from the pool, if any.
     pub(crate) fn take_pooled(&self) -> Option<(Sandbox, Exports)> {
         self.pool.sandboxes.lock().ok()?.pop()
+    }
+
+    /// Drops the warm sandboxes, giving their memory back to the budget.
+    pub(crate) fn drain_pool(&self) -> bool {
+        let drained = self.pool.sandboxes.lock().map(|mut pool| std::mem::take(&mut *pool)).unwrap_or_default();
+        !drained.is_empty()
+    }
+
+    /// Runs `f`, and once more after dropping the warm sandboxes if it failed for want of memory.
+    pub(crate) fn with_room<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+        match f() {
+            Err(Error::MemoryCap { .. }) if self.drain_pool() => f(),
+            other => other,
+        }
     }
 
     /// Keeps `sandbox` for a later fork if the pool has room and it is usable; drops it otherwise.
@@ -310,7 +354,7 @@ impl EnvModule {
 
     /// A new instance under `limits`, with no episode started.
     pub fn instantiate_with(&self, limits: Limits) -> Result<Env> {
-        Env::new(self, limits)
+        self.with_room(|| Env::new(self, limits.clone()))
     }
 }
 

@@ -16,6 +16,10 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::budget::Budget;
+use crate::cow::CowFile;
+use crate::error::Error;
+
 /// Bytes per page of an image (the kernel's page size, not wasm's 64 KiB).
 pub(crate) const PAGE: usize = 4096;
 const FAN: usize = 32;
@@ -47,12 +51,15 @@ struct InnerNode {
 pub(crate) struct MemoryImage {
     len: usize,
     root: Node,
+    /// The image written to a memfd for copy-on-write forks, made on first use and shared by
+    /// clones; any change to the image starts a new cell.
+    file: Arc<OnceLock<Arc<CowFile>>>,
 }
 
 impl MemoryImage {
     /// An image of `bytes`; zero pages take no space.
     pub fn from_bytes(bytes: &[u8]) -> MemoryImage {
-        let mut image = MemoryImage { len: bytes.len(), root: Node::Zero };
+        let mut image = MemoryImage { len: bytes.len(), root: Node::Zero, file: Default::default() };
         for (i, page) in bytes.chunks(PAGE).enumerate() {
             if page.iter().any(|&b| b != 0) {
                 image.set_page(i, page);
@@ -97,6 +104,7 @@ impl MemoryImage {
         } else {
             Node::Page(Arc::new(PageBuf { bytes: page, hash: OnceLock::new() }))
         };
+        self.file = Default::default();
         let mut node = &mut self.root;
         for level in (0..LEVELS).rev() {
             if !matches!(node, Node::Inner(_)) {
@@ -118,6 +126,7 @@ impl MemoryImage {
             self.set_page(i, &[]);
         }
         self.len = len;
+        self.file = Default::default();
     }
 
     /// Calls `f` with the index of every page on which `self` and `other` may differ, within the
@@ -126,6 +135,45 @@ impl MemoryImage {
     pub fn diff(&self, other: &MemoryImage, mut f: impl FnMut(usize)) {
         let pages = self.pages().max(other.pages());
         diff_nodes(&self.root, &other.root, LEVELS, 0, pages, &mut f);
+    }
+
+    /// Number of pages stored (not zero).
+    pub fn stored_pages(&self) -> usize {
+        let mut n = 0;
+        self.for_each_stored_page(|_, _| n += 1);
+        n
+    }
+
+    /// Calls `f` with the index and bytes of every stored (non-zero) page, in order.
+    pub fn for_each_stored_page(&self, mut f: impl FnMut(usize, &[u8; PAGE])) {
+        fn walk(node: &Node, level: u32, first: usize, f: &mut impl FnMut(usize, &[u8; PAGE])) {
+            match node {
+                Node::Zero => {}
+                Node::Page(p) => f(first, &p.bytes),
+                Node::Inner(inner) => {
+                    let span = FAN.pow(level - 1);
+                    for (i, child) in inner.children.iter().enumerate() {
+                        walk(child, level - 1, first + i * span, f);
+                    }
+                }
+            }
+        }
+        walk(&self.root, LEVELS, 0, &mut f);
+    }
+
+    /// The image in a memfd for copy-on-write mapping, written on the first call and shared by
+    /// every clone of this image (charged to `budget` while any holds it).
+    pub fn cow_file(&self, budget: &Arc<Budget>) -> Result<Arc<CowFile>, Error> {
+        if let Some(file) = self.file.get() {
+            return Ok(file.clone());
+        }
+        let file = Arc::new(CowFile::new(self, budget)?);
+        Ok(self.file.get_or_init(|| file).clone())
+    }
+
+    /// The memfd of this image, if [`MemoryImage::cow_file`] made it already.
+    pub fn cached_file(&self) -> Option<Arc<CowFile>> {
+        self.file.get().cloned()
     }
 
     /// BLAKE3 of the length and the bytes, from the cached hashes of shared pages and nodes.
@@ -250,6 +298,22 @@ mod tests {
     }
 
     #[test]
+    fn stored_pages_are_visited_in_order_with_their_bytes() {
+        let bytes = memory(1 << 20, 3);
+        let image = MemoryImage::from_bytes(&bytes);
+        let mut seen = Vec::new();
+        image.for_each_stored_page(|i, page| {
+            assert_eq!(page[..], bytes[i * PAGE..(i + 1) * PAGE]);
+            seen.push(i);
+        });
+        let expected: Vec<usize> =
+            (0..bytes.len() / PAGE).filter(|&i| bytes[i * PAGE..(i + 1) * PAGE].iter().any(|&b| b != 0)).collect();
+        assert!(!expected.is_empty() && expected.len() < bytes.len() / PAGE, "the test needs zero and non-zero pages");
+        assert_eq!(seen, expected);
+        assert_eq!(image.stored_pages(), expected.len());
+    }
+
+    #[test]
     fn hashes_depend_on_the_bytes_only_and_follow_changes() {
         let bytes = memory(1 << 20, 3);
         let direct = MemoryImage::from_bytes(&bytes);
@@ -276,13 +340,13 @@ mod tests {
 
     #[test]
     fn pages_at_the_top_of_a_4_gib_memory_are_addressable() {
-        let mut image = MemoryImage { len: 1 << 32, root: Node::Zero };
+        let mut image = MemoryImage { len: 1 << 32, root: Node::Zero, file: Default::default() };
         let last = (1usize << 32) / PAGE - 1;
         image.set_page(last, &[7; PAGE]);
         assert_eq!(image.page(last)[0], 7);
         assert_eq!(image.page(last - 1)[0], 0);
         let mut changed = Vec::new();
-        MemoryImage { len: 1 << 32, root: Node::Zero }.diff(&image, |p| changed.push(p));
+        MemoryImage { len: 1 << 32, root: Node::Zero, file: Default::default() }.diff(&image, |p| changed.push(p));
         assert_eq!(changed, vec![last]);
     }
 }

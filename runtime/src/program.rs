@@ -55,6 +55,8 @@ pub(crate) fn compile(runtime: &Runtime, binary: &[u8], options: Options, fork_q
         hash: *blake3::hash(binary).as_bytes(),
         spec: None,
         size: binary.len(),
+        budget: runtime.budget().clone(),
+        cow_fork_min_bytes: usize::MAX,
     })
 }
 

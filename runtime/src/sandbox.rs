@@ -9,6 +9,8 @@ use std::sync::Arc;
 use wasmgym_abi::rng::Rng;
 use wasmtime::{Extern, Global, Instance, Memory, ResourceLimiter, Store, TypedFunc, Val, WasmParams, WasmResults};
 
+use crate::budget::Charge;
+use crate::cow::CowFile;
 use crate::error::{CallBudget, Error, HostTrap, Result, TrapContext, from_wasmtime};
 use crate::instrument::DIRTY_MAP_EXPORT;
 use crate::limits::Limits;
@@ -63,15 +65,32 @@ pub(crate) struct HostState {
     pub host_writes: Vec<(u32, u32)>,
     /// A host call wrote memory without recording where: compare pages to find the changes.
     pub untracked_write: bool,
+    /// What the sandbox holds, as charged to the runtime's budget (see
+    /// `Sandbox::resident_estimate`); growth is added as it happens, and must fit.
+    pub charge: Charge,
+    /// Whether growth is checked against the budget (not while a copy-on-write mapping replaces
+    /// the memory it grows).
+    pub check_growth: bool,
 }
 
 impl ResourceLimiter for HostState {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired as u64 > self.limits.memory_bytes {
             return Err(wasmtime::Error::new(HostTrap::MemoryLimit {
                 requested: desired as u64,
                 limit: self.limits.memory_bytes,
             }));
+        }
+        // At instantiation (current = 0) the new instance's charge is checked as a whole.
+        let more = (desired - current) as u64;
+        if self.check_growth && current > 0 {
+            if !self.charge.budget().fits(more) {
+                let Error::MemoryCap { requested, in_use, cap } = self.charge.budget().exceeded(more) else {
+                    unreachable!("exceeded makes a MemoryCap")
+                };
+                return Err(wasmtime::Error::new(HostTrap::MemoryCap { requested, in_use, cap }));
+            }
+            self.charge.set(self.charge.bytes() + more);
         }
         Ok(true)
     }
@@ -115,7 +134,46 @@ pub(crate) struct Sandbox {
     dirty: Dirty,
     /// The dirty map of an instrumented module (one byte per 4 KiB page of memory 0).
     map: Option<Memory>,
+    /// Memory 0 maps a snapshot's image copy-on-write (see `cow.rs`).
+    cow: Option<CowMapping>,
 }
+
+/// Memory 0 of a sandbox mapped from a [`CowFile`], and which of its pages the sandbox has written
+/// (so holds privately).
+struct CowMapping {
+    file: Arc<CowFile>,
+    private: Vec<u64>,
+    private_pages: usize,
+}
+
+impl CowMapping {
+    fn new(file: Arc<CowFile>) -> CowMapping {
+        let pages = file.len().div_ceil(PAGE);
+        CowMapping { file, private: vec![0; pages.div_ceil(64)], private_pages: 0 }
+    }
+
+    /// Records that a store marked page `p` in the dirty map: it wrote `p`, and may have reached
+    /// `p + 1` (see [`Sandbox::take_dirty`]).
+    fn note_marked(&mut self, p: usize) {
+        self.note(p);
+        self.note(p + 1);
+    }
+
+    /// Records that page `p` was written (pages past the mapping are charged as plain memory).
+    fn note(&mut self, p: usize) {
+        if let Some(word) = self.private.get_mut(p / 64)
+            && *word & (1 << (p % 64)) == 0
+            && p < self.file.len().div_ceil(PAGE)
+        {
+            *word |= 1 << (p % 64);
+            self.private_pages += 1;
+        }
+    }
+}
+
+/// What an instance holds beside its linear memory (store, instance, tables, code references, page
+/// tables), as charged to the budget. Measured: see `docs/branching.md`.
+pub(crate) const INSTANCE_OVERHEAD: u64 = 16 << 10;
 
 impl Sandbox {
     /// A fresh instance of `module`; runs the guest's `_initialize` (if any) when `initialize`.
@@ -130,6 +188,8 @@ impl Sandbox {
                 io: Default::default(),
                 host_writes: Vec::new(),
                 untracked_write: false,
+                charge: module.budget.charge(0)?,
+                check_growth: true,
             },
         );
         store.limiter(|state| state);
@@ -161,7 +221,14 @@ impl Sandbox {
             base,
             dirty: Dirty::Clean,
             map,
+            cow: None,
         };
+        let estimate = sandbox.resident_estimate();
+        let charge = &mut sandbox.store.data_mut().charge;
+        if !charge.budget().fits(estimate) {
+            return Err(charge.budget().exceeded(estimate));
+        }
+        charge.set(estimate);
         if initialize && let Some(init) = instance.get_func(&mut sandbox.store, "_initialize") {
             let init = init.typed::<(), ()>(&sandbox.store).map_err(|_| missing("_initialize"))?;
             sandbox.call(&init, ())?;
@@ -190,12 +257,62 @@ impl Sandbox {
         self.note_host_writes();
         let left = self.store.get_fuel().unwrap_or(0);
         self.store.data_mut().vars.fuel_consumed += budget.fuel.saturating_sub(left);
-        result.map_err(|err| {
+        let within_cap = self.sync_charge();
+        let result = result.map_err(|err| {
             let context = TrapContext { shadow_stack_escaped: self.shadow_stack_escaped() };
-            let e = from_wasmtime(err, budget, context);
-            self.poison(&e);
-            e
-        })
+            from_wasmtime(err, budget, context)
+        });
+        let result = match result {
+            Ok(_) if !within_cap => Err(self.store.data().charge.budget().exceeded(0)),
+            other => other,
+        };
+        result.inspect_err(|e| self.poison(e))
+    }
+
+    /// Bytes the sandbox holds: [`INSTANCE_OVERHEAD`], its memories, and the pages of the dirty map
+    /// that cover memory 0; of a memory mapped copy-on-write, only the pages written since it was
+    /// mapped and any growth past the mapping.
+    fn resident_estimate(&self) -> u64 {
+        let mut total = INSTANCE_OVERHEAD;
+        for (i, memory) in self.memories.iter().enumerate() {
+            let size = memory.data_size(&self.store);
+            total += match (&self.cow, i) {
+                (Some(cow), 0) => (cow.private_pages * PAGE + size.saturating_sub(cow.file.len())) as u64,
+                _ => size as u64,
+            };
+        }
+        if self.map.is_some() {
+            total += self.memories[0].data_size(&self.store).div_ceil(PAGE).next_multiple_of(PAGE) as u64;
+        }
+        total
+    }
+
+    /// Brings the charge up to date after memory may have grown or been written; `false` if that
+    /// took the runtime past its cap.
+    fn sync_charge(&mut self) -> bool {
+        if let (Some(cow), Some(map)) = (&mut self.cow, self.map) {
+            if self.dirty == Dirty::All {
+                (0..cow.file.len().div_ceil(PAGE)).for_each(|p| cow.note(p));
+            } else {
+                let bytes = map.data(&self.store);
+                let (words, tail) = bytes[..cow.file.len().div_ceil(PAGE).min(bytes.len())].as_chunks::<8>();
+                for (i, word) in words.iter().enumerate() {
+                    if u64::from_ne_bytes(*word) != 0 {
+                        (0..8).filter(|&j| word[j] != 0).for_each(|j| cow.note_marked(i * 8 + j));
+                    }
+                }
+                let base = words.len() * 8;
+                (0..tail.len()).filter(|&j| tail[j] != 0).for_each(|j| cow.note_marked(base + j));
+            }
+        }
+        let estimate = self.resident_estimate();
+        let charge = &mut self.store.data_mut().charge;
+        estimate == charge.bytes() || charge.set(estimate)
+    }
+
+    /// Bytes this sandbox is charged for (see [`Sandbox::resident_estimate`]).
+    pub fn resident_bytes(&self) -> u64 {
+        self.store.data().charge.bytes()
     }
 
     /// Writes `bytes` into memory 0 at `ptr` for the guest to read, recording the write for
@@ -258,6 +375,13 @@ impl Sandbox {
             }
             let base = words.len() * 8;
             marked.extend((0..tail.len()).filter(|&j| tail[j] != 0).map(|j| base + j));
+        }
+        // Fold the marks into the copy-on-write bookkeeping before they are cleared.
+        if let Some(cow) = &mut self.cow {
+            match dirty {
+                Dirty::All => (0..cow.file.len().div_ceil(PAGE)).for_each(|p| cow.note(p)),
+                _ => marked.iter().for_each(|&p| cow.note_marked(p)),
+            }
         }
         match dirty {
             Dirty::Clean => Some(Vec::new()),
@@ -364,7 +488,7 @@ impl Sandbox {
             *self = Sandbox::new(&self.module, self.store.data().limits.clone(), false)?;
         }
         self.poisoned = None;
-        if let Err(e) = self.write_state(data) {
+        if let Err(e) = self.remap_state(data).and_then(|done| if done { Ok(()) } else { self.write_state(data) }) {
             self.poisoned = Some(format!("restore failed: {e}"));
             return Err(e);
         }
@@ -376,8 +500,72 @@ impl Sandbox {
     pub fn fork(&mut self) -> Result<Sandbox> {
         let data = self.capture()?;
         let mut child = Sandbox::new(&self.module, self.store.data().limits.clone(), false)?;
-        child.write_state(&data)?;
+        let size = self.memories[0].data_size(&self.store);
+        if CowFile::SUPPORTED
+            && self.map.is_some()
+            && self.memories.len() == 1
+            && size >= self.module.cow_fork_min_bytes
+        {
+            let file = data.memories[0].cow_file(&self.module.budget)?;
+            child.map_state(&data, file)?;
+        } else {
+            child.write_state(&data)?;
+        }
         Ok(child)
+    }
+
+    /// Restores a copy-on-write sandbox that has written many pages by mapping the target's image
+    /// afresh (one `mmap`, which also gives its private pages back), when the target has a memfd
+    /// and the sizes match. Returns whether it did.
+    fn remap_state(&mut self, data: &SnapshotData) -> Result<bool> {
+        /// Below this many written pages, copying the differing pages back is cheaper.
+        const REMAP_MIN_PAGES: usize = 32;
+        let Some(cow) = &self.cow else { return Ok(false) };
+        let size = self.memories[0].data_size(&self.store);
+        let target = &data.memories[0];
+        let file = match target.cached_file() {
+            Some(file) if cow.private_pages >= REMAP_MIN_PAGES && size == target.len() => file,
+            _ => return Ok(false),
+        };
+        self.take_dirty();
+        // SAFETY: as in `map_state`: the memory is exactly the file's length and nothing borrows it.
+        unsafe { file.map_over(self.memories[0].data_ptr(&self.store))? };
+        self.cow = Some(CowMapping::new(file));
+        self.base = data.memories.clone();
+        self.dirty = Dirty::Clean;
+        self.write_globals_and_vars(data)?;
+        self.sync_charge();
+        Ok(true)
+    }
+
+    /// Puts a fresh sandbox of a single-memory, tracked module in the state `data` holds, with
+    /// memory 0 mapped copy-on-write from `file` (the image of `data.memories[0]`).
+    fn map_state(&mut self, data: &SnapshotData, file: Arc<CowFile>) -> Result<()> {
+        self.check_compatible(data)?;
+        let memory = self.memories[0];
+        let current = memory.data_size(&self.store);
+        if current > file.len() || self.map.is_none() {
+            return Err(Error::Runtime { message: "copy-on-write mapping into a used instance".into() });
+        }
+        if current < file.len() {
+            let budget = CallBudget { fuel: 0, deadline: Default::default() };
+            self.store.data_mut().check_growth = false;
+            let grown = memory.grow(&mut self.store, ((file.len() - current) / 65536) as u64);
+            self.store.data_mut().check_growth = true;
+            grown.map_err(|e| from_wasmtime(e, budget, TrapContext::default()))?;
+        }
+        self.take_dirty();
+        // SAFETY: the memory is `file.len()` bytes, page-aligned, readable and writable, and no
+        // reference into it is live (we hold the store mutably and no call is running).
+        unsafe { file.map_over(memory.data_ptr(&self.store))? };
+        self.cow = Some(CowMapping::new(file));
+        self.base = data.memories.clone();
+        self.dirty = Dirty::Clean;
+        self.write_globals_and_vars(data)?;
+        if !self.sync_charge() {
+            return Err(self.store.data().charge.budget().exceeded(0));
+        }
+        Ok(())
     }
 
     /// Puts `child`, a warm sandbox of the same module in any state, in exactly this one's state
@@ -436,6 +624,7 @@ impl Sandbox {
     fn write_state(&mut self, data: &SnapshotData) -> Result<()> {
         let budget = CallBudget { fuel: 0, deadline: Default::default() };
         let dirty = self.take_dirty();
+        let mut cow = self.cow.take();
         for (i, (memory, target)) in self.memories.iter().zip(&data.memories).enumerate() {
             let current = memory.data_size(&self.store);
             if current < target.len() {
@@ -452,6 +641,11 @@ impl Sandbox {
                 let want = &target.page(page)[..end - at];
                 if bytes[at..end] != *want {
                     bytes[at..end].copy_from_slice(want);
+                    if i == 0
+                        && let Some(cow) = &mut cow
+                    {
+                        cow.note(page);
+                    }
                 }
             };
             match &dirty {
@@ -463,8 +657,15 @@ impl Sandbox {
                 _ => (0..target.pages()).for_each(copy),
             }
         }
+        self.cow = cow;
         self.base = data.memories.clone();
         self.dirty = Dirty::Clean;
+        self.write_globals_and_vars(data)?;
+        self.sync_charge();
+        Ok(())
+    }
+
+    fn write_globals_and_vars(&mut self, data: &SnapshotData) -> Result<()> {
         for (global, value) in self.globals.iter().zip(&data.globals) {
             global.set(&mut self.store, value.to_val()).map_err(|e| Error::BadSnapshot {
                 reason: format!("a global does not accept the snapshot's value: {e}"),

@@ -3,6 +3,7 @@
 mod agreement;
 mod bad_input;
 mod conformance;
+mod forks;
 mod grade;
 mod limits;
 mod properties;

@@ -51,7 +51,14 @@ fn assert_same(got: &[Print], want: &[Print], what: &str) {
     }
 }
 
-fn branches_match_replay(m: &EnvModule, seed: u64, choices: &[u32], cut: Index, order: &[Index], menu: Option<&[i64]>) {
+pub(crate) fn branches_match_replay(
+    m: &EnvModule,
+    seed: u64,
+    choices: &[u32],
+    cut: Index,
+    order: &[Index],
+    menu: Option<&[i64]>,
+) {
     // The original run, with a snapshot before every action.
     let mut env = m.instantiate().unwrap();
     env.reset(Some(seed), None).unwrap();
@@ -107,7 +114,7 @@ fn branches_match_replay(m: &EnvModule, seed: u64, choices: &[u32], cut: Index, 
     }
 }
 
-fn config(cases: u32) -> ProptestConfig {
+pub(crate) fn config(cases: u32) -> ProptestConfig {
     ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 
