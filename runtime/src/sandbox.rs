@@ -136,6 +136,9 @@ pub(crate) struct Sandbox {
     map: Option<Memory>,
     /// Memory 0 maps a snapshot's image copy-on-write (see `cow.rs`).
     cow: Option<CowMapping>,
+    /// The memfd this sandbox's forks last mapped (or it maps itself) and the image it holds, so a
+    /// fork of a nearby state maps it and copies only the pages that differ.
+    file_base: Option<(Arc<CowFile>, MemoryImage)>,
 }
 
 /// Memory 0 of a sandbox mapped from a [`CowFile`], and which of its pages the sandbox has written
@@ -222,6 +225,7 @@ impl Sandbox {
             dirty: Dirty::Clean,
             map,
             cow: None,
+            file_base: None,
         };
         let estimate = sandbox.resident_estimate();
         let charge = &mut sandbox.store.data_mut().charge;
@@ -506,8 +510,8 @@ impl Sandbox {
             && self.memories.len() == 1
             && size >= self.module.cow_fork_min_bytes
         {
-            let file = data.memories[0].cow_file(&self.module.budget)?;
-            child.map_state(&data, file)?;
+            let (file, image) = self.cow_base(&data.memories[0])?;
+            child.map_state(&data, file, &image)?;
         } else {
             child.write_state(&data)?;
         }
@@ -540,7 +544,31 @@ impl Sandbox {
 
     /// Puts a fresh sandbox of a single-memory, tracked module in the state `data` holds, with
     /// memory 0 mapped copy-on-write from `file` (the image of `data.memories[0]`).
-    fn map_state(&mut self, data: &SnapshotData, file: Arc<CowFile>) -> Result<()> {
+    /// A memfd to map for a fork whose memory 0 is `target`, and the image it holds: `target`'s own,
+    /// or the one this sandbox last used if `target` differs from it on few pages (the fork then
+    /// copies those), or else a new one written now and remembered for the next forks.
+    fn cow_base(&mut self, target: &MemoryImage) -> Result<(Arc<CowFile>, MemoryImage)> {
+        if let Some(file) = target.cached_file() {
+            return Ok((file, target.clone()));
+        }
+        if let Some((file, image)) = &self.file_base
+            && image.len() == target.len()
+        {
+            let mut differing = 0;
+            target.diff(image, |_| differing += 1);
+            if differing <= target.pages() / 8 {
+                return Ok((file.clone(), image.clone()));
+            }
+        }
+        let file = target.cow_file(&self.module.budget)?;
+        self.file_base = Some((file.clone(), target.clone()));
+        Ok((file, target.clone()))
+    }
+
+    /// Puts a fresh sandbox of a single-memory, tracked module in the state `data` holds: memory 0
+    /// maps `file` (which holds `image`) copy-on-write, and the pages where `data` differs from
+    /// `image` are written over it.
+    fn map_state(&mut self, data: &SnapshotData, file: Arc<CowFile>, image: &MemoryImage) -> Result<()> {
         self.check_compatible(data)?;
         let memory = self.memories[0];
         let current = memory.data_size(&self.store);
@@ -558,7 +586,17 @@ impl Sandbox {
         // SAFETY: the memory is `file.len()` bytes, page-aligned, readable and writable, and no
         // reference into it is live (we hold the store mutably and no call is running).
         unsafe { file.map_over(memory.data_ptr(&self.store))? };
-        self.cow = Some(CowMapping::new(file));
+        let mut cow = CowMapping::new(file.clone());
+        let target = &data.memories[0];
+        let bytes = memory.data_mut(&mut self.store);
+        target.diff(image, |p| {
+            let at = p * PAGE;
+            let end = (at + PAGE).min(bytes.len());
+            bytes[at..end].copy_from_slice(&target.page(p)[..end - at]);
+            cow.note(p);
+        });
+        self.cow = Some(cow);
+        self.file_base = Some((file, image.clone()));
         self.base = data.memories.clone();
         self.dirty = Dirty::Clean;
         self.write_globals_and_vars(data)?;

@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use wasmgym::{Env, Limits, Runtime, Snapshot};
+use wasmgym::{Env, EnvModule, Limits, Runtime, RuntimeConfig, Snapshot};
 
 use crate::error::{Context, Error, Outcome};
 use crate::output;
@@ -35,12 +35,22 @@ struct Row {
     restore_ns: u64,
     fork_ns: u64,
     full_copy_ns: u64,
+    /// A fork into a new instance (no warm one to reuse): copy-on-write from 4 MiB up.
+    fork_new_ns: u64,
+    /// Baseline: a fork into a new instance that copies the memory.
+    fork_new_copy_ns: u64,
 }
 
 pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
-    let runtime = Runtime::new().context(|| "starting the WebAssembly runtime".into())?;
     let guest = wasmgym_builtin::find_test_guest("dirty").expect("the dirty guest is built with the CLI");
-    let module = runtime.load(guest.bytes).context(|| "loading the dirty guest".into())?;
+    let load = |config: RuntimeConfig| {
+        let runtime = Runtime::with_config(config).context(|| "starting the WebAssembly runtime".into())?;
+        runtime.load(guest.bytes).context(|| "loading the dirty guest".into())
+    };
+    let module = load(RuntimeConfig::default())?;
+    // No warm instances: every fork creates one, copy-on-write or copying.
+    let fresh = load(RuntimeConfig { instance_pool: 0, ..Default::default() })?;
+    let fresh_copy = load(RuntimeConfig { instance_pool: 0, cow_fork_min_bytes: usize::MAX, ..Default::default() })?;
     let points: Vec<(u64, u64)> = MEMORY_KIB
         .iter()
         .flat_map(|&kib| DIRTY_PAGES.iter().filter(move |&&d| d * 4 <= kib).map(move |&d| (kib, d)))
@@ -48,14 +58,22 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
     let bar = output::progress(points.len() as u64, 1, "points");
     let mut rows = Vec::new();
     for (kib, dirty) in points {
-        let limits = Limits { memory_bytes: 1 << 30, ..Limits::default() };
-        let mut env = module.instantiate_with(limits).context(|| "instantiating".into())?;
-        let options = format!(r#"{{"memory_kib": {kib}, "dirty_pages": {dirty}}}"#);
-        env.reset(Some(1), Some(&options)).context(|| "resetting".into())?;
-        env.step(0).context(|| "stepping".into())?;
-        let snapshot = env.snapshot().context(|| "taking a snapshot".into())?;
-        let restore = median(|| after_step(&mut env, &snapshot, |env| env.restore(&snapshot).map(drop)))?;
-        let fork = median(|| after_step(&mut env, &snapshot, |env| env.fork().map(|child| drop(black_box(child)))))?;
+        let setup = |module: &EnvModule| -> Result<(Env, Snapshot), Error> {
+            let limits = Limits { memory_bytes: 1 << 30, ..Limits::default() };
+            let mut env = module.instantiate_with(limits).context(|| "instantiating".into())?;
+            let options = format!(r#"{{"memory_kib": {kib}, "dirty_pages": {dirty}}}"#);
+            env.reset(Some(1), Some(&options)).context(|| "resetting".into())?;
+            env.step(0).context(|| "stepping".into())?;
+            let snapshot = env.snapshot().context(|| "taking a snapshot".into())?;
+            Ok((env, snapshot))
+        };
+        let (mut env, snapshot) = setup(&module)?;
+        let restore = median(|| after_step(&mut env, &snapshot, |env| env.restore(&snapshot)))?;
+        let fork = median(|| after_step(&mut env, &snapshot, |env| env.fork()))?;
+        let (mut env, snapshot) = setup(&fresh)?;
+        let fork_new = median(|| after_step(&mut env, &snapshot, |env| env.fork()))?;
+        let (mut env, snapshot) = setup(&fresh_copy)?;
+        let fork_new_copy = median(|| after_step(&mut env, &snapshot, |env| env.fork()))?;
         let memory = vec![1u8; kib as usize * 1024];
         let mut copy = vec![0u8; memory.len()];
         let full_copy = median(|| {
@@ -69,6 +87,8 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
             restore_ns: restore.as_nanos() as u64,
             fork_ns: fork.as_nanos() as u64,
             full_copy_ns: full_copy.as_nanos() as u64,
+            fork_new_ns: fork_new.as_nanos() as u64,
+            fork_new_copy_ns: fork_new_copy.as_nanos() as u64,
         });
         bar.inc(1);
     }
@@ -79,33 +99,44 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
     if args.json {
         output::print_json(&rows)?;
     } else {
-        println!("{:>10} {:>6} {:>12} {:>12} {:>12}", "memory", "dirty", "restore", "fork", "full copy");
+        println!(
+            "{:>10} {:>6} {:>12} {:>12} {:>12} {:>12} {:>12}",
+            "memory", "dirty", "restore", "fork", "full copy", "fork new", "(copying)"
+        );
         for r in &rows {
             println!(
-                "{:>10} {:>6} {:>12} {:>12} {:>12}",
+                "{:>10} {:>6} {:>12} {:>12} {:>12} {:>12} {:>12}",
                 format!("{} KiB", r.memory_bytes / 1024),
                 r.dirty_pages,
                 micros(r.restore_ns),
                 micros(r.fork_ns),
-                micros(r.full_copy_ns)
+                micros(r.full_copy_ns),
+                micros(r.fork_new_ns),
+                micros(r.fork_new_copy_ns)
             );
         }
-        println!("(medians; each restore and fork follows an untimed step that dirtied the pages)");
+        println!(
+            "(medians; each restore and fork follows an untimed step that dirtied the pages; \"fork\" reuses a warm \
+             instance, \"fork new\" creates one, copy-on-write from 4 MiB, \"(copying)\" creates one and copies)"
+        );
     }
     Ok(Outcome::Passed)
 }
 
-/// Restores the snapshot, takes the untimed step that dirties the pages, then times `what`.
-fn after_step(
+/// Restores the snapshot, takes the untimed step that dirties the pages, then times `what` (not
+/// dropping what it returns).
+fn after_step<T>(
     env: &mut Env,
     snapshot: &Snapshot,
-    what: impl FnOnce(&mut Env) -> wasmgym::Result<()>,
+    what: impl FnOnce(&mut Env) -> wasmgym::Result<T>,
 ) -> Result<Duration, Error> {
     env.restore(snapshot).context(|| "restoring".into())?;
     env.step(0).context(|| "stepping".into())?;
     let start = Instant::now();
-    what(env).context(|| "measuring".into())?;
-    Ok(start.elapsed())
+    let made = black_box(what(env).context(|| "measuring".into())?);
+    let elapsed = start.elapsed();
+    drop(made);
+    Ok(elapsed)
 }
 
 /// The median of repeated measurements, for `BUDGET` or at least `MIN_REPS` times.
@@ -123,8 +154,8 @@ fn micros(ns: u64) -> String {
     format!("{:.2} µs", ns as f64 / 1000.0)
 }
 
-/// A log-log plot of the rows: restore (solid) and fork (dashed) per dirty-page count, and the
-/// full copy a naive snapshot costs (grey).
+/// A log-log plot of the rows: restore (solid) and fork (dashed) per dirty-page count, the full
+/// copy a naive snapshot costs (grey), and forks into new instances (dotted).
 fn svg(rows: &[Row]) -> String {
     const W: f64 = 700.0;
     const H: f64 = 420.0;
@@ -189,5 +220,9 @@ fn svg(rows: &[Row]) -> String {
         .map(|r| (r.memory_bytes, r.full_copy_ns))
         .collect();
     series("full copy".into(), "#999", "2 2", copy);
+    let new_instance =
+        |f: fn(&Row) -> u64| rows.iter().filter(|r| r.dirty_pages == 1).map(|r| (r.memory_bytes, f(r))).collect();
+    series("fork new, 1 dirty".into(), "#000", "1 3", new_instance(|r| r.fork_new_ns));
+    series("(copying), 1 dirty".into(), "#e6ab02", "1 3", new_instance(|r| r.fork_new_copy_ns));
     out + "</svg>\n"
 }
