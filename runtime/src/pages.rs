@@ -10,9 +10,12 @@
 //! the bytes only, not on how the tree was built (a zero subtree hashes like explicit zeros).
 //!
 //! ```text
-//! root ─┬─ node (32 × 32 × 32 pages = 128 MiB) ─┬─ node (4 MiB) ─┬─ node (128 KiB) ─┬─ page 4 KiB
-//!       └─ ... 32 children, 4 GiB in all         └─ ...            └─ ...             └─ Zero
+//! root ─┬─ node (16⁴ pages = 256 MiB) ─┬─ node (16 MiB) ─┬─ node (1 MiB) ─┬─ node (64 KiB) ─┬─ page 4 KiB
+//!       └─ ... 16 children, 4 GiB in all └─ ...            └─ ...           └─ ...            └─ Zero
 //! ```
+//!
+//! A fan-out of 16 (measured against 8 and 32): a changed page copies 5 nodes of 16 pointers, and
+//! a diff checks 16 children per level it descends; both touch reference counts, which dominated.
 
 use std::sync::{Arc, OnceLock};
 
@@ -22,8 +25,8 @@ use crate::error::Error;
 
 /// Bytes per page of an image (the kernel's page size, not wasm's 64 KiB).
 pub(crate) const PAGE: usize = 4096;
-const FAN: usize = 32;
-const LEVELS: u32 = 4; // 32^4 pages of 4 KiB = 4 GiB, all of wasm32's address space
+const FAN: usize = 16;
+const LEVELS: u32 = 5; // 16^5 pages of 4 KiB = 4 GiB, all of wasm32's address space
 const ZERO: [u8; PAGE] = [0; PAGE];
 
 #[derive(Clone)]
@@ -238,13 +241,17 @@ fn diff_nodes(a: &Node, b: &Node, level: u32, first: usize, pages: usize, f: &mu
         (Node::Inner(x), Node::Inner(y)) if Arc::ptr_eq(x, y) => {}
         _ if level == 0 => f(first),
         _ => {
-            let child = |n: &Node, i: usize| match n {
-                Node::Inner(inner) => inner.children[i].clone(),
-                // A page at an inner level cannot happen; zeros stand for a zero subtree.
-                _ => Node::Zero,
-            };
+            // Borrowed, not cloned: cloning would touch two reference counts per child.
+            fn child(n: &Node, i: usize) -> &Node {
+                static ZERO_NODE: Node = Node::Zero;
+                match n {
+                    Node::Inner(inner) => &inner.children[i],
+                    // A page at an inner level cannot happen; zeros stand for a zero subtree.
+                    _ => &ZERO_NODE,
+                }
+            }
             for i in 0..FAN {
-                diff_nodes(&child(a, i), &child(b, i), level - 1, first + i * span / FAN, pages, f);
+                diff_nodes(child(a, i), child(b, i), level - 1, first + i * span / FAN, pages, f);
             }
         }
     }

@@ -366,20 +366,9 @@ impl Sandbox {
         let Some(map) = self.map else {
             return (dirty == Dirty::Clean).then(Vec::new);
         };
+        let marked = if dirty == Dirty::Tracked { self.marks() } else { Vec::new() };
         let bytes = map.data_mut(&mut self.store);
         let scan = pages.min(bytes.len());
-        let mut marked = Vec::new();
-        if dirty == Dirty::Tracked {
-            // Eight map bytes at a time: most words are zero.
-            let (words, tail) = bytes[..scan].as_chunks::<8>();
-            for (i, word) in words.iter().enumerate() {
-                if u64::from_ne_bytes(*word) != 0 {
-                    marked.extend((0..8).filter(|&j| word[j] != 0).map(|j| i * 8 + j));
-                }
-            }
-            let base = words.len() * 8;
-            marked.extend((0..tail.len()).filter(|&j| tail[j] != 0).map(|j| base + j));
-        }
         // Fold the marks into the copy-on-write bookkeeping before they are cleared.
         if let Some(cow) = &mut self.cow {
             match dirty {
@@ -407,6 +396,43 @@ impl Sandbox {
                 Some(pages_written)
             }
         }
+    }
+
+    /// The pages marked in the dirty map, in order (the map is left as it is).
+    fn marks(&self) -> Vec<usize> {
+        let Some(map) = self.map else { return Vec::new() };
+        let bytes = map.data(&self.store);
+        let scan = self.memories[0].data_size(&self.store).div_ceil(PAGE).min(bytes.len());
+        let mut marked = Vec::new();
+        // Eight map bytes at a time: most words are zero.
+        let (words, tail) = bytes[..scan].as_chunks::<8>();
+        for (i, word) in words.iter().enumerate() {
+            if u64::from_ne_bytes(*word) != 0 {
+                marked.extend((0..8).filter(|&j| word[j] != 0).map(|j| i * 8 + j));
+            }
+        }
+        let base = words.len() * 8;
+        marked.extend((0..tail.len()).filter(|&j| tail[j] != 0).map(|j| base + j));
+        marked
+    }
+
+    /// The pages of memory 0 written since `base` as [`Sandbox::take_dirty`] gives them, without
+    /// clearing the map (empty when nothing was written; tracked sandboxes only).
+    fn marked_pages(&self) -> Vec<usize> {
+        if self.dirty == Dirty::Clean {
+            return Vec::new();
+        }
+        let pages = self.memories[0].data_size(&self.store).div_ceil(PAGE);
+        let mut written = Vec::new();
+        for p in self.marks() {
+            if written.last() != Some(&p) {
+                written.push(p);
+            }
+            if p + 1 < pages {
+                written.push(p + 1);
+            }
+        }
+        written
     }
 
     /// Marks the sandbox unusable (until a restore) if `error` stopped the guest mid-way.
@@ -610,9 +636,65 @@ impl Sandbox {
     /// under the same limits, writing only the pages where the two differ. Returns whether the
     /// child's instance was replaced (see [`Sandbox::restore`]).
     pub fn fork_into(&mut self, child: &mut Sandbox) -> Result<bool> {
-        let data = self.capture()?;
         child.store.data_mut().limits = self.store.data().limits.clone();
+        if self.copy_into(child)? {
+            return Ok(false);
+        }
+        let data = self.capture()?;
         child.restore(&data)
+    }
+
+    /// Puts `child` in exactly this sandbox's state by copying memory to memory only the pages
+    /// where the two may differ, without taking a snapshot: the pages either wrote since its `base`,
+    /// and those where the two `base`s differ. The child takes this sandbox's `base`, with this
+    /// sandbox's written pages marked in its map. Returns `false`, having changed nothing, where
+    /// that does not apply (untracked or several memories, or a child with more memory).
+    fn copy_into(&mut self, child: &mut Sandbox) -> Result<bool> {
+        self.check_usable()?;
+        let tracked = |s: &Sandbox| s.map.is_some() && s.memories.len() == 1 && s.dirty != Dirty::All;
+        let (size, child_size) = (self.memories[0].data_size(&self.store), child.memories[0].data_size(&child.store));
+        if !tracked(self) || !tracked(child) || child_size > size {
+            return Ok(false);
+        }
+        let written_here = self.marked_pages();
+        let written_there = child.take_dirty().unwrap_or_default();
+        let memory = child.memories[0];
+        if child_size < size {
+            let budget = CallBudget { fuel: 0, deadline: Default::default() };
+            let grown = memory.grow(&mut child.store, ((size - child_size) / 65536) as u64);
+            grown.map_err(|e| from_wasmtime(e, budget, TrapContext::default()))?;
+        }
+        let from = self.memories[0].data(&self.store);
+        let to = memory.data_mut(&mut child.store);
+        let mut copy = |p: usize| {
+            let range = p * PAGE..((p + 1) * PAGE).min(from.len());
+            if range.start < from.len() && from[range.clone()] != to[range.clone()] {
+                to[range.clone()].copy_from_slice(&from[range]);
+                if let Some(cow) = &mut child.cow {
+                    cow.note(p);
+                }
+            }
+        };
+        written_here.iter().chain(&written_there).for_each(|&p| copy(p));
+        self.base[0].diff(&child.base[0], &mut copy);
+        child.base = self.base.clone();
+        // The child's memory differs from its new base where this sandbox's does.
+        let map = child.map.expect("tracked").data_mut(&mut child.store);
+        for &p in &written_here {
+            if let Some(byte) = map.get_mut(p) {
+                *byte = 1;
+            }
+        }
+        child.dirty = if written_here.is_empty() { Dirty::Clean } else { Dirty::Tracked };
+        for (from, to) in self.globals.iter().zip(&child.globals) {
+            let value = from.get(&mut self.store);
+            to.set(&mut child.store, value)
+                .map_err(|e| Error::Runtime { message: format!("copying a global: {e}") })?;
+        }
+        child.store.data_mut().vars = self.store.data().vars.clone();
+        child.poisoned = None;
+        child.sync_charge();
+        Ok(true)
     }
 
     /// BLAKE3 of the state that determines the future (not captured output or fuel used). The
