@@ -4,7 +4,8 @@
 //! | group            | sandbox                                     | baseline (same group)               |
 //! |------------------|---------------------------------------------|-------------------------------------|
 //! | `dirty/restore`  | `Env::restore` after one step dirtied k pages | `full_copy`: memcpy of the whole memory |
-//! | `dirty/fork`     | `Env::fork` after one step dirtied k pages  | `full_copy`                          |
+//! | `dirty/fork`     | `Env::fork` after one step dirtied k pages (reuses a warm instance) | `full_copy`  |
+//! | `dirty/fork_new` | `Env::fork` into a new instance: copy-on-write from 4 MiB | `fork_new_copy`: a new instance, memory copied |
 //! | `dirty/snapshot` | `Env::snapshot` after one step dirtied k pages | `full_copy`                       |
 //! | `dirty/state_hash` | `Env::state_hash` after one step dirtied k pages | `state_hash_full` (hashes all memory) |
 //!
@@ -14,7 +15,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use wasmgym::{Env, Limits, Snapshot};
+use wasmgym::{Env, EnvModule, Limits, Runtime, RuntimeConfig, Snapshot};
 
 const MEMORY_KIB: [u64; 4] = [64, 1024, 16 * 1024, 64 * 1024];
 const DIRTY_PAGES: [u64; 4] = [1, 16, 256, 1024];
@@ -26,10 +27,13 @@ fn config() -> Criterion {
         .sample_size(20)
 }
 
+/// The `dirty` guest compiled by `runtime`.
+fn dirty_guest(runtime: &Runtime) -> EnvModule {
+    runtime.load(wasmgym_builtin::find_test_guest("dirty").expect("the dirty test guest is built").bytes).unwrap()
+}
+
 /// An instance of the `dirty` guest with `kib` of memory, one step in, and a snapshot of that state.
-fn setup(kib: u64, dirty: u64) -> (Env, Snapshot) {
-    let guest = wasmgym_builtin::find_test_guest("dirty").expect("the dirty test guest is built");
-    let module = wasmgym_benches::modules().runtime.load(guest.bytes).unwrap();
+fn setup(module: &EnvModule, kib: u64, dirty: u64) -> (Env, Snapshot) {
     let limits = Limits { memory_bytes: 1 << 30, ..Limits::default() };
     let mut env = module.instantiate_with(limits).unwrap();
     let options = format!(r#"{{"memory_kib": {kib}, "dirty_pages": {dirty}}}"#);
@@ -39,39 +43,42 @@ fn setup(kib: u64, dirty: u64) -> (Env, Snapshot) {
     (env, snapshot)
 }
 
-/// Times `what` after each untimed step (which dirties the pages), restoring to the snapshot in between.
-fn after_step(env: &mut Env, snapshot: &Snapshot, iters: u64, mut what: impl FnMut(&mut Env)) -> Duration {
+/// Times `what` after each untimed step (which dirties the pages), restoring to the snapshot in
+/// between; what `what` returns is dropped after the clock stops.
+fn after_step<T>(env: &mut Env, snapshot: &Snapshot, iters: u64, mut what: impl FnMut(&mut Env) -> T) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         env.restore(snapshot).unwrap();
         env.step(0).unwrap();
         let start = Instant::now();
-        what(env);
+        let made = black_box(what(env));
         total += start.elapsed();
+        drop(made);
     }
     total
 }
 
 fn dirty(c: &mut Criterion) {
+    let module = dirty_guest(&wasmgym_benches::modules().runtime);
+    // No warm instances: every fork creates one, copy-on-write (from 4 MiB) or copying.
+    let config = |cow_fork_min_bytes| RuntimeConfig { instance_pool: 0, cow_fork_min_bytes, ..Default::default() };
+    let fresh = dirty_guest(&Runtime::with_config(config(4 << 20)).unwrap());
+    let fresh_copy = dirty_guest(&Runtime::with_config(config(usize::MAX)).unwrap());
     let mut group = c.benchmark_group("dirty");
     for kib in MEMORY_KIB {
         let memory = vec![1u8; kib as usize * 1024];
         let mut target = vec![0u8; memory.len()];
         for dirty in DIRTY_PAGES.into_iter().filter(|&d| d * 4 <= kib) {
-            let (mut env, snapshot) = setup(kib, dirty);
+            let (mut env, snapshot) = setup(&module, kib, dirty);
             let id = |what: &str| BenchmarkId::new(what, format!("{kib}/{dirty}"));
             group.bench_function(id("restore"), |b| {
                 b.iter_custom(|iters| after_step(&mut env, &snapshot, iters, |env| env.restore(&snapshot).unwrap()))
             });
             group.bench_function(id("fork"), |b| {
-                b.iter_custom(|iters| {
-                    after_step(&mut env, &snapshot, iters, |env| drop(black_box(env.fork().unwrap())))
-                })
+                b.iter_custom(|iters| after_step(&mut env, &snapshot, iters, |env| env.fork().unwrap()))
             });
             group.bench_function(id("snapshot"), |b| {
-                b.iter_custom(|iters| {
-                    after_step(&mut env, &snapshot, iters, |env| drop(black_box(env.snapshot().unwrap())))
-                })
+                b.iter_custom(|iters| after_step(&mut env, &snapshot, iters, |env| env.snapshot().unwrap()))
             });
             group.bench_function(id("state_hash"), |b| {
                 b.iter_custom(|iters| {
@@ -88,6 +95,12 @@ fn dirty(c: &mut Criterion) {
                 })
             });
             group.bench_function(id("full_copy"), |b| b.iter(|| target.copy_from_slice(black_box(&memory))));
+            for (name, module) in [("fork_new", &fresh), ("fork_new_copy", &fresh_copy)] {
+                let (mut env, snapshot) = setup(module, kib, dirty);
+                group.bench_function(id(name), |b| {
+                    b.iter_custom(|iters| after_step(&mut env, &snapshot, iters, |env| env.fork().unwrap()))
+                });
+            }
         }
     }
     group.finish();

@@ -7,7 +7,8 @@
 //! from a snapshot's image (`cow.rs`) counts only the pages the instance has written; an image is
 //! charged its non-zero pages once, however many instances map it. Charges are [`Charge`] values
 //! that give their bytes back when dropped, so memory returns to the budget exactly when the
-//! instance or image holding it goes away.
+//! instance or image holding it goes away. Pages of snapshots taken from instances are charged too
+//! (each once, however many snapshots share it); snapshots decoded from bytes are not.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +49,20 @@ impl Budget {
             })
             .map_err(|_| self.exceeded(bytes))?;
         Ok(Charge { budget: self.clone(), bytes })
+    }
+}
+
+impl Budget {
+    /// A charge of `bytes` whether or not they fit: for memory already in use, which refusing to
+    /// count would only hide. Check [`Budget::over`] afterwards.
+    pub fn charge_anyway(self: &Arc<Self>, bytes: u64) -> Charge {
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+        Charge { budget: self.clone(), bytes }
+    }
+
+    /// Whether more is in use than the cap allows.
+    pub fn over(&self) -> bool {
+        self.used() > self.cap
     }
 }
 

@@ -19,7 +19,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::budget::Budget;
+use crate::budget::{Budget, Charge};
 use crate::cow::CowFile;
 use crate::error::Error;
 
@@ -40,7 +40,12 @@ enum Node {
 struct PageBuf {
     bytes: [u8; PAGE],
     hash: OnceLock<[u8; 32]>,
+    /// What the page is charged against a runtime's memory cap (pages captured from instances).
+    _charge: Option<Charge>,
 }
+
+/// What a stored page is charged: its bytes and a share of the tree nodes above it.
+pub(crate) const PAGE_CHARGE: u64 = PAGE as u64 + 512;
 
 #[derive(Clone)]
 struct InnerNode {
@@ -100,12 +105,19 @@ impl MemoryImage {
     /// Sets page `index` to `bytes` (at most a page; the rest of the page is zero), copying only the
     /// path to it when it is shared with other images.
     pub fn set_page(&mut self, index: usize, bytes: &[u8]) {
+        self.set_page_charged(index, bytes, None);
+    }
+
+    /// [`MemoryImage::set_page`], charging a stored page to `budget` (whether or not it fits) for as
+    /// long as any image holds it.
+    pub fn set_page_charged(&mut self, index: usize, bytes: &[u8], budget: Option<&Arc<Budget>>) {
         let mut page = [0u8; PAGE];
         page[..bytes.len()].copy_from_slice(bytes);
         let leaf = if bytes.iter().all(|&b| b == 0) {
             Node::Zero
         } else {
-            Node::Page(Arc::new(PageBuf { bytes: page, hash: OnceLock::new() }))
+            let charge = budget.map(|b| b.charge_anyway(PAGE_CHARGE));
+            Node::Page(Arc::new(PageBuf { bytes: page, hash: OnceLock::new(), _charge: charge }))
         };
         self.file = Default::default();
         let mut node = &mut self.root;

@@ -15,7 +15,7 @@ use crate::error::{CallBudget, Error, HostTrap, Result, TrapContext, from_wasmti
 use crate::instrument::DIRTY_MAP_EXPORT;
 use crate::limits::Limits;
 use crate::module::{ModuleInner, hex};
-use crate::pages::{MemoryImage, PAGE};
+use crate::pages::{MemoryImage, PAGE, PAGE_CHARGE};
 use crate::rewrite::{GLOBAL_EXPORT, MEMORY_EXPORT};
 use crate::snapshot::{GlobalValue, SnapshotData};
 
@@ -476,6 +476,8 @@ impl Sandbox {
     pub fn capture(&mut self) -> Result<SnapshotData> {
         self.check_usable()?;
         let dirty = self.take_dirty();
+        let budget = &self.module.budget;
+        let mut stored = 0u64;
         for (image, memory) in self.base.iter_mut().zip(&self.memories) {
             let data = memory.data(&self.store);
             if image.len() != data.len() {
@@ -484,7 +486,8 @@ impl Sandbox {
             let mut update = |p: usize| {
                 let page = &data[p * PAGE..((p + 1) * PAGE).min(data.len())];
                 if image.page(p)[..page.len()] != *page {
-                    image.set_page(p, page);
+                    image.set_page_charged(p, page, Some(budget));
+                    stored += PAGE_CHARGE;
                 }
             };
             // Tracked pages exist only for memory 0 of a module with one memory.
@@ -492,6 +495,10 @@ impl Sandbox {
                 Some(pages) => pages.iter().for_each(|&p| update(p)),
                 None => (0..data.len().div_ceil(PAGE)).for_each(update),
             }
+        }
+        // The pages are in use either way (the base holds them); the snapshot is refused.
+        if stored > 0 && budget.over() {
+            return Err(budget.exceeded(stored));
         }
         let mut globals = Vec::with_capacity(self.globals.len());
         for g in &self.globals {
@@ -568,8 +575,6 @@ impl Sandbox {
         Ok(true)
     }
 
-    /// Puts a fresh sandbox of a single-memory, tracked module in the state `data` holds, with
-    /// memory 0 mapped copy-on-write from `file` (the image of `data.memories[0]`).
     /// A memfd to map for a fork whose memory 0 is `target`, and the image it holds: `target`'s own,
     /// or the one this sandbox last used if `target` differs from it on few pages (the fork then
     /// copies those), or else a new one written now and remembered for the next forks.
@@ -693,7 +698,9 @@ impl Sandbox {
         }
         child.store.data_mut().vars = self.store.data().vars.clone();
         child.poisoned = None;
-        child.sync_charge();
+        if !child.sync_charge() {
+            return Err(child.store.data().charge.budget().exceeded(0));
+        }
         Ok(true)
     }
 

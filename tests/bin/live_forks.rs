@@ -54,9 +54,12 @@ fn main() {
     let (pss2, _) = pss_and_mappings();
     let charged2 = runtime.memory_in_use() - with_image;
 
-    // Every fork is where the parent is after one more step.
-    parent.step(0).expect("stepping the parent");
-    let want = parent.state_hash_full().expect("hashing");
+    // Every fork is where replay from reset is after one step.
+    let mut replay = module.instantiate().expect("instantiating");
+    replay.reset(Some(5), Some(&options)).expect("reset");
+    replay.step(0).expect("stepping");
+    let want = replay.state_hash_full().expect("hashing");
+    drop(replay);
     let checked =
         live.iter_mut().step_by(97).map(|f| f.state_hash_full().expect("hashing") == want).collect::<Vec<_>>();
     drop(live);
