@@ -155,11 +155,16 @@ impl CowMapping {
         CowMapping { file, private: vec![0; pages.div_ceil(64)], private_pages: 0 }
     }
 
-    /// Records that a store marked page `p` in the dirty map: it wrote `p`, and may have reached
-    /// `p + 1` (see [`Sandbox::take_dirty`]).
-    fn note_marked(&mut self, p: usize) {
-        self.note(p);
-        self.note(p + 1);
+    /// Records the writes since the last capture or restore: the pages `marked` in the dirty map
+    /// and the next of each (see [`Sandbox::take_dirty`]), or every page when they are unknown.
+    fn note_writes(&mut self, dirty: Dirty, marked: &[usize]) {
+        match dirty {
+            Dirty::All => (0..self.file.len().div_ceil(PAGE)).for_each(|p| self.note(p)),
+            _ => marked.iter().for_each(|&p| {
+                self.note(p);
+                self.note(p + 1);
+            }),
+        }
     }
 
     /// Records that page `p` was written (pages past the mapping are charged as plain memory).
@@ -294,20 +299,9 @@ impl Sandbox {
     /// Brings the charge up to date after memory may have grown or been written; `false` if that
     /// took the runtime past its cap.
     fn sync_charge(&mut self) -> bool {
-        if let (Some(cow), Some(map)) = (&mut self.cow, self.map) {
-            if self.dirty == Dirty::All {
-                (0..cow.file.len().div_ceil(PAGE)).for_each(|p| cow.note(p));
-            } else {
-                let bytes = map.data(&self.store);
-                let (words, tail) = bytes[..cow.file.len().div_ceil(PAGE).min(bytes.len())].as_chunks::<8>();
-                for (i, word) in words.iter().enumerate() {
-                    if u64::from_ne_bytes(*word) != 0 {
-                        (0..8).filter(|&j| word[j] != 0).for_each(|j| cow.note_marked(i * 8 + j));
-                    }
-                }
-                let base = words.len() * 8;
-                (0..tail.len()).filter(|&j| tail[j] != 0).for_each(|j| cow.note_marked(base + j));
-            }
+        let marked = if self.cow.is_some() { self.marks() } else { Vec::new() };
+        if let Some(cow) = &mut self.cow {
+            cow.note_writes(self.dirty, &marked);
         }
         let estimate = self.resident_estimate();
         let charge = &mut self.store.data_mut().charge;
@@ -371,10 +365,7 @@ impl Sandbox {
         let scan = pages.min(bytes.len());
         // Fold the marks into the copy-on-write bookkeeping before they are cleared.
         if let Some(cow) = &mut self.cow {
-            match dirty {
-                Dirty::All => (0..cow.file.len().div_ceil(PAGE)).for_each(|p| cow.note(p)),
-                _ => marked.iter().for_each(|&p| cow.note_marked(p)),
-            }
+            cow.note_writes(dirty, &marked);
         }
         match dirty {
             Dirty::Clean => Some(Vec::new()),
