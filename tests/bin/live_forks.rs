@@ -2,7 +2,7 @@
 //! and reports what they cost, measured in a process of its own so that nothing else moves the
 //! kernel's count of its memory.
 //!
-//! Usage: live-forks <forks> <memory KiB> <cap MiB>
+//! Usage: `live-forks <forks> <memory KiB> <cap MiB>`
 //! Prints one JSON object: per-fork proportional set size (the kernel's count), charge against the
 //! cap, memory mappings, creation and step time; the state check; the account after dropping them.
 

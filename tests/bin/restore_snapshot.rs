@@ -1,7 +1,7 @@
 //! Restores a snapshot in a fresh process and prints the trajectory that follows, for the test
 //! that snapshots survive a process boundary.
 //!
-//! Usage: restore-snapshot <builtin env> <snapshot file> <action>...
+//! Usage: `restore-snapshot <builtin env> <snapshot file> <action>...`
 //! Prints one line per action: the transition's fingerprint and the state hash, in hex.
 
 fn main() {

@@ -19,9 +19,9 @@
 //!
 //! The program is compiled once; each worker thread instantiates it once and captures the
 //! pristine instance; every test restores that state and runs `_start` with the test's stdin,
-//! arguments and variables (see [`Program`](crate::Program)). Output is compared token by token
+//! arguments and variables (see [`Program`]). Output is compared token by token
 //! ([`Compare::Tokens`], whitespace-insensitive), byte for byte ([`Compare::Exact`]), or by a
-//! sandboxed checker module ([`CheckerModule`](crate::CheckerModule)) under its own limits.
+//! sandboxed checker module ([`CheckerModule`]) under its own limits.
 
 mod tests;
 mod verdict;
