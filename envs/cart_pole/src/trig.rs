@@ -260,24 +260,12 @@ const SINCOSTAB: [u64; 440] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmgym_abi::rng::Rng;
 
-    /// SplitMix64, for reproducible test inputs without a dependency.
-    struct SplitMix(u64);
-
-    impl SplitMix {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
-        /// Uniform in `(-1, 1)`: a random multiple of 2^-53 below 1, with a random sign.
-        fn symmetric(&mut self) -> f64 {
-            let v = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-            if self.next() & 1 == 0 { v } else { -v }
-        }
+    /// Uniform in `(-1, 1)`: a random multiple of 2^-53 below 1, with a random sign.
+    fn symmetric(rng: &mut Rng) -> f64 {
+        let v = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        if rng.next_u64() & 1 == 0 { v } else { -v }
     }
 
     /// `x` and its `n` neighbours on each side, by bit pattern, with both signs.
@@ -305,12 +293,12 @@ mod tests {
     /// `[-THETA_LIMIT, THETA_LIMIT]`, log-uniform magnitudes in `[2^-30, THETA_LIMIT]` (random bit
     /// patterns) and uniform in `(-EXACT_BELOW, EXACT_BELOW)`.
     fn angles(n: usize) -> impl Iterator<Item = f64> {
-        let mut rng = SplitMix(0x5eed_cafe);
+        let mut rng = Rng::seed_from_u64(0x5eed_cafe);
         let (lo, hi) = ((2.0f64).powi(-30).to_bits(), THETA_LIMIT.to_bits());
         boundaries().into_iter().chain((0..3 * n).map(move |i| match i % 3 {
-            0 => rng.symmetric() * THETA_LIMIT,
-            1 => f64::from_bits(lo + rng.next() % (hi - lo)).copysign(rng.symmetric()),
-            _ => rng.symmetric() * EXACT_BELOW,
+            0 => symmetric(&mut rng) * THETA_LIMIT,
+            1 => f64::from_bits(lo + rng.next_u64() % (hi - lo)).copysign(symmetric(&mut rng)),
+            _ => symmetric(&mut rng) * EXACT_BELOW,
         }))
     }
 
@@ -319,10 +307,10 @@ mod tests {
 
     #[test]
     fn outside_the_reproduced_range_is_libms() {
-        let mut rng = SplitMix(1);
+        let mut rng = Rng::seed_from_u64(1);
         let mut xs = vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, f64::MAX, 1.0, -2.5, 1e10, 3.0];
         xs.extend(around(EXACT_BELOW, 0).chain(around(EXACT_BELOW, 0).map(|x| x * 1.0001)));
-        xs.extend((0..1000).map(|_| rng.symmetric() * 100.0).filter(|x| x.abs() >= EXACT_BELOW));
+        xs.extend((0..1000).map(|_| symmetric(&mut rng) * 100.0).filter(|x| x.abs() >= EXACT_BELOW));
         for x in xs {
             assert_eq!(sin(x).to_bits(), libm::sin(x).to_bits(), "sin {x:e}");
             assert_eq!(cos(x).to_bits(), libm::cos(x).to_bits(), "cos {x:e}");
