@@ -102,12 +102,30 @@ impl Space {
         Space::Box { dtype, shape: shape.to_vec(), low: vec![low; n], high: vec![high; n] }
     }
 
-    /// Checks the space is well formed (bounds match the shape, `n` > 0), so later checks can rely on it.
+    /// Number of elements of a `Box` (the product of its shape), or `None` if it overflows `usize`.
+    pub fn box_elements(shape: &[u32]) -> Option<usize> {
+        shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d as usize))
+    }
+
+    /// Checks the space is well formed (bounds match the shape, `n` > 0, sizes within
+    /// [`MAX_SPACE_ELEMENTS`], a charset that has characters), so later checks can rely on it.
     pub fn validate(&self) -> Result<(), String> {
         match self {
             Space::Discrete { n: 0 } => Err("Discrete space with n = 0 has no values".into()),
+            Space::Discrete { n } if *n > i64::MAX as u64 => {
+                Err(format!("Discrete space with n = {n} has values that are not i64 actions"))
+            }
+            Space::Discrete { .. } => Ok(()),
             Space::Box { shape, low, high, .. } => {
-                let n: usize = shape.iter().map(|&d| d as usize).product();
+                let n = match Space::box_elements(shape) {
+                    Some(n) if n <= MAX_SPACE_ELEMENTS => n,
+                    _ => {
+                        return Err(format!(
+                            "Box of shape {shape:?} has more than {MAX_SPACE_ELEMENTS} elements (the product of the \
+                             shape), which no observation can hold"
+                        ));
+                    }
+                };
                 if low.len() != n || high.len() != n {
                     return Err(format!(
                         "Box of shape {shape:?} has {n} elements but {} low and {} high bounds",
@@ -122,8 +140,62 @@ impl Space {
                     None => Ok(()),
                 }
             }
-            _ => Ok(()),
+            Space::MultiDiscrete { nvec } => {
+                if nvec.len() > MAX_SPACE_ELEMENTS {
+                    return Err(format!("MultiDiscrete has {} elements, more than {MAX_SPACE_ELEMENTS}", nvec.len()));
+                }
+                match nvec.iter().position(|&n| n == 0 || n > i64::MAX as u64) {
+                    Some(i) => Err(format!("MultiDiscrete element {i} has {} values: it needs 1 to i64::MAX", nvec[i])),
+                    None => Ok(()),
+                }
+            }
+            Space::Text { charset: Some(set), .. } if set.is_empty() => {
+                Err("Text space with an empty charset admits only the empty string: give it characters or use null \
+                     for any"
+                    .into())
+            }
+            Space::Text { .. } => Ok(()),
         }
+    }
+}
+
+/// The most elements a `Box` or `MultiDiscrete` space may have (16 Mi): an observation of that many
+/// `f64` is 128 MiB. Larger spaces are refused when the spec is read.
+pub const MAX_SPACE_ELEMENTS: usize = 1 << 24;
+
+/// The most players an environment may have. Hosts allocate per player (returns, rewards).
+pub const MAX_PLAYERS: u32 = 1024;
+
+/// The longest environment name, in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+
+impl EnvSpec {
+    /// Checks everything a host relies on before trusting the spec: a printable name (letters,
+    /// digits, `_ - . : /`, at most [`MAX_NAME_BYTES`]), 1 to [`MAX_PLAYERS`] players, well-formed
+    /// spaces ([`Space::validate`]), a `Discrete` or `Text` action space, and a reward range with
+    /// low ≤ high (no NaN). The message names the field and what to change.
+    pub fn validate(&self) -> Result<(), String> {
+        let name_ok = |c: char| c.is_ascii_alphanumeric() || "_-.:/".contains(c);
+        if self.name.is_empty() || self.name.len() > MAX_NAME_BYTES || !self.name.chars().all(name_ok) {
+            return Err(format!(
+                "name {:?} must be 1 to {MAX_NAME_BYTES} characters of ASCII letters, digits and _ - . : /",
+                self.name.chars().take(MAX_NAME_BYTES).collect::<String>()
+            ));
+        }
+        if self.players == 0 || self.players > MAX_PLAYERS {
+            return Err(format!("players is {}: it must be 1 to {MAX_PLAYERS}", self.players));
+        }
+        self.observation_space.validate().map_err(|m| format!("observation space: {m}"))?;
+        self.action_space.validate().map_err(|m| format!("action space: {m}"))?;
+        if !matches!(self.action_space, Space::Discrete { .. } | Space::Text { .. }) {
+            return Err("the action space must be Discrete or Text".into());
+        }
+        let (low, high) = self.reward_range;
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        if !(low <= high) {
+            return Err(format!("reward_range ({low}, {high}) must have low <= high"));
+        }
+        Ok(())
     }
 }
 
@@ -224,5 +296,45 @@ mod tests {
         assert!(bad.validate().unwrap_err().contains("4 elements"));
         assert!(Space::Discrete { n: 0 }.validate().is_err());
         assert!(Space::uniform_box(Dtype::I32, &[3, 3], 0.0, 1.0).validate().is_ok());
+    }
+
+    fn spec() -> EnvSpec {
+        EnvSpec {
+            name: "ok".into(),
+            version: 1,
+            players: 2,
+            observation_space: Space::Discrete { n: 1 },
+            action_space: Space::Discrete { n: 3 },
+            reward_range: (-1.0, 1.0),
+            max_episode_steps: None,
+            determinism: Determinism::Deterministic,
+        }
+    }
+
+    // Issue 9, item 4: specs a host must not trust.
+    #[test]
+    fn absurd_specs_are_refused_with_the_field_named() {
+        assert_eq!(spec().validate(), Ok(()));
+        let refused = |f: &dyn Fn(&mut EnvSpec), word: &str| {
+            let mut s = spec();
+            f(&mut s);
+            let message = s.validate().unwrap_err();
+            assert!(message.contains(word), "{message:?} does not name {word:?}");
+        };
+        refused(&|s| s.players = u32::MAX, "players");
+        refused(&|s| s.players = 0, "players");
+        refused(&|s| s.name = "evil\u{1b}[2J".into(), "name");
+        refused(&|s| s.name = String::new(), "name");
+        refused(&|s| s.name = "x".repeat(65), "name");
+        refused(&|s| s.reward_range = (1.0, -1.0), "reward_range");
+        refused(&|s| s.reward_range = (f64::NAN, 1.0), "reward_range");
+        refused(&|s| s.action_space = Space::Text { max_length: 4, charset: Some(String::new()) }, "charset");
+        // 2^32 * 2^32 wraps to 0 in 64-bit arithmetic: it must not pass as an empty box.
+        let huge = Space::Box { dtype: Dtype::F32, shape: vec![u32::MAX, u32::MAX, 2], low: vec![], high: vec![] };
+        refused(&|s| s.observation_space = huge.clone(), "elements");
+        refused(&|s| s.observation_space = Space::Box { dtype: Dtype::F32, shape: vec![65536, 65536], low: vec![], high: vec![] }, "elements");
+        refused(&|s| s.observation_space = Space::MultiDiscrete { nvec: vec![2, 0] }, "element 1");
+        refused(&|s| s.action_space = Space::MultiDiscrete { nvec: vec![2] }, "Discrete or Text");
+        refused(&|s| s.action_space = Space::Discrete { n: u64::MAX }, "i64");
     }
 }

@@ -391,7 +391,7 @@ impl Observation {
     /// Decodes observation bytes for `space`, checking the length.
     pub fn decode(space: &Space, buf: &[u8]) -> Result<Self> {
         fn elements<const N: usize, T>(buf: &[u8], count: usize, f: fn([u8; N]) -> T) -> Result<Vec<T>> {
-            if buf.len() != count * N {
+            if count.checked_mul(N) != Some(buf.len()) {
                 return Err(DecodeError(format!(
                     "observation has {} bytes, expected {count} elements of {N} bytes",
                     buf.len()
@@ -401,7 +401,7 @@ impl Observation {
         }
         Ok(match space {
             Space::Box { dtype, shape, .. } => {
-                let count = shape.iter().map(|&d| d as usize).product();
+                let count = Space::box_elements(shape).unwrap_or(usize::MAX);
                 match dtype {
                     Dtype::F32 => Observation::F32(elements(buf, count, f32::from_le_bytes)?),
                     Dtype::F64 => Observation::F64(elements(buf, count, f64::from_le_bytes)?),

@@ -123,5 +123,5 @@ fn hint(e: &wasmgym::Error) -> &'static str {
 
 /// `text` with every run of whitespace (newlines included) turned into one space.
 fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::output::printable(&text.split_whitespace().collect::<Vec<_>>().join(" "))
 }

@@ -33,6 +33,15 @@ pub fn space(space: &Space) -> String {
     }
 }
 
+/// `text` safe to print on a terminal: control characters other than newline and tab (escape
+/// sequences that could move the cursor, clear the screen or retitle the window) are shown as
+/// `\u{1b}`. Text that comes from a guest (renders, messages, names) goes through here.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() && c != '\n' && c != '\t' { c.escape_unicode().to_string() } else { c.to_string() })
+        .collect()
+}
+
 /// Per-player numbers as `[1, -1]`, compact.
 pub fn numbers(values: &[f64]) -> String {
     let parts: Vec<String> = values.iter().map(|v| format!("{v}")).collect();

@@ -69,9 +69,7 @@ impl Runtime {
                 return Err(Error::MissingExport { name: name.into(), expected: format!("a function {expected}") });
             }
         }
-        if inner.layout.memories == 0 {
-            return Err(Error::MissingExport { name: "memory".into(), expected: "a linear memory".into() });
-        }
+        inner.layout.require_memory()?;
         Ok(CheckerModule { inner: Arc::new(inner) })
     }
 }

@@ -62,6 +62,21 @@ pub enum Error {
         /// Which feature, and what to do.
         message: String,
     },
+    /// The module is over one of the static bounds checked before compiling
+    /// ([`LoadLimits`](crate::LoadLimits)), which keep compile time and memory bounded.
+    #[error(
+        "module over the load limit on {what}: it has {found}, the limit is {limit}. Make it smaller, or load a \
+         module you trust with larger `LoadLimits` (`RuntimeConfig::load_limits`, `LoadLimits::trusted()`)"
+    )]
+    ModuleLimit {
+        /// Which bound (`module_bytes`, `functions`, `function_body_bytes`, `code_bytes`,
+        /// `nesting_depth`, `locals`), with the function it was found in where there is one.
+        what: String,
+        /// What the module has (for a depth or size found while scanning: at least this much).
+        found: u64,
+        /// The bound.
+        limit: u64,
+    },
     /// The call used up its fuel (deterministic instruction budget). Poisons.
     #[error("out of fuel: the call used its budget of {limit} fuel. Raise `Limits::fuel_per_call` or fix the loop")]
     OutOfFuel {
@@ -218,6 +233,7 @@ impl Error {
             Error::MissingExport { .. } => "missing_export",
             Error::UnknownImport { .. } => "unknown_import",
             Error::Unsupported { .. } => "unsupported",
+            Error::ModuleLimit { .. } => "module_limit",
             Error::WrongKind { .. } => "wrong_kind",
             Error::OutOfFuel { .. } => "out_of_fuel",
             Error::Deadline { .. } => "deadline",

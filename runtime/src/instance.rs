@@ -3,7 +3,7 @@
 use std::mem::ManuallyDrop;
 use wasmgym_abi::rng::Rng;
 use wasmgym_abi::wire::{self, Status};
-use wasmgym_abi::{Action, EnvSpec, Observation, ResetRequest, exports};
+use wasmgym_abi::{Action, EnvSpec, Observation, ResetRequest, Space, exports};
 
 use wasmtime::TypedFunc;
 
@@ -154,7 +154,24 @@ impl Env {
     /// action spaces, where any text in the space is legal).
     pub fn legal_actions(&mut self) -> Result<Vec<i64>> {
         let payload = self.invoke(Call::LegalActions, &[])?;
-        self.protocol(wire::decode_legal_actions(&payload).map_err(|e| e.0))
+        let actions = self.protocol(wire::decode_legal_actions(&payload).map_err(|e| e.0))?;
+        let n = match self.spec().action_space {
+            Space::Discrete { n } => n,
+            _ => u64::MAX,
+        };
+        let problem = actions.iter().enumerate().find_map(|(i, &a)| {
+            if u64::try_from(a).map_or(true, |a| a >= n) {
+                Some(format!("legal action {a} is outside the action space Discrete({n})"))
+            } else if i > 0 && actions[i - 1] >= a {
+                Some(format!("legal actions must be strictly ascending, but {} comes before {a}", actions[i - 1]))
+            } else {
+                None
+            }
+        });
+        match problem {
+            Some(message) => self.protocol(Err(message)),
+            None => Ok(actions),
+        }
     }
 
     /// A text rendering of the current state.
@@ -328,6 +345,18 @@ impl Env {
     /// Decodes a transition payload and records the episode status it reports.
     fn transition(&mut self, payload: &[u8]) -> Result<Transition> {
         let t = self.protocol(wire::Transition::decode(payload).map_err(|e| e.0))?;
+        let players = self.spec().players;
+        if let Some(player) = t.current_player
+            && player >= players
+        {
+            return self.protocol(Err(format!("player {player} is to move, but the spec has {players} players")));
+        }
+        if !t.rewards.is_empty() && t.rewards.len() != players as usize {
+            return self.protocol(Err(format!(
+                "the transition has {} rewards, but the spec has {players} players (one reward each, or none)",
+                t.rewards.len()
+            )));
+        }
         let observation =
             self.protocol(Observation::decode(&self.spec().observation_space, &t.observation).map_err(|e| e.0))?;
         self.sandbox.store.data_mut().vars.episode = match t.current_player {

@@ -52,7 +52,7 @@ mod wasi;
 pub use checker::{Checker, CheckerModule, Score};
 pub use error::{Error, Result};
 pub use instance::{Env, Transition};
-pub use limits::Limits;
+pub use limits::{Limits, LoadLimits};
 pub use module::{EnvModule, ModuleInfo, Runtime, RuntimeConfig};
 pub use program::{Program, ProgramModule, RunEnd, RunInput, RunReport};
 pub use snapshot::{SNAPSHOT_FORMAT, Snapshot};

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use wasmgym_abi::{ABI_VERSION, EnvSpec, Space, exports};
+use wasmgym_abi::{ABI_VERSION, EnvSpec, exports};
 use wasmtime::{Config, Engine, ExternType, InstancePre, Linker, Module, ValType};
 
 use crate::budget::Budget;
 use crate::error::{Error, Result};
 use crate::instance::{Env, Exports};
-use crate::limits::Limits;
+use crate::limits::{Limits, LoadLimits};
 use crate::rewrite::{self, Layout};
 use crate::sandbox::{HostState, Sandbox};
 use crate::{instrument, wasi};
@@ -39,6 +39,9 @@ pub struct RuntimeConfig {
     /// at least this large, so the fork holds only the pages it writes; smaller memories are
     /// copied, which is faster to create and to run when they are small. `usize::MAX`: never.
     pub cow_fork_min_bytes: usize,
+    /// Static bounds every module must be within before it is compiled (see [`LoadLimits`]);
+    /// [`Runtime::with_load_limits`] gives a runtime with other bounds for trusted modules.
+    pub load_limits: LoadLimits,
 }
 
 impl Default for RuntimeConfig {
@@ -50,6 +53,7 @@ impl Default for RuntimeConfig {
             track_dirty_pages: true,
             memory_cap: None,
             cow_fork_min_bytes: 4 << 20,
+            load_limits: LoadLimits::default(),
         }
     }
 }
@@ -85,6 +89,14 @@ impl Runtime {
         Ok(Runtime { engine, config: Arc::new(config), budget })
     }
 
+    /// This runtime (same engine, memory account and instances) loading modules under `limits`
+    /// instead: for modules the host trusts, such as a language interpreter
+    /// ([`LoadLimits::trusted`]).
+    pub fn with_load_limits(&self, limits: LoadLimits) -> Runtime {
+        let config = RuntimeConfig { load_limits: limits, ..(*self.config).clone() };
+        Runtime { engine: self.engine.clone(), config: Arc::new(config), budget: self.budget.clone() }
+    }
+
     /// The engine every module of this runtime is compiled by.
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
@@ -109,7 +121,8 @@ impl Runtime {
     /// and imports, and reading its spec.
     pub fn load(&self, wasm: &[u8]) -> Result<EnvModule> {
         let binary = to_binary(wasm)?;
-        let (rewritten, layout) = rewrite::rewrite(&binary)?;
+        let options = rewrite::Options { allow_table_mutation: false, limits: self.config.load_limits.clone() };
+        let (rewritten, layout) = rewrite::rewrite_with(&binary, &options)?;
         if layout.abi_version != Some(ABI_VERSION) {
             return Err(Error::AbiMismatch { found: layout.abi_version, supported: ABI_VERSION });
         }
@@ -171,7 +184,7 @@ pub(crate) fn to_binary(bytes: &[u8]) -> Result<Vec<u8>> {
     }
     match std::str::from_utf8(bytes) {
         Ok(text) if text.trim_start().starts_with('(') || text.trim_start().starts_with(";;") => {
-            wat::parse_str(text).map_err(|e| Error::InvalidModule { message: format!("WAT does not parse: {e}") })
+            wat::parse_str(text).map_err(|e| Error::InvalidModule { message: format!("WAT does not parse: {}", clip_lines(&e.to_string())) })
         }
         _ => Err(Error::InvalidModule {
             message: format!(
@@ -180,6 +193,17 @@ pub(crate) fn to_binary(bytes: &[u8]) -> Result<Vec<u8>> {
             ),
         }),
     }
+}
+
+/// `text` with each line cut to 160 characters (a parser quotes the offending source line, which
+/// in a hostile or minified file can be megabytes long).
+fn clip_lines(text: &str) -> String {
+    const WIDTH: usize = 160;
+    let clip = |line: &str| match line.char_indices().nth(WIDTH) {
+        Some((at, _)) => format!("{}… ({} more bytes)", &line[..at], line.len() - at),
+        None => line.to_owned(),
+    };
+    text.lines().take(20).map(clip).collect::<Vec<_>>().join("\n")
 }
 
 fn check_exports(module: &Module, layout: &Layout) -> Result<()> {
@@ -204,23 +228,11 @@ fn check_exports(module: &Module, layout: &Layout) -> Result<()> {
             return Err(Error::MissingExport { name: name.into(), expected: format!("{}, found {ty}", signature()) });
         }
     }
-    if layout.memories == 0 {
-        return Err(Error::MissingExport { name: "memory".into(), expected: "a linear memory".into() });
-    }
-    Ok(())
+    layout.require_memory()
 }
 
 fn check_spec(spec: &EnvSpec) -> Result<()> {
-    let bad = |message: String| Error::Protocol { message: format!("the environment's spec is invalid: {message}") };
-    spec.observation_space.validate().map_err(|m| bad(format!("observation space: {m}")))?;
-    spec.action_space.validate().map_err(|m| bad(format!("action space: {m}")))?;
-    if !matches!(spec.action_space, Space::Discrete { .. } | Space::Text { .. }) {
-        return Err(bad("the action space must be Discrete or Text".into()));
-    }
-    if spec.players == 0 {
-        return Err(bad("players must be at least 1".into()));
-    }
-    Ok(())
+    spec.validate().map_err(|m| Error::Protocol { message: format!("the environment's spec is invalid: {m}") })
 }
 
 /// A compiled environment: validated, rewritten and linked once, then instantiated cheaply as many

@@ -41,7 +41,8 @@ impl std::fmt::Debug for ProgramModule {
 
 /// Compiles `binary` rewritten with `options` and links it against our WASI.
 pub(crate) fn compile(runtime: &Runtime, binary: &[u8], options: Options, fork_queries: bool) -> Result<ModuleInner> {
-    let (rewritten, layout) = rewrite::rewrite_with(binary, options)?;
+    let options = Options { limits: runtime.config().load_limits.clone(), ..options };
+    let (rewritten, layout) = rewrite::rewrite_with(binary, &options)?;
     let engine = runtime.engine();
     let module = Module::new(engine, &rewritten).map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
     let mut linker = Linker::new(engine);
@@ -68,7 +69,7 @@ impl Runtime {
     /// ([`Error::MissingExport`]), and environments or checkers ([`Error::WrongKind`]).
     pub fn load_program(&self, wasm: &[u8]) -> Result<ProgramModule> {
         let binary = to_binary(wasm)?;
-        let inner = compile(self, &binary, Options { allow_table_mutation: true }, false)?;
+        let inner = compile(self, &binary, Options { allow_table_mutation: true, ..Options::default() }, false)?;
         let exports = &inner.layout.exports;
         if let Some(name) = exports.iter().find(|e| e.starts_with("wasmgym_")) {
             return Err(Error::WrongKind {
@@ -102,6 +103,7 @@ impl Runtime {
                 });
             }
         }
+        inner.layout.require_memory()?;
         Ok(ProgramModule { inner: Arc::new(inner) })
     }
 }
@@ -255,7 +257,7 @@ impl Program {
                 }
             }
             None => {
-                self.sandbox = Sandbox::new(&self.module.inner, self.limits.clone(), false)?;
+                self.sandbox.renew()?;
                 self.start = self.sandbox.func("_start")?;
             }
         }

@@ -13,6 +13,7 @@ use wasm_encoder::{ExportKind, ExportSection, Module, RawSection, SectionId};
 use wasmparser::{ExternalKind, Operator, Parser, Payload, TypeRef};
 
 use crate::error::Error;
+use crate::limits::LoadLimits;
 
 /// Prefix of the exports the rewrite adds for memories.
 pub(crate) const MEMORY_EXPORT: &str = "__wasmgym_memory_";
@@ -43,23 +44,39 @@ pub(crate) struct Layout {
 }
 
 /// What the rewrite accepts, by kind of guest.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Options {
-    /// Accept instructions that mutate tables or drop segments. Environments must not use them
-    /// (their snapshots would be incomplete); programs may, and then get a fresh instance per run
-    /// instead of a restored snapshot.
+    /// Accept state a snapshot does not hold: instructions that mutate tables or drop segments,
+    /// and mutable globals of reference type. Environments must not use them (their snapshots
+    /// would be incomplete); programs may, and then get a fresh instance per run instead of a
+    /// restored snapshot.
     pub allow_table_mutation: bool,
+    /// Static bounds checked before compiling.
+    pub limits: LoadLimits,
 }
 
 /// Inspects `wasm` and returns it rewritten to export all mutable state, with what was learned.
+#[cfg(test)]
 pub(crate) fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, Layout), Error> {
-    rewrite_with(wasm, Options::default())
+    rewrite_with(wasm, &Options::default())
+}
+
+/// Fails with [`Error::ModuleLimit`] if `found` is over `limit`.
+fn within(what: impl FnOnce() -> String, found: u64, limit: u64) -> Result<(), Error> {
+    if found > limit {
+        return Err(Error::ModuleLimit { what: what(), found, limit });
+    }
+    Ok(())
 }
 
 /// [`rewrite`] with `options`.
-pub(crate) fn rewrite_with(wasm: &[u8], options: Options) -> Result<(Vec<u8>, Layout), Error> {
+pub(crate) fn rewrite_with(wasm: &[u8], options: &Options) -> Result<(Vec<u8>, Layout), Error> {
     let invalid = |e: wasmparser::BinaryReaderError| Error::InvalidModule { message: e.to_string() };
+    let limits = &options.limits;
+    within(|| "module_bytes".into(), wasm.len() as u64, limits.module_bytes as u64)?;
     let mut layout = Layout::default();
+    let mut code_bytes = 0u64;
+    let mut function = 0u32;
     let mut out = Module::new();
     let mut existing_exports = ExportSection::new();
     let mut export_written = false;
@@ -111,6 +128,15 @@ pub(crate) fn rewrite_with(wasm: &[u8], options: Options) -> Result<(Vec<u8>, La
             Payload::GlobalSection(reader) => {
                 for (i, global) in reader.clone().into_iter().enumerate() {
                     let global = global.map_err(invalid)?;
+                    if global.ty.mutable && matches!(global.ty.content_type, wasmparser::ValType::Ref(_)) {
+                        let what = "a mutable global of reference type (funcref, externref)";
+                        if !options.allow_table_mutation {
+                            return Err(Error::Unsupported {
+                                message: format!("the module has {what}, which a snapshot cannot hold: build without it"),
+                            });
+                        }
+                        layout.unsnapshotted.get_or_insert(what);
+                    }
                     if global.ty.mutable {
                         layout.mutable_globals.push(i as u32); // no imported globals, so defined = absolute index
                     }
@@ -129,8 +155,16 @@ pub(crate) fn rewrite_with(wasm: &[u8], options: Options) -> Result<(Vec<u8>, La
                 }
                 continue; // re-emitted by write_exports
             }
+            Payload::FunctionSection(reader) => {
+                within(|| "functions".into(), reader.count() as u64, limits.functions as u64)?;
+            }
             Payload::CodeSectionEntry(body) => {
-                if let Some(name) = check_body(body)?
+                let size = (body.range().end - body.range().start) as u64;
+                let name = || format!("function_body_bytes (defined function {function})");
+                within(name, size, limits.function_body_bytes as u64)?;
+                code_bytes += size;
+                within(|| "code_bytes".into(), code_bytes, limits.code_bytes as u64)?;
+                if let Some(name) = check_body(body, function, limits)?
                     && layout.unsnapshotted.is_none()
                 {
                     if !options.allow_table_mutation {
@@ -143,6 +177,7 @@ pub(crate) fn rewrite_with(wasm: &[u8], options: Options) -> Result<(Vec<u8>, La
                     }
                     layout.unsnapshotted = Some(name);
                 }
+                function += 1;
             }
             Payload::CustomSection(section) if section.name() == wasmgym_abi::ABI_SECTION => {
                 layout.abi_version = section.data().try_into().ok().map(u32::from_le_bytes);
@@ -165,8 +200,24 @@ pub(crate) fn rewrite_with(wasm: &[u8], options: Options) -> Result<(Vec<u8>, La
     if !export_written {
         write_exports(&mut out, &existing_exports, &layout);
     }
+
     layout.stack_pointer = stack_pointer.and_then(|g| layout.mutable_globals.iter().position(|&i| i == g));
     Ok((out.finish(), layout))
+}
+
+impl Layout {
+    /// Fails unless the module defines a linear memory, which every kind of guest needs. Checked
+    /// after the module's other faults, so those are reported first.
+    pub fn require_memory(&self) -> Result<(), Error> {
+        if self.memories == 0 {
+            return Err(Error::Unsupported {
+                message: "the module defines no linear memory; guests need one (the ABI and WASI pass data \
+                          through memory 0): a wasm32-wasip1 build always has one"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The index of the global named `__stack_pointer`, if the name section names it. A malformed
@@ -220,12 +271,38 @@ fn unsupported_import(module: &str, name: &str, kind: &str) -> Error {
     }
 }
 
-/// The first instruction of `body` whose effect lives outside memories and globals, which snapshots hold.
-fn check_body(body: &wasmparser::FunctionBody<'_>) -> Result<Option<&'static str>, Error> {
-    let mut ops = body.get_operators_reader().map_err(|e| Error::InvalidModule { message: e.to_string() })?;
+/// The first instruction of `body` whose effect lives outside memories and globals, which snapshots
+/// hold; and the body within `limits` (locals, nesting depth).
+fn check_body(
+    body: &wasmparser::FunctionBody<'_>,
+    function: u32,
+    limits: &LoadLimits,
+) -> Result<Option<&'static str>, Error> {
+    let invalid = |e: wasmparser::BinaryReaderError| Error::InvalidModule { message: e.to_string() };
+    let mut locals = 0u64;
+    for group in body.get_locals_reader().map_err(invalid)? {
+        locals += group.map_err(invalid)?.0 as u64;
+        within(|| format!("locals (defined function {function})"), locals, limits.locals as u64)?;
+    }
+    let mut ops = body.get_operators_reader().map_err(invalid)?;
+    let mut depth = 0u32;
+    let mut found = None;
     while !ops.eof() {
-        let op = ops.read().map_err(|e| Error::InvalidModule { message: e.to_string() })?;
+        let op = ops.read().map_err(invalid)?;
         let name = match op {
+            Operator::Block { .. }
+            | Operator::Loop { .. }
+            | Operator::If { .. }
+            | Operator::TryTable { .. }
+            | Operator::Try { .. } => {
+                depth += 1;
+                within(|| format!("nesting_depth (defined function {function})"), depth as u64, limits.nesting_depth as u64)?;
+                continue;
+            }
+            Operator::End | Operator::Delegate { .. } => {
+                depth = depth.saturating_sub(1);
+                continue;
+            }
             Operator::TableSet { .. } => "table.set",
             Operator::TableGrow { .. } => "table.grow",
             Operator::TableFill { .. } => "table.fill",
@@ -235,9 +312,9 @@ fn check_body(body: &wasmparser::FunctionBody<'_>) -> Result<Option<&'static str
             Operator::DataDrop { .. } => "data.drop",
             _ => continue,
         };
-        return Ok(Some(name));
+        found = found.or(Some(name));
     }
-    Ok(None)
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -285,7 +362,7 @@ mod tests {
     #[test]
     fn table_mutation_and_imported_memory_are_refused() {
         let grow =
-            wat::parse_str("(module (table 1 funcref) (func (drop (table.grow 0 (ref.null func) (i32.const 1)))))")
+            wat::parse_str("(module (memory 1) (table 1 funcref) (func (drop (table.grow 0 (ref.null func) (i32.const 1)))))")
                 .unwrap();
         assert!(matches!(rewrite(&grow), Err(Error::Unsupported { message }) if message.contains("table.grow")));
         let imported = wat::parse_str(r#"(module (import "env" "mem" (memory 1)))"#).unwrap();
@@ -296,11 +373,11 @@ mod tests {
     #[test]
     fn programs_may_mutate_tables_and_the_layout_says_so() {
         let grow =
-            wat::parse_str("(module (table 1 funcref) (func (drop (table.grow 0 (ref.null func) (i32.const 1)))))")
+            wat::parse_str("(module (memory 1) (table 1 funcref) (func (drop (table.grow 0 (ref.null func) (i32.const 1)))))")
                 .unwrap();
-        let (_, layout) = rewrite_with(&grow, Options { allow_table_mutation: true }).unwrap();
+        let (_, layout) = rewrite_with(&grow, &Options { allow_table_mutation: true, ..Options::default() }).unwrap();
         assert_eq!(layout.unsnapshotted, Some("table.grow"));
-        let (_, plain) = rewrite_with(b"\0asm\x01\0\0\0", Options { allow_table_mutation: true }).unwrap();
+        let (_, plain) = rewrite_with(&wat::parse_str("(module (memory 1))").unwrap(), &Options { allow_table_mutation: true, ..Options::default() }).unwrap();
         assert_eq!(plain.unsnapshotted, None);
     }
 }

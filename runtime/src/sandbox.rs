@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use wasmgym_abi::rng::Rng;
-use wasmtime::{Extern, Global, Instance, Memory, ResourceLimiter, Store, TypedFunc, Val, WasmParams, WasmResults};
+use wasmtime::{Extern, ExternType, Global, ValType, Instance, Memory, ResourceLimiter, Store, TypedFunc, Val, WasmParams, WasmResults};
 
 use crate::budget::Charge;
 use crate::cow::CowFile;
@@ -71,18 +71,31 @@ pub(crate) struct HostState {
     /// Whether growth is checked against the budget (not while a copy-on-write mapping replaces
     /// the memory it grows).
     pub check_growth: bool,
+    /// Bytes of all the guest's linear memories together, as the limiter has seen them grow
+    /// (brought back to the exact sizes after every call): `Limits::memory_bytes` bounds the
+    /// total, not each memory.
+    pub memory_total: u64,
+    /// Bytes of the dirty-page map the host adds, until the limiter has seen it created (it is
+    /// not counted against the limit).
+    pub host_memory: u64,
 }
 
 impl ResourceLimiter for HostState {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limits.memory_bytes {
-            return Err(wasmtime::Error::new(HostTrap::MemoryLimit {
-                requested: desired as u64,
-                limit: self.limits.memory_bytes,
-            }));
-        }
-        // At instantiation (current = 0) the new instance's charge is checked as a whole.
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         let more = (desired - current) as u64;
+        // The host's dirty map (created once, at instantiation, at its full and maximum size) is
+        // not the guest's memory.
+        if current == 0 && self.host_memory > 0 && more == self.host_memory && maximum == Some(desired) {
+            self.host_memory = 0;
+            return Ok(true);
+        }
+        // All memories together: ten memories of 250 MiB are 2.5 GiB, whatever the limit per memory.
+        let total = self.memory_total.saturating_add(more);
+        if total > self.limits.memory_bytes {
+            return Err(wasmtime::Error::new(HostTrap::MemoryLimit { requested: total, limit: self.limits.memory_bytes }));
+        }
+        self.memory_total = total;
+        // At instantiation (current = 0) the new instance's charge is checked as a whole.
         if self.check_growth && current > 0 {
             if !self.charge.budget().fits(more) {
                 let Error::MemoryCap { requested, in_use, cap } = self.charge.budget().exceeded(more) else {
@@ -198,6 +211,11 @@ impl Sandbox {
                 untracked_write: false,
                 charge: module.budget.charge(0)?,
                 check_growth: true,
+                memory_total: 0,
+                host_memory: match module.pre.module().get_export(DIRTY_MAP_EXPORT) {
+                    Some(ExternType::Memory(ty)) => ty.minimum() * 65536,
+                    _ => 0,
+                },
             },
         );
         store.limiter(|state| state);
@@ -245,6 +263,24 @@ impl Sandbox {
         Ok(sandbox)
     }
 
+    /// Replaces the instance by a fresh one under the same limits (memories cannot shrink). The old
+    /// instance's charge is given back first, so an instance that grew to near the runtime's cap
+    /// can still be replaced; if the new one cannot be created, the old one stays, charged again.
+    pub fn renew(&mut self) -> Result<()> {
+        let held = self.store.data().charge.bytes();
+        self.store.data_mut().charge.set(0);
+        match Sandbox::new(&self.module, self.store.data().limits.clone(), false) {
+            Ok(fresh) => {
+                *self = fresh;
+                Ok(())
+            }
+            Err(e) => {
+                self.store.data_mut().charge.set(held);
+                Err(e)
+            }
+        }
+    }
+
     /// The exported function `name` with the given signature.
     pub fn func<P: WasmParams, R: WasmResults>(&mut self, name: &str) -> Result<TypedFunc<P, R>> {
         let missing = || Error::MissingExport { name: name.into(), expected: "checked at load".into() };
@@ -264,6 +300,7 @@ impl Sandbox {
         }
         let result = func.call(&mut self.store, params);
         self.note_host_writes();
+        self.store.data_mut().memory_total = self.memory_bytes();
         let left = self.store.get_fuel().unwrap_or(0);
         self.store.data_mut().vars.fuel_consumed += budget.fuel.saturating_sub(left);
         let within_cap = self.sync_charge();
@@ -455,6 +492,7 @@ impl Sandbox {
         self.memories.iter().map(|m| m.data_size(&self.store) as u64).sum()
     }
 
+
     /// The shadow stack pointer has left linear memory (wrapped below zero or past the end).
     fn shadow_stack_escaped(&mut self) -> bool {
         let Some(i) = self.module.layout.stack_pointer else { return false };
@@ -513,7 +551,7 @@ impl Sandbox {
         self.check_compatible(data)?;
         let larger = self.memories.iter().zip(&data.memories).any(|(m, image)| m.data_size(&self.store) > image.len());
         if larger {
-            *self = Sandbox::new(&self.module, self.store.data().limits.clone(), false)?;
+            self.renew()?;
         }
         self.poisoned = None;
         if let Err(e) = self.remap_state(data).and_then(|done| if done { Ok(()) } else { self.write_state(data) }) {
@@ -662,17 +700,25 @@ impl Sandbox {
         }
         let from = self.memories[0].data(&self.store);
         let to = memory.data_mut(&mut child.store);
-        let mut copy = |p: usize| {
-            let range = p * PAGE..((p + 1) * PAGE).min(from.len());
-            if range.start < from.len() && from[range.clone()] != to[range.clone()] {
-                to[range.clone()].copy_from_slice(&from[range]);
-                if let Some(cow) = &mut child.cow {
-                    cow.note(p);
+        let mut candidates = Vec::with_capacity(written_here.len() + written_there.len());
+        candidates.extend_from_slice(&written_here);
+        candidates.extend_from_slice(&written_there);
+        self.base[0].diff(&child.base[0], |p| candidates.push(p));
+        if child.cow.is_none() && full_copy_is_cheaper(candidates.len(), from.len()) {
+            // Comparing a page and copying it costs several times a plain copy of it: past a
+            // share of the memory, copying all of it is cheaper (measured in docs/branching.md).
+            to.copy_from_slice(from);
+        } else {
+            for p in candidates {
+                let range = p * PAGE..((p + 1) * PAGE).min(from.len());
+                if range.start < from.len() && from[range.clone()] != to[range.clone()] {
+                    to[range.clone()].copy_from_slice(&from[range]);
+                    if let Some(cow) = &mut child.cow {
+                        cow.note(p);
+                    }
                 }
             }
-        };
-        written_here.iter().chain(&written_there).for_each(|&p| copy(p));
-        self.base[0].diff(&child.base[0], &mut copy);
+        }
         child.base = self.base.clone();
         // The child's memory differs from its new base where this sandbox's does.
         let map = child.map.expect("tracked").data_mut(&mut child.store);
@@ -729,6 +775,33 @@ impl Sandbox {
                 self.globals.len()
             ));
         }
+        for (i, (image, memory)) in data.memories.iter().zip(&self.memories).enumerate() {
+            let ty = memory.ty(&self.store);
+            let minimum = self.module.layout.initial_pages.get(i).copied().unwrap_or(0);
+            let pages = image.len() as u64 / 65536;
+            if image.len() % 65536 != 0 || pages < minimum || ty.maximum().is_some_and(|max| pages > max) {
+                return bad(format!(
+                    "its memory {i} is {} bytes, which the module's memory {i} (64 KiB pages, {minimum} to {}) \
+                     can never hold",
+                    image.len(),
+                    ty.maximum().map_or("no maximum".into(), |m| m.to_string())
+                ));
+            }
+        }
+        for (i, (value, global)) in data.globals.iter().zip(&self.globals).enumerate() {
+            let ty = global.ty(&self.store);
+            let fits = matches!(
+                (value, ty.content()),
+                (GlobalValue::I32(_), ValType::I32)
+                    | (GlobalValue::I64(_), ValType::I64)
+                    | (GlobalValue::F32(_), ValType::F32)
+                    | (GlobalValue::F64(_), ValType::F64)
+                    | (GlobalValue::V128(_), ValType::V128)
+            );
+            if !fits {
+                return bad(format!("its global {i} is {value:?}, the module's global {i} is of type {}", ty.content()));
+            }
+        }
         let limit = self.store.data().limits.memory_bytes;
         let total: u64 = data.memories.iter().map(|image| image.len() as u64).sum();
         if total > limit {
@@ -750,7 +823,22 @@ impl Sandbox {
                 memory.grow(&mut self.store, pages).map_err(|e| from_wasmtime(e, budget, TrapContext::default()))?;
             }
             let bytes = memory.data_mut(&mut self.store);
-            let mut copy = |page: usize| {
+            // Pages written since `base`, and pages where `base` and the target differ; or, when
+            // the written pages are unknown, every page.
+            let candidates = dirty.as_ref().map(|pages| {
+                let mut candidates = pages.clone();
+                target.diff(&self.base[i], |p| candidates.push(p));
+                candidates
+            });
+            if cow.is_none() && candidates.as_ref().is_some_and(|c| full_copy_is_cheaper(c.len(), bytes.len())) {
+                for p in 0..target.pages() {
+                    let at = p * PAGE;
+                    let end = (at + PAGE).min(bytes.len());
+                    bytes[at..end].copy_from_slice(&target.page(p)[..end - at]);
+                }
+                continue;
+            }
+            let copy = |page: usize| {
                 let at = page * PAGE;
                 if at >= bytes.len() {
                     return;
@@ -766,13 +854,9 @@ impl Sandbox {
                     }
                 }
             };
-            match &dirty {
-                // Pages written since `base`, and pages where `base` and the target differ.
-                Some(pages) => {
-                    pages.iter().for_each(|&p| copy(p));
-                    target.diff(&self.base[i], copy);
-                }
-                _ => (0..target.pages()).for_each(copy),
+            match candidates {
+                Some(candidates) => candidates.into_iter().for_each(copy),
+                None => (0..target.pages()).for_each(copy),
             }
         }
         self.cow = cow;
@@ -792,6 +876,13 @@ impl Sandbox {
         self.store.data_mut().vars = data.vars.clone();
         Ok(())
     }
+}
+
+/// Whether writing every page of a memory of `bytes` is cheaper than comparing `candidates` pages
+/// (with repeats) and copying those that differ: comparing and copying a scattered page costs
+/// about four plain copies of a page (docs/branching.md, "Forks never lose to a copy").
+fn full_copy_is_cheaper(candidates: usize, bytes: usize) -> bool {
+    candidates.saturating_mul(4) >= bytes.div_ceil(PAGE)
 }
 
 /// BLAKE3 of memories (by their Merkle hashes), globals and the host state that shapes the future.

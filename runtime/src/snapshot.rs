@@ -1,20 +1,29 @@
 //! [`Snapshot`]: the complete state of an instance as plain data, and its byte format.
 //!
+//! Format 2 (written), little-endian:
+//!
 //! ```text
 //! magic      8 bytes  "wasmgym\0"
-//! format     u32      SNAPSHOT_FORMAT
+//! format     u32      2
 //! module     32 bytes BLAKE3 of the module's bytes
-//! memories   u32 count, then per memory: u64 length (a multiple of 64 KiB), bytes
-//! globals    u32 count, then per global: u8 type (0 i32, 1 i64, 2 f32, 3 f64, 4 v128), 16 bytes LE
-//! host       rng 32 bytes, clock_ns u64, fuel_consumed u64, steps u64,
-//!            episode u8 (0 not started, 1 running, 2 over), player u32,
-//!            stdout u32 length + bytes, stderr u32 length + bytes
+//! body       zstd frame of:
+//!   memories   u32 count, then per memory: u64 length (a multiple of 64 KiB, at most 4 GiB),
+//!              a bitmap of its 4 KiB pages (bit p of byte p/8: page p is not all zeros), then
+//!              the bytes of those pages in order (all-zero pages are written by reference only)
+//!   globals    u32 count, then per global: u8 type (0 i32, 1 i64, 2 f32, 3 f64, 4 v128), 16 bytes
+//!   host       rng 32 bytes, clock_ns u64, fuel_consumed u64, steps u64,
+//!              episode u8 (0 not started, 1 running, 2 over), player u32,
+//!              stdout u32 length + bytes, stderr u32 length + bytes
 //! checksum   32 bytes BLAKE3 of everything before it
 //! ```
+//!
+//! Format 1 (read, no longer written) had the same fields uncompressed, with every byte of every
+//! memory. Other formats are refused with [`Error::BadSnapshot`] naming both versions.
 
 use std::sync::Arc;
 
 use wasmgym_abi::rng::Rng;
+use wasmgym_abi::DecodeError;
 use wasmgym_abi::wire::{Reader, Writer};
 
 use crate::error::{Error, Result};
@@ -22,9 +31,17 @@ use crate::pages::{MemoryImage, PAGE as IMAGE_PAGE};
 use crate::sandbox::{Episode, HostVars};
 
 const MAGIC: &[u8; 8] = b"wasmgym\0";
-/// Version of the byte format; bumped on any change to it.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+/// Version of the byte format [`Snapshot::to_bytes`] writes; bumped on any change to it.
+/// [`Snapshot::from_bytes`] reads this one and format 1.
+pub const SNAPSHOT_FORMAT: u32 = 2;
 const PAGE: usize = 65536;
+/// zstd level of format 2: measured against 1 and 9 on the built-in environments (docs/branching.md).
+const ZSTD_LEVEL: i32 = 3;
+/// The largest memory a snapshot may hold (wasm32's address space); also the most that decoding
+/// one snapshot may allocate for all its memories, whatever the bytes claim.
+const MAX_MEMORY: u64 = 4 << 30;
+/// The most bytes of globals and host state (captured output, mostly) decoding reads.
+const MAX_REST: u64 = 256 << 20;
 
 /// The complete state of an instance at one point: plain data, cheap to clone (shared), and
 /// restorable into any instance of the same module, in this process or, through
@@ -105,22 +122,35 @@ impl Snapshot {
         self.0.vars.steps
     }
 
-    /// The snapshot in the byte format above, with a checksum.
+    /// The snapshot in the byte format above (format 2: zero pages by reference, the rest
+    /// compressed with zstd), with a checksum.
     pub fn to_bytes(&self) -> Vec<u8> {
         let d = &self.0;
-        let mut out = Vec::with_capacity(self.memory_bytes() + 256);
-        out.extend_from_slice(MAGIC);
-        let mut w = Writer(&mut out);
-        w.u32(SNAPSHOT_FORMAT);
-        w.0.extend_from_slice(&d.module);
+        let mut body = Vec::with_capacity(4096);
+        let mut w = Writer(&mut body);
         w.u32(d.memories.len() as u32);
         for m in &d.memories {
             w.u64(m.len() as u64);
-            for page in 0..m.pages() {
-                let bytes = m.page(page);
-                w.0.extend_from_slice(&bytes[..IMAGE_PAGE.min(m.len() - page * IMAGE_PAGE)]);
-            }
+            let mut bitmap = vec![0u8; m.pages().div_ceil(8)];
+            m.for_each_stored_page(|p, _| bitmap[p / 8] |= 1 << (p % 8));
+            w.0.extend_from_slice(&bitmap);
+            m.for_each_stored_page(|p, bytes| {
+                w.0.extend_from_slice(&bytes[..IMAGE_PAGE.min(m.len() - p * IMAGE_PAGE)]);
+            });
         }
+        Self::write_rest(d, &mut w);
+        let mut out = Vec::with_capacity(body.len() / 4 + 128);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&SNAPSHOT_FORMAT.to_le_bytes());
+        out.extend_from_slice(&d.module);
+        zstd::stream::copy_encode(&body[..], &mut out, ZSTD_LEVEL).expect("compressing into a Vec cannot fail");
+        let checksum = blake3::hash(&out);
+        out.extend_from_slice(checksum.as_bytes());
+        out
+    }
+
+    /// Globals and host state, the part formats 1 and 2 share.
+    fn write_rest(d: &SnapshotData, w: &mut Writer<'_>) {
         w.u32(d.globals.len() as u32);
         for g in &d.globals {
             w.u8(g.tag());
@@ -140,35 +170,81 @@ impl Snapshot {
         w.u32(player);
         w.bytes(&v.stdout);
         w.bytes(&v.stderr);
-        let checksum = blake3::hash(&out);
-        out.extend_from_slice(checksum.as_bytes());
-        out
     }
 
-    /// Parses bytes from [`Snapshot::to_bytes`]. Truncated, corrupted or foreign bytes, and other
-    /// format versions, get [`Error::BadSnapshot`] saying which.
+    /// Parses bytes from [`Snapshot::to_bytes`] (format 2, or format 1 of earlier versions).
+    /// Truncated, corrupted or foreign bytes, and other format versions, get
+    /// [`Error::BadSnapshot`] saying which. Decoding allocates at most the memory the snapshot
+    /// really holds, and never more than 4 GiB, whatever the bytes claim.
     pub fn from_bytes(bytes: &[u8]) -> Result<Snapshot> {
         let bad = |reason: String| Error::BadSnapshot { reason };
         if bytes.len() < MAGIC.len() + 4 + 32 + 32 || &bytes[..MAGIC.len()] != MAGIC {
             return Err(bad("not a wasmgym snapshot (missing the \"wasmgym\\0\" magic, or too short)".into()));
         }
         let format = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if format != SNAPSHOT_FORMAT {
+        if format != 1 && format != SNAPSHOT_FORMAT {
             return Err(bad(format!(
-                "snapshot format {format}, this runtime reads format {SNAPSHOT_FORMAT}: take the snapshot again"
+                "snapshot format {format}, this runtime reads formats 1 and {SNAPSHOT_FORMAT}: take the snapshot again \
+                 with this version"
             )));
         }
         let (body, checksum) = bytes.split_at(bytes.len() - 32);
         if blake3::hash(body).as_bytes() != checksum {
             return Err(bad("checksum mismatch: the bytes are truncated or corrupted".into()));
         }
-        let mut r = Reader::new(&body[12..], "snapshot");
-        let module: [u8; 32] = r.take(32).map_err(|e| bad(e.0))?.try_into().expect("32 bytes");
-        Self::parse(module, &mut r).map_err(|e| bad(e.0))
+        let module: [u8; 32] = body[12..44].try_into().expect("32 bytes");
+        if format == 1 {
+            let mut r = Reader::new(&body[44..], "snapshot");
+            return Self::parse(module, &mut r).map_err(|e| bad(e.0));
+        }
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(&body[44..])
+            .map_err(|e| bad(format!("the compressed body does not decode: {e}")))?;
+        let memories = Self::read_memories(&mut decoder).map_err(|e| bad(e.0))?;
+        // What is left is small (globals, host state, captured output), and decoding stops at
+        // MAX_REST bytes however much the frame would expand to.
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(decoder, MAX_REST), &mut rest)
+            .map_err(|e| bad(format!("the compressed body does not decode: {e}")))?;
+        let mut r = Reader::new(&rest, "snapshot");
+        Self::parse_rest(module, memories, &mut r).map_err(|e| bad(e.0))
     }
 
-    fn parse(module: [u8; 32], r: &mut Reader<'_>) -> std::result::Result<Snapshot, wasmgym_abi::DecodeError> {
-        let fail = |m: String| wasmgym_abi::DecodeError(m);
+    /// Format 2's memories, read page by page from the decompressed stream.
+    fn read_memories(input: &mut impl std::io::Read) -> std::result::Result<Vec<MemoryImage>, DecodeError> {
+        let truncated = |e: std::io::Error| DecodeError(format!("the body ends early or does not decode: {e}"));
+        let mut word = [0u8; 8];
+        input.read_exact(&mut word[..4]).map_err(truncated)?;
+        let count = u32::from_le_bytes(word[..4].try_into().expect("4 bytes"));
+        let mut memories = Vec::new();
+        let mut total = 0u64;
+        for i in 0..count {
+            input.read_exact(&mut word).map_err(truncated)?;
+            let len = u64::from_le_bytes(word);
+            total = total.saturating_add(len);
+            if len % PAGE as u64 != 0 || total > MAX_MEMORY {
+                return Err(DecodeError(format!(
+                    "memory {i} of {len} bytes is not a whole number of 64 KiB pages, or the memories exceed 4 GiB"
+                )));
+            }
+            let mut image = MemoryImage::from_bytes(&[]);
+            image.resize(len as usize);
+            let mut bitmap = vec![0u8; image.pages().div_ceil(8)];
+            input.read_exact(&mut bitmap).map_err(truncated)?;
+            let mut page = [0u8; IMAGE_PAGE];
+            for p in 0..image.pages() {
+                if bitmap[p / 8] & (1 << (p % 8)) != 0 {
+                    input.read_exact(&mut page).map_err(truncated)?;
+                    image.set_page(p, &page);
+                }
+            }
+            memories.push(image);
+        }
+        Ok(memories)
+    }
+
+    /// Format 1: memories uncompressed, every byte.
+    fn parse(module: [u8; 32], r: &mut Reader<'_>) -> std::result::Result<Snapshot, DecodeError> {
+        let fail = |m: String| DecodeError(m);
         let n = r.u32()?;
         let mut memories = Vec::new();
         for _ in 0..n {
@@ -178,6 +254,16 @@ impl Snapshot {
             }
             memories.push(MemoryImage::from_bytes(r.take(len)?));
         }
+        Self::parse_rest(module, memories, r)
+    }
+
+    /// Globals and host state, then the end of the bytes.
+    fn parse_rest(
+        module: [u8; 32],
+        memories: Vec<MemoryImage>,
+        r: &mut Reader<'_>,
+    ) -> std::result::Result<Snapshot, DecodeError> {
+        let fail = |m: String| DecodeError(m);
         let n = r.u32()?;
         let mut globals = Vec::new();
         for _ in 0..n {

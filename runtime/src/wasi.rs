@@ -518,7 +518,11 @@ fn path_open(
     // cap-std resolves the path inside `dir` only: `..` past it, absolute paths and symlinks that
     // lead out are refused.
     let is_dir = match dir.metadata(&path) {
-        Ok(meta) => meta.is_dir(),
+        Ok(meta) if meta.is_dir() => true,
+        Ok(meta) if meta.is_file() => false,
+        // A named pipe, socket or device would block `open` or `read` past any deadline, or
+        // read without end: only regular files and directories are readable.
+        Ok(_) => return ERRNO_ACCES,
         Err(e) => return errno(&e),
     };
     let file = if is_dir {
@@ -526,7 +530,7 @@ fn path_open(
     } else if oflags & OFLAGS_DIRECTORY != 0 {
         return ERRNO_NOTDIR;
     } else {
-        dir.open(&path).map(OpenFile::File)
+        open_regular(&dir, &path)
     };
     let file = match file {
         Ok(file) => file,
@@ -540,6 +544,22 @@ fn path_open(
         }
         errno => errno,
     }
+}
+
+/// Opens a regular file for reading without blocking: if the path was swapped for a named pipe
+/// since it was checked, `open` returns at once (non-blocking) and the file is refused.
+fn open_regular(dir: &cap_std::fs::Dir, path: &str) -> std::io::Result<OpenFile> {
+    #[cfg(target_os = "linux")]
+    use cap_std::fs::OpenOptionsExt;
+    let mut options = cap_std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    options.custom_flags(libc::O_NONBLOCK);
+    let file = dir.open_with(path, &options)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+    }
+    Ok(OpenFile::File(file))
 }
 
 /// filestat: dev u64, ino u64, filetype u8 (+7 pad), nlink u64, size u64, atim, mtim, ctim (all 0).

@@ -261,6 +261,9 @@ fn the_host_refuses_escapes_from_the_granted_directory() {
     std::fs::write(root.join("secret.txt"), "secret").unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(root.join("secret.txt"), root.join("data/link")).unwrap();
+    // Issue 9, item 6: a named pipe once blocked path_open forever, past any deadline.
+    #[cfg(unix)]
+    assert!(std::process::Command::new("mkfifo").arg(root.join("data/pipe")).status().unwrap().success());
     // Prints path_open's errno for the path in stdin-less data segment `path`, as two digits.
     let program = |path: &str, oflags: i32| {
         format!(
@@ -290,6 +293,8 @@ fn the_host_refuses_escapes_from_the_granted_directory() {
         ("ok.txt", 8, "69"),               // O_TRUNC: ROFS
         #[cfg(unix)]
         ("link", 0, "76"), // a symlink that leads out
+        #[cfg(unix)]
+        ("pipe", 0, "02"), // ACCES: only regular files and directories open
     ];
     for (path, oflags, errno) in cases {
         let mut t = test(path, "", errno);

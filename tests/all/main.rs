@@ -5,5 +5,6 @@ mod bad_input;
 mod conformance;
 mod forks;
 mod grade;
+mod hardening;
 mod limits;
 mod properties;

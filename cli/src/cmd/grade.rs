@@ -109,12 +109,12 @@ fn print_table(report: &GradeReport, args: &Args, jobs: usize) -> io::Result<()>
             writeln!(
                 out,
                 "  {:<width$}  {:<22} {:>6.2} ms {:>13} {:>6} KiB  {}",
-                t.name,
+                output::printable(&t.name),
                 t.verdict.name(),
                 t.wall_time.as_secs_f64() * 1e3,
                 t.fuel_used,
                 t.peak_memory_bytes >> 10,
-                t.verdict.message().lines().next().unwrap_or("")
+                output::printable(t.verdict.message().lines().next().unwrap_or(""))
             )?;
         }
     } else {
@@ -127,7 +127,7 @@ fn print_table(report: &GradeReport, args: &Args, jobs: usize) -> io::Result<()>
         }
     }
     let errors = if s.grading_errors > 0 {
-        format!(" ({} grading errors, not scored)", s.grading_errors)
+        format!(" ({} grading errors, counted as failures)", s.grading_errors)
     } else {
         String::new()
     };

@@ -173,5 +173,5 @@ fn quit_hint(space: &Space) -> &'static str {
 }
 
 fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    text.lines().map(|l| format!("    {}", crate::output::printable(l))).collect::<Vec<_>>().join("\n")
 }

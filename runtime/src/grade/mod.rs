@@ -31,7 +31,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-pub use tests::{TestCase, load_tests};
+pub use tests::{TestCase, load_tests, parse_jsonl};
 pub use verdict::{RuntimeError, TimeLimit, Verdict};
 
 use crate::checker::{Checker, CheckerModule};
@@ -61,6 +61,13 @@ pub enum GradeError {
         /// The loader's error.
         source: Error,
     },
+    /// The batch would need more memory than the runtime's cap (or, without a cap, the machine)
+    /// has: every worker may hold its program and checker at their memory limits at once.
+    #[error("{message}")]
+    Resources {
+        /// What was asked for, what there is, and what to change.
+        message: String,
+    },
     /// A test file is malformed: it names the file and, for JSONL, the line.
     #[error("{path}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
     TestFile {
@@ -74,11 +81,12 @@ pub enum GradeError {
 }
 
 impl GradeError {
-    /// `invalid_program`, `invalid_checker` or `test_file`.
+    /// `invalid_program`, `invalid_checker`, `resources` or `test_file`.
     pub fn kind(&self) -> &'static str {
         match self {
             GradeError::InvalidProgram { .. } => "invalid_program",
             GradeError::InvalidChecker { .. } => "invalid_checker",
+            GradeError::Resources { .. } => "resources",
             GradeError::TestFile { .. } => "test_file",
         }
     }
@@ -96,16 +104,23 @@ pub enum InvalidProgram {
     NoStart,
     /// It is an environment, a checker or a reactor rather than a command.
     WrongKind,
+    /// It is valid WebAssembly but uses what the sandbox does not run (shared memory, no memory).
+    Unsupported,
+    /// It is over a static bound checked before compiling ([`crate::LoadLimits`]): too large, too
+    /// many functions, blocks nested too deep.
+    OverLoadLimits,
 }
 
 impl InvalidProgram {
-    /// `not_wasm`, `unknown_import`, `no_start` or `wrong_kind`.
+    /// `not_wasm`, `unknown_import`, `no_start`, `wrong_kind`, `unsupported` or `over_load_limits`.
     pub fn name(self) -> &'static str {
         match self {
             InvalidProgram::NotWasm => "not_wasm",
             InvalidProgram::UnknownImport => "unknown_import",
             InvalidProgram::NoStart => "no_start",
             InvalidProgram::WrongKind => "wrong_kind",
+            InvalidProgram::Unsupported => "unsupported",
+            InvalidProgram::OverLoadLimits => "over_load_limits",
         }
     }
 
@@ -114,6 +129,8 @@ impl InvalidProgram {
             Error::UnknownImport { .. } => InvalidProgram::UnknownImport,
             Error::MissingExport { .. } => InvalidProgram::NoStart,
             Error::WrongKind { .. } => InvalidProgram::WrongKind,
+            Error::Unsupported { .. } => InvalidProgram::Unsupported,
+            Error::ModuleLimit { .. } => InvalidProgram::OverLoadLimits,
             _ => InvalidProgram::NotWasm,
         }
     }
@@ -175,7 +192,8 @@ pub struct TestResult {
     pub name: String,
     /// The verdict.
     pub verdict: Verdict,
-    /// 1 for accepted, the checker's score, 0 for any other failure, `None` for a grading error.
+    /// 1 for accepted, the checker's score, 0 for any other failure, `None` for a grading error
+    /// (which the summary counts as 0).
     pub score: Option<f64>,
     /// The exit code, if the program exited (0 or the code it gave `proc_exit`).
     pub exit_code: Option<i32>,
@@ -198,12 +216,29 @@ pub struct Summary {
     pub passed: usize,
     /// Tests in the batch.
     pub total: usize,
-    /// Tests that got a grading error (left out of `score`).
+    /// Tests that got a grading error (counted as failures in `score`: a batch with any is
+    /// incomplete, and its score a lower bound).
     pub grading_errors: usize,
-    /// Mean score over the graded tests (0 when none was graded).
+    /// Mean score over all tests, a grading error counting 0 (0 for an empty batch).
     pub score: f64,
     /// Wall-clock time of the whole batch.
     pub wall_time: Duration,
+}
+
+impl Summary {
+    /// The totals of `tests`. A test that could not be graded counts as a failure (score 0): a
+    /// batch's score is never higher than what the program earned, and never rises because a
+    /// later test could not run.
+    pub fn of(tests: &[TestResult], wall_time: Duration) -> Summary {
+        let earned: f64 = tests.iter().filter_map(|t| t.score).map(|s| s.clamp(0.0, 1.0)).sum();
+        Summary {
+            passed: tests.iter().filter(|t| t.verdict == Verdict::Accepted).count(),
+            total: tests.len(),
+            grading_errors: tests.iter().filter(|t| matches!(t.verdict, Verdict::GradingError { .. })).count(),
+            score: if tests.is_empty() { 0.0 } else { earned / tests.len() as f64 },
+            wall_time,
+        }
+    }
 }
 
 /// Everything a batch produced, tests in the order given.
@@ -281,10 +316,12 @@ impl Grader {
             .map(|bytes| runtime.load_checker(bytes))
             .transpose()
             .map_err(|source| GradeError::InvalidChecker { source })?;
+        check_resources(runtime, &options, checker.is_some())?;
         Ok(Grader { program, checker, options })
     }
 
-    /// A grader from modules already loaded.
+    /// A grader from modules already loaded (the caller checks resources with
+    /// [`check_resources`] if it wants to).
     pub fn from_modules(program: ProgramModule, checker: Option<CheckerModule>, options: GradeOptions) -> Grader {
         Grader { program, checker, options }
     }
@@ -330,16 +367,48 @@ impl Grader {
             .into_iter()
             .map(|r| r.expect("every test is graded by some worker"))
             .collect();
-        let graded: Vec<f64> = tests.iter().filter_map(|t| t.score).collect();
-        let summary = Summary {
-            passed: tests.iter().filter(|t| t.verdict == Verdict::Accepted).count(),
-            total: tests.len(),
-            grading_errors: tests.len() - graded.len(),
-            score: if graded.is_empty() { 0.0 } else { graded.iter().sum::<f64>() / graded.len() as f64 },
-            wall_time: started.elapsed(),
-        };
+        let summary = Summary::of(&tests, started.elapsed());
         GradeReport { tests, summary }
     }
+}
+
+/// Refuses a batch whose workers could together hold more memory than the runtime's cap, or, with
+/// no cap, than the machine has: `jobs` × (the program's memory limit + the checker's).
+pub fn check_resources(runtime: &Runtime, options: &GradeOptions, checker: bool) -> Result<(), GradeError> {
+    let per_worker = options.limits.memory_bytes + if checker { options.checker_limits.memory_bytes } else { 0 };
+    let jobs = options.jobs.max(1) as u64;
+    let needed = per_worker.saturating_mul(jobs);
+    let (available, what) = match runtime.config().memory_cap {
+        Some(cap) => (cap, "the runtime's memory cap"),
+        None => (physical_memory(), "this machine's memory"),
+    };
+    if needed > available {
+        let fit = (available / per_worker.max(1)).max(1);
+        return Err(GradeError::Resources {
+            message: format!(
+                "{jobs} workers × {} MiB each (the program's memory limit{}) is {} MiB, more than {what} ({} MiB): \
+                 use at most {fit} jobs, or a lower memory limit",
+                per_worker >> 20,
+                if checker { " plus the checker's" } else { "" },
+                needed >> 20,
+                available >> 20
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Physical memory of the machine in bytes (`u64::MAX` where it cannot be read).
+fn physical_memory() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let (pages, size) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+        if pages > 0 && size > 0 {
+            return (pages as u64).saturating_mul(size as u64);
+        }
+    }
+    u64::MAX
 }
 
 /// One thread's instances: a program (or why it cannot be instantiated) and a checker.
@@ -377,6 +446,8 @@ impl<'a> Worker<'a> {
             Err(e) => return failed(test, Verdict::GradingError { message: format!("the host failed: {e}") }),
         };
         let (verdict, score) = match Verdict::from_run(&report) {
+            // Stopped by the host (the runtime's memory cap): not a score the program earned.
+            Some(verdict @ Verdict::GradingError { .. }) => (verdict, None),
             Some(verdict) => (verdict, Some(0.0)),
             None => self.judge(test, &report.stdout),
         };

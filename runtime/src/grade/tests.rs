@@ -110,6 +110,12 @@ fn load_dir(dir: &Path) -> Result<Vec<TestCase>, GradeError> {
 
 fn load_jsonl(file: &Path) -> Result<Vec<TestCase>, GradeError> {
     let text = std::fs::read_to_string(file).map_err(|e| io_error(file, e))?;
+    parse_jsonl(&text, file)
+}
+
+/// Parses JSONL test text as if read from `file` (named in errors; a test's `dir` is relative to
+/// its folder and must exist).
+pub fn parse_jsonl(text: &str, file: &Path) -> Result<Vec<TestCase>, GradeError> {
     let base = file.parent().unwrap_or(Path::new("."));
     let mut tests = Vec::new();
     let mut seen = HashSet::new();

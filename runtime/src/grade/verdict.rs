@@ -36,7 +36,7 @@ pub enum Verdict {
         limit: usize,
     },
     /// The test could not be graded: the checker trapped, exceeded one of its limits or answered
-    /// nonsense, or the host failed. Counts neither as a pass nor as a 0 (it is left out of the score).
+    /// nonsense, or the host failed. Has no score of its own; the batch's score counts it as 0.
     GradingError {
         /// What went wrong.
         message: String,

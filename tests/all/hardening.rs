@@ -1,0 +1,300 @@
+//! Hostile input cannot crash, hang, starve or fool the host (issue 9): each test is one item of
+//! the issue, and failed before its fix.
+
+use std::time::Duration;
+
+use wasmgym::grade::{GradeError, GradeOptions, Grader, InvalidProgram, TestCase, Verdict};
+use wasmgym::{Error, Limits, LoadLimits, Runtime, RuntimeConfig};
+use wasmgym_tests::runtime;
+
+const BANDIT: &str = include_str!("../../envs/bandit_wat/bandit.wat");
+
+fn test(name: &str, stdin: &str, expected: &str) -> TestCase {
+    TestCase {
+        name: name.into(),
+        stdin: stdin.as_bytes().to_vec(),
+        expected_stdout: expected.as_bytes().to_vec(),
+        ..TestCase::default()
+    }
+}
+
+fn invalid_program(runtime: &Runtime, wasm: &[u8]) -> (InvalidProgram, Error) {
+    match Grader::new(runtime, wasm, None, GradeOptions { jobs: 1, ..GradeOptions::default() }) {
+        Err(GradeError::InvalidProgram { reason, source }) => (reason, source),
+        Err(e) => panic!("expected an invalid program, got {e}"),
+        Ok(_) => panic!("expected an invalid program, it loaded"),
+    }
+}
+
+/// A bandit whose WAT source has `from` replaced by `to` (exactly once).
+fn bandit_with(from: &str, to: &str) -> String {
+    assert_eq!(BANDIT.matches(from).count(), 1, "{from:?} must occur once in bandit.wat");
+    BANDIT.replace(from, to)
+}
+
+// Item 1: a module without linear memory panicked the grader's dirty-page capture.
+#[test]
+fn a_module_without_memory_gets_a_clean_answer_as_program_env_and_checker() {
+    let wasm = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
+    let (reason, source) = invalid_program(runtime(), &wasm);
+    assert_eq!(reason, InvalidProgram::Unsupported);
+    assert!(source.to_string().contains("no linear memory"), "{source}");
+    // As an environment or a checker it is refused too (first for what it lacks of their ABI).
+    assert!(runtime().load(&wasm).is_err());
+    assert!(runtime().load_checker(&wasm).is_err());
+    let stamped = wat::parse_str(format!(
+        r#"(module (@custom "{}" "\01\00\00\00") (func (export "_start")))"#,
+        wasmgym_abi::ABI_SECTION
+    ))
+    .unwrap();
+    assert!(matches!(runtime().load(&stamped), Err(Error::MissingExport { .. } | Error::Unsupported { .. })));
+}
+
+// Item 2: the memory limit held per memory, so ten memories of 250 MiB passed a 256 MiB limit.
+#[test]
+fn the_memory_limit_counts_all_memories_of_an_instance() {
+    let memories = "(memory 4000) ".repeat(10); // 10 × 250 MiB
+    let wasm = wat::parse_str(format!(r#"(module {memories} (func (export "_start")))"#)).unwrap();
+    let options = GradeOptions { jobs: 1, ..GradeOptions::default() };
+    let report = Grader::new(runtime(), &wasm, None, options).unwrap().grade(&[test("a", "", ""), test("b", "", "")]);
+    for t in &report.tests {
+        match t.verdict {
+            Verdict::MemoryLimitExceeded { requested, limit, table: false } => {
+                assert_eq!(limit, 256 << 20);
+                assert_eq!(requested, 2 * 4000 * 65536, "refused at the second memory");
+            }
+            ref other => panic!("{}: {other}", t.name),
+        }
+    }
+    // Growth inside a run counts the other memories too: two memories of 200 MiB each.
+    let grow = wat::parse_str(
+        r#"(module (memory $a 1) (memory $b 1)
+             (func (export "_start")
+               (drop (memory.grow $a (i32.const 3200)))
+               (drop (memory.grow $b (i32.const 3200)))))"#,
+    )
+    .unwrap();
+    let options = GradeOptions { jobs: 1, ..GradeOptions::default() };
+    let report = Grader::new(runtime(), &grow, None, options).unwrap().grade(&[test("grow", "", "")]);
+    assert!(
+        matches!(report.tests[0].verdict, Verdict::MemoryLimitExceeded { requested, .. } if requested > 256 << 20),
+        "{}",
+        report.tests[0].verdict
+    );
+}
+
+/// `depth` nested `if`s (or `loop`s) in one function of a program.
+fn nested(kind: &str, depth: usize) -> Vec<u8> {
+    let body = format!("{}{}", format!("local.get 0 {kind} ").repeat(depth), "end ".repeat(depth));
+    let body = body.replace("local.get 0 loop", "loop");
+    wat::parse_str(format!(r#"(module (memory 1) (func (export "_start") (local i32) {body}))"#)).unwrap()
+}
+
+// Item 3: compilation had no bound (nested blocks compile in time quadratic in their depth).
+#[test]
+fn modules_over_the_load_limits_are_refused_before_compiling() {
+    let limits = LoadLimits::default();
+    let over = |wasm: &[u8], what: &str| {
+        let (reason, source) = invalid_program(runtime(), wasm);
+        assert_eq!(reason, InvalidProgram::OverLoadLimits, "{source}");
+        match source {
+            Error::ModuleLimit { what: w, found, limit } => {
+                assert!(w.starts_with(what), "{w} is not {what}");
+                assert!(found > limit);
+            }
+            other => panic!("{other}"),
+        }
+    };
+    let depth = limits.nesting_depth as usize + 1;
+    over(&nested("if", depth), "nesting_depth");
+    over(&nested("loop", depth), "nesting_depth");
+    let functions = "(func)".repeat(limits.functions as usize + 1);
+    over(&wat::parse_str(format!("(module (memory 1) {functions})")).unwrap(), "functions");
+    let locals = format!("(local {})", "i32 ".repeat(limits.locals as usize + 1));
+    over(&wat::parse_str(format!("(module (memory 1) (func {locals}))")).unwrap(), "locals");
+    let body = "i32.const 1 drop ".repeat(limits.function_body_bytes as usize / 3 + 1);
+    over(&wat::parse_str(format!("(module (memory 1) (func {body}))")).unwrap(), "function_body_bytes");
+    let mut big = wat::parse_str("(module (memory 1))").unwrap();
+    let payload = vec![0u8; limits.module_bytes];
+    big.push(0); // custom section id
+    leb128(&mut big, (payload.len() + 2) as u64);
+    big.extend_from_slice(&[1, b'x']);
+    big.extend_from_slice(&payload);
+    over(&big, "module_bytes");
+    // At the limit, the same shapes load; past it, a runtime for trusted modules loads them too.
+    runtime().load_program(&nested("if", limits.nesting_depth as usize)).unwrap();
+    let trusted = runtime().with_load_limits(LoadLimits::trusted());
+    trusted.load_program(&nested("if", depth)).unwrap();
+}
+
+fn leb128(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+// Item 4: an environment's spec was trusted too much.
+#[test]
+fn absurd_specs_are_refused_at_load_with_the_field_named() {
+    let cases = [
+        (r#"\"players\":1,"#, r#"\"players\":4294967295,"#, "players"),
+        (r#"\"name\":\"bandit\""#, r#"\"name\":\"\\u001b[2Jevil\""#, "name"),
+        (r#"\"reward_range\":[0.0,1.0]"#, r#"\"reward_range\":[1.0,0.0]"#, "reward_range"),
+        (r#"\"shape\":[2]"#, r#"\"shape\":[4294967295,4294967295,2]"#, "elements"),
+        (
+            r#"{\"type\":\"discrete\",\"n\":2}"#,
+            r#"{\"type\":\"text\",\"max_length\":4,\"charset\":\"\"}"#,
+            "charset",
+        ),
+    ];
+    for (from, to, word) in cases {
+        let wat = bandit_with(from, to);
+        match runtime().load(wat.as_bytes()) {
+            Err(Error::Protocol { message }) => assert!(message.contains(word), "{message} does not name {word}"),
+            Err(other) => panic!("{to}: {other}"),
+            Ok(_) => panic!("{to}: loaded"),
+        }
+    }
+}
+
+#[test]
+fn legal_actions_outside_the_space_and_players_past_the_count_are_protocol_errors() {
+    // Legal actions [0, 7] in Discrete(2).
+    let wat = bandit_with(r#""\01\00\00\00\00\00\00\00")"#, r#""\07\00\00\00\00\00\00\00")"#);
+    let mut env = runtime().load(wat.as_bytes()).unwrap().instantiate().unwrap();
+    env.reset(Some(0), None).unwrap();
+    let e = env.legal_actions().unwrap_err();
+    assert!(matches!(&e, Error::Protocol { message } if message.contains("outside")), "{e}");
+    assert!(env.is_poisoned());
+    // Player 5 to move in a one-player game.
+    let wat = bandit_with("(select (i32.const -1) (i32.const 0)", "(select (i32.const -1) (i32.const 5)");
+    let mut env = runtime().load(wat.as_bytes()).unwrap().instantiate().unwrap();
+    let e = env.reset(Some(0), None).unwrap_err();
+    assert!(matches!(&e, Error::Protocol { message } if message.contains("player 5")), "{e}");
+}
+
+/// A program that prints `1`, then grows its memory by `grow_mib` MiB and exits.
+fn answer_then_grow(grow_mib: u32) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+             (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+             (memory 1)
+             (data (i32.const 100) "1\n")
+             (func (export "_start")
+               (i32.store (i32.const 16) (i32.const 100))
+               (i32.store (i32.const 20) (i32.const 2))
+               (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))
+               (drop (memory.grow (i32.const {pages})))))"#,
+        pages = grow_mib * 16
+    ))
+    .unwrap()
+}
+
+// Item 5: under a memory cap, a program could raise its own score.
+#[test]
+fn a_program_cannot_raise_its_score_by_exhausting_the_cap() {
+    let program = answer_then_grow(32);
+    // What one worker holds after the first test, measured on a runtime of its own; the cap then
+    // leaves less room than a second instance needs, as a program would arrange to. (The
+    // program's limit is the cap: one job may use all of it.)
+    let measure = Runtime::new().unwrap();
+    let mut instance = measure.load_program(&program).unwrap().instantiate(Limits::default()).unwrap();
+    instance.run(&wasmgym::RunInput::default()).unwrap();
+    let held = measure.memory_in_use();
+    let cap = held + (32 << 10);
+    let limits = Limits { memory_bytes: cap, ..GradeOptions::default().limits };
+    let options = GradeOptions { jobs: 1, limits, ..GradeOptions::default() };
+    let runtime = Runtime::with_config(RuntimeConfig { memory_cap: Some(cap), ..RuntimeConfig::default() }).unwrap();
+    let tests: Vec<TestCase> = (1..=10).map(|i| test(&format!("t{i}"), "", &i.to_string())).collect();
+    let report = Grader::new(&runtime, &program, None, options).unwrap().grade(&tests);
+    let s = &report.summary;
+    assert_eq!((s.passed, s.total, s.grading_errors), (1, 10, 0), "{:?}", report.tests);
+    assert!((s.score - 0.1).abs() < 1e-12, "score {}", s.score);
+    assert!(report.tests[1..].iter().all(|t| matches!(t.verdict, Verdict::WrongAnswer { .. })));
+
+    // A program that takes the runtime past its cap in its own run: a grading error, counted as a
+    // failure and in the summary's count.
+    let runtime = Runtime::with_config(RuntimeConfig { memory_cap: Some(96 << 20), ..RuntimeConfig::default() })
+        .unwrap();
+    let options = GradeOptions { jobs: 1, ..GradeOptions::default() }; // 256 MiB per program
+    // (`Grader::new` refuses a limit past the cap; `from_modules` leaves that to the caller, and
+    // other instances of the runtime can hold the memory just the same.)
+    let program = runtime.load_program(&answer_then_grow(200)).unwrap();
+    let report = Grader::from_modules(program, None, options).grade(&[test("a", "", "1"), test("b", "", "1")]);
+    let grading_errors = report.tests.iter().filter(|t| matches!(t.verdict, Verdict::GradingError { .. })).count();
+    assert_eq!(grading_errors, 2, "{:?}", report.tests);
+    assert_eq!(report.summary.grading_errors, grading_errors);
+    assert_eq!(report.summary.score, 0.0);
+    assert!(report.tests.iter().all(|t| t.score.is_none()));
+}
+
+#[test]
+fn jobs_times_the_memory_limit_is_checked_against_the_cap_before_a_batch() {
+    let runtime = Runtime::with_config(RuntimeConfig { memory_cap: Some(1 << 30), ..RuntimeConfig::default() })
+        .expect("a runtime");
+    let options = GradeOptions { jobs: 8, ..GradeOptions::default() }; // 8 × 256 MiB > 1 GiB
+    match Grader::new(&runtime, &answer_then_grow(0), None, options) {
+        Err(GradeError::Resources { message }) => {
+            assert!(message.contains("use at most 4 jobs"), "{message}")
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    let options = GradeOptions { jobs: 4, ..GradeOptions::default() };
+    Grader::new(&runtime, &answer_then_grow(0), None, options).unwrap();
+}
+
+// Item 7: valid modules with state a snapshot cannot hold, shared memory, and restores of
+// snapshots that the module's memory could never hold.
+#[test]
+fn a_mutable_funcref_global_is_a_program_with_fresh_instances_and_an_unsupported_env() {
+    let wasm = wat::parse_str(
+        r#"(module
+             (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+             (memory 1)
+             (global $g (mut funcref) (ref.null func))
+             (data (i32.const 100) "ok")
+             (func (export "_start")
+               (i32.store (i32.const 16) (i32.const 100))
+               (i32.store (i32.const 20) (i32.const 2))
+               (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))))"#,
+    )
+    .unwrap();
+    let program = runtime().load_program(&wasm).unwrap();
+    assert!(program.fresh_instance_per_run());
+    let options = GradeOptions { jobs: 1, ..GradeOptions::default() };
+    let report = Grader::from_modules(program, None, options).grade(&[test("a", "", "ok"), test("b", "", "ok")]);
+    assert_eq!(report.summary.passed, 2, "{:?}", report.tests);
+    let e = runtime().load_checker(&wasm).unwrap_err();
+    assert!(matches!(&e, Error::Unsupported { message } if message.contains("reference type")), "{e}");
+
+    let shared = wat::parse_str(r#"(module (memory 1 1 shared) (func (export "_start")))"#).unwrap();
+    let (reason, source) = invalid_program(runtime(), &shared);
+    assert_eq!(reason, InvalidProgram::Unsupported, "{source}");
+}
+
+#[test]
+fn a_wat_error_does_not_copy_a_megabyte_line_into_the_message() {
+    let line = format!("(module (func {} oops)))", "nop ".repeat(500_000));
+    let e = runtime().load_program(line.as_bytes()).unwrap_err();
+    let message = e.to_string();
+    assert!(message.contains("WAT does not parse"), "{message}");
+    assert!(message.len() < 2000, "{} bytes", message.len());
+}
+
+// Item 6 is in grade.rs (`the_host_refuses_escapes_from_the_granted_directory`: a named pipe).
+
+#[test]
+fn a_deadline_still_bounds_a_program_under_the_new_limits() {
+    // The grader's per-test deadline is unchanged by the memory accounting above.
+    let wasm = wat::parse_str(r#"(module (memory 1) (func (export "_start") (loop (br 0))))"#).unwrap();
+    let limits = Limits { fuel_per_call: None, deadline: Some(Duration::from_millis(50)), ..Limits::default() };
+    let options = GradeOptions { jobs: 1, limits, ..GradeOptions::default() };
+    let report = Grader::new(runtime(), &wasm, None, options).unwrap().grade(&[test("spin", "", "")]);
+    assert_eq!(report.tests[0].verdict.name(), "time_limit_exceeded");
+}
