@@ -271,3 +271,28 @@ impl std::fmt::Debug for Program {
         f.debug_struct("Program").field("module", &self.module).field("limits", &self.limits).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pages::MemoryImage;
+
+    // Issue 9, item 7: a snapshot whose memory is smaller than the module's minimum restored.
+    #[test]
+    fn a_snapshot_the_memory_could_never_hold_is_refused_and_changes_nothing() {
+        let runtime = Runtime::new().unwrap();
+        let wasm = wat::parse_str(r#"(module (memory 2 4) (func (export "_start")))"#).unwrap();
+        let mut program = runtime.load_program(&wasm).unwrap().instantiate(Limits::default()).unwrap();
+        let mut data = program.sandbox.capture().unwrap();
+        for pages in [1, 5] {
+            data.memories[0] = MemoryImage::from_bytes(&vec![1; pages * 65536]);
+            let e = program.sandbox.restore(&data).unwrap_err().to_string();
+            assert!(e.contains("can never hold"), "{e}");
+            assert!(!program.sandbox.is_poisoned());
+        }
+        data.memories[0] = MemoryImage::from_bytes(&vec![0; 2 * 65536]);
+        data.globals.push(crate::snapshot::GlobalValue::I32(0));
+        assert!(program.sandbox.restore(&data).is_err(), "a global the module does not have");
+        assert!(program.run(&RunInput::default()).is_ok());
+    }
+}

@@ -76,6 +76,7 @@ pub(crate) fn rewrite_with(wasm: &[u8], options: &Options) -> Result<(Vec<u8>, L
     within(|| "module_bytes".into(), wasm.len() as u64, limits.module_bytes as u64)?;
     let mut layout = Layout::default();
     let mut code_bytes = 0u64;
+    let mut blocks = 0u64;
     let mut function = 0u32;
     let mut out = Module::new();
     let mut existing_exports = ExportSection::new();
@@ -164,7 +165,10 @@ pub(crate) fn rewrite_with(wasm: &[u8], options: &Options) -> Result<(Vec<u8>, L
                 within(name, size, limits.function_body_bytes as u64)?;
                 code_bytes += size;
                 within(|| "code_bytes".into(), code_bytes, limits.code_bytes as u64)?;
-                if let Some(name) = check_body(body, function, limits)?
+                let (unsnapshotted, here) = check_body(body, function, limits)?;
+                blocks += here;
+                within(|| "blocks".into(), blocks, limits.blocks as u64)?;
+                if let Some(name) = unsnapshotted
                     && layout.unsnapshotted.is_none()
                 {
                     if !options.allow_table_mutation {
@@ -272,12 +276,13 @@ fn unsupported_import(module: &str, name: &str, kind: &str) -> Error {
 }
 
 /// The first instruction of `body` whose effect lives outside memories and globals, which snapshots
-/// hold; and the body within `limits` (locals, nesting depth).
+/// hold, and the number of control blocks, having checked the body is within `limits` (locals,
+/// blocks, nesting depth).
 fn check_body(
     body: &wasmparser::FunctionBody<'_>,
     function: u32,
     limits: &LoadLimits,
-) -> Result<Option<&'static str>, Error> {
+) -> Result<(Option<&'static str>, u64), Error> {
     let invalid = |e: wasmparser::BinaryReaderError| Error::InvalidModule { message: e.to_string() };
     let mut locals = 0u64;
     for group in body.get_locals_reader().map_err(invalid)? {
@@ -286,6 +291,7 @@ fn check_body(
     }
     let mut ops = body.get_operators_reader().map_err(invalid)?;
     let mut depth = 0u32;
+    let mut blocks = 0u64;
     let mut found = None;
     while !ops.eof() {
         let op = ops.read().map_err(invalid)?;
@@ -296,7 +302,9 @@ fn check_body(
             | Operator::TryTable { .. }
             | Operator::Try { .. } => {
                 depth += 1;
+                blocks += 1;
                 within(|| format!("nesting_depth (defined function {function})"), depth as u64, limits.nesting_depth as u64)?;
+                within(|| format!("function_blocks (defined function {function})"), blocks, limits.function_blocks as u64)?;
                 continue;
             }
             Operator::End | Operator::Delegate { .. } => {
@@ -314,7 +322,7 @@ fn check_body(
         };
         found = found.or(Some(name));
     }
-    Ok(found)
+    Ok((found, blocks))
 }
 
 #[cfg(test)]

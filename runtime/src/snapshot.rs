@@ -294,3 +294,102 @@ impl Snapshot {
         Ok(Snapshot::new(SnapshotData { module, memories, globals, vars }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SnapshotData {
+        let mut image = MemoryImage::from_bytes(&vec![0u8; 3 * PAGE]);
+        image.set_page(1, &[7; IMAGE_PAGE]);
+        image.set_page(40, b"partly written");
+        let mut vars = HostVars {
+            rng: Rng::seed_from_u64(9),
+            clock_ns: 5,
+            stdout: b"out".to_vec(),
+            stderr: Vec::new(),
+            fuel_consumed: 77,
+            steps: 3,
+            episode: Episode::Running { player: 1 },
+        };
+        vars.rng.next_u64();
+        SnapshotData {
+            module: [3; 32],
+            memories: vec![image],
+            globals: vec![GlobalValue::I32(65536), GlobalValue::F64(1.5f64.to_bits())],
+            vars,
+        }
+    }
+
+    /// Format 1 as earlier versions wrote it: every byte of every memory, uncompressed.
+    fn format_1(d: &SnapshotData) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        let mut w = Writer(&mut out);
+        w.u32(1);
+        w.0.extend_from_slice(&d.module);
+        w.u32(d.memories.len() as u32);
+        for m in &d.memories {
+            w.u64(m.len() as u64);
+            w.0.extend_from_slice(&m.to_vec());
+        }
+        Snapshot::write_rest(d, &mut w);
+        let checksum = blake3::hash(&out);
+        out.extend_from_slice(checksum.as_bytes());
+        out
+    }
+
+    fn same(a: &SnapshotData, b: &SnapshotData) -> bool {
+        a.module == b.module
+            && a.globals == b.globals
+            && a.vars == b.vars
+            && a.memories.len() == b.memories.len()
+            && a.memories.iter().zip(&b.memories).all(|(x, y)| x.to_vec() == y.to_vec())
+    }
+
+    #[test]
+    fn format_2_round_trips_and_format_1_is_still_read() {
+        let data = sample();
+        let bytes = Snapshot::new(sample()).to_bytes();
+        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), SNAPSHOT_FORMAT);
+        assert!(same(Snapshot::from_bytes(&bytes).unwrap().data(), &data));
+        let old = format_1(&data);
+        assert!(old.len() > 3 * PAGE && bytes.len() < 2 * IMAGE_PAGE, "{} vs {} bytes", old.len(), bytes.len());
+        assert!(same(Snapshot::from_bytes(&old).unwrap().data(), &data));
+        let mut future = bytes.clone();
+        future[8] = 9;
+        let e = Snapshot::from_bytes(&future).unwrap_err().to_string();
+        assert!(e.contains("format 9") && e.contains("formats 1 and 2"), "{e}");
+    }
+
+    /// A format 2 snapshot with a valid checksum around `body` (uncompressed).
+    fn format_2_with(body: &[u8]) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&2u32.to_le_bytes());
+        out.extend_from_slice(&[0; 32]);
+        zstd::stream::copy_encode(body, &mut out, 3).unwrap();
+        let checksum = blake3::hash(&out);
+        out.extend_from_slice(checksum.as_bytes());
+        out
+    }
+
+    #[test]
+    fn bytes_claiming_more_memory_than_wasm32_has_are_refused_before_allocating() {
+        let mut body = 1u32.to_le_bytes().to_vec();
+        body.extend_from_slice(&(8u64 << 30).to_le_bytes());
+        let e = Snapshot::from_bytes(&format_2_with(&body)).unwrap_err().to_string();
+        assert!(e.contains("exceed 4 GiB"), "{e}");
+        // A bitmap that promises pages the body does not have.
+        let mut body = 1u32.to_le_bytes().to_vec();
+        body.extend_from_slice(&(PAGE as u64).to_le_bytes());
+        body.extend_from_slice(&[0xff; 2]);
+        let e = Snapshot::from_bytes(&format_2_with(&body)).unwrap_err().to_string();
+        assert!(e.contains("ends early"), "{e}");
+        // Not zstd at all, under a valid checksum.
+        let mut junk = MAGIC.to_vec();
+        junk.extend_from_slice(&2u32.to_le_bytes());
+        junk.extend_from_slice(&[0; 40]);
+        let checksum = blake3::hash(&junk);
+        junk.extend_from_slice(checksum.as_bytes());
+        assert!(matches!(Snapshot::from_bytes(&junk), Err(Error::BadSnapshot { .. })));
+    }
+}

@@ -108,6 +108,11 @@ fn modules_over_the_load_limits_are_refused_before_compiling() {
     let depth = limits.nesting_depth as usize + 1;
     over(&nested("if", depth), "nesting_depth");
     over(&nested("loop", depth), "nesting_depth");
+    let blocks = |n: usize| format!("(func {})", "block end ".repeat(n));
+    let one = blocks(limits.function_blocks as usize + 1);
+    over(&wat::parse_str(format!("(module (memory 1) {one})")).unwrap(), "function_blocks");
+    let full = blocks(limits.function_blocks as usize).repeat((limits.blocks / limits.function_blocks) as usize + 1);
+    over(&wat::parse_str(format!("(module (memory 1) {full})")).unwrap(), "blocks");
     let functions = "(func)".repeat(limits.functions as usize + 1);
     over(&wat::parse_str(format!("(module (memory 1) {functions})")).unwrap(), "functions");
     let locals = format!("(local {})", "i32 ".repeat(limits.locals as usize + 1));
@@ -297,4 +302,22 @@ fn a_deadline_still_bounds_a_program_under_the_new_limits() {
     let options = GradeOptions { jobs: 1, limits, ..GradeOptions::default() };
     let report = Grader::new(runtime(), &wasm, None, options).unwrap().grade(&[test("spin", "", "")]);
     assert_eq!(report.tests[0].verdict.name(), "time_limit_exceeded");
+}
+
+// Compact snapshot bytes: zero pages by reference, the rest compressed (connect_four's were 197 KB).
+#[test]
+fn a_connect_four_snapshot_is_at_most_40_kb_and_restores_exactly() {
+    let module = wasmgym_tests::module("connect_four");
+    let mut env = module.instantiate().unwrap();
+    env.reset(Some(7), None).unwrap();
+    for action in [3, 3, 2, 4, 1, 0, 6] {
+        env.step(action).unwrap();
+    }
+    let bytes = env.snapshot().unwrap().to_bytes();
+    assert!(bytes.len() <= 40_000, "{} bytes", bytes.len());
+    let hash = env.state_hash().unwrap();
+    let mut other = module.instantiate().unwrap();
+    other.restore(&wasmgym::Snapshot::from_bytes(&bytes).unwrap()).unwrap();
+    assert_eq!(other.state_hash().unwrap(), hash);
+    assert_eq!(other.step(5).unwrap(), env.step(5).unwrap());
 }
