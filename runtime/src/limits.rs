@@ -90,11 +90,11 @@ impl Default for LoadLimits {
     fn default() -> Self {
         LoadLimits {
             module_bytes: 16 << 20,
-            functions: 50_000,
-            function_body_bytes: 1 << 20,
-            code_bytes: 4 << 20,
-            blocks: 80_000,
-            function_blocks: 10_000,
+            functions: 10_000,
+            function_body_bytes: 512 << 10,
+            code_bytes: 2 << 20,
+            blocks: 30_000,
+            function_blocks: 5_000,
             nesting_depth: 1_000,
             locals: 20_000,
         }
