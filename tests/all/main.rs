@@ -4,6 +4,7 @@ mod agreement;
 mod bad_input;
 mod conformance;
 mod forks;
+mod fuzz_regressions;
 mod grade;
 mod hardening;
 mod limits;
