@@ -332,7 +332,13 @@ mod tests {
         // 2^32 * 2^32 wraps to 0 in 64-bit arithmetic: it must not pass as an empty box.
         let huge = Space::Box { dtype: Dtype::F32, shape: vec![u32::MAX, u32::MAX, 2], low: vec![], high: vec![] };
         refused(&|s| s.observation_space = huge.clone(), "elements");
-        refused(&|s| s.observation_space = Space::Box { dtype: Dtype::F32, shape: vec![65536, 65536], low: vec![], high: vec![] }, "elements");
+        refused(
+            &|s| {
+                s.observation_space =
+                    Space::Box { dtype: Dtype::F32, shape: vec![65536, 65536], low: vec![], high: vec![] }
+            },
+            "elements",
+        );
         refused(&|s| s.observation_space = Space::MultiDiscrete { nvec: vec![2, 0] }, "element 1");
         refused(&|s| s.action_space = Space::MultiDiscrete { nvec: vec![2] }, "Discrete or Text");
         refused(&|s| s.action_space = Space::Discrete { n: u64::MAX }, "i64");

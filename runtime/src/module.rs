@@ -183,9 +183,10 @@ pub(crate) fn to_binary(bytes: &[u8]) -> Result<Vec<u8>> {
         return Ok(bytes.to_vec());
     }
     match std::str::from_utf8(bytes) {
-        Ok(text) if text.trim_start().starts_with('(') || text.trim_start().starts_with(";;") => {
-            wat::parse_str(text).map_err(|e| Error::InvalidModule { message: format!("WAT does not parse: {}", clip_lines(&e.to_string())) })
-        }
+        Ok(text) if text.trim_start().starts_with('(') || text.trim_start().starts_with(";;") => wat::parse_str(text)
+            .map_err(|e| Error::InvalidModule {
+                message: format!("WAT does not parse: {}", clip_lines(&e.to_string())),
+            }),
         _ => Err(Error::InvalidModule {
             message: format!(
                 "not WebAssembly: the file starts with {:02x?}, not the \\0asm magic, and is not WAT text",

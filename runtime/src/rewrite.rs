@@ -133,7 +133,9 @@ pub(crate) fn rewrite_with(wasm: &[u8], options: &Options) -> Result<(Vec<u8>, L
                         let what = "a mutable global of reference type (funcref, externref)";
                         if !options.allow_table_mutation {
                             return Err(Error::Unsupported {
-                                message: format!("the module has {what}, which a snapshot cannot hold: build without it"),
+                                message: format!(
+                                    "the module has {what}, which a snapshot cannot hold: build without it"
+                                ),
                             });
                         }
                         layout.unsnapshotted.get_or_insert(what);
@@ -160,7 +162,7 @@ pub(crate) fn rewrite_with(wasm: &[u8], options: &Options) -> Result<(Vec<u8>, L
                 within(|| "functions".into(), reader.count() as u64, limits.functions as u64)?;
             }
             Payload::CodeSectionEntry(body) => {
-                let size = (body.range().end - body.range().start) as u64;
+                let size = body.range().end - body.range().start;
                 let name = || format!("function_body_bytes (defined function {function})");
                 within(name, size, limits.function_body_bytes as u64)?;
                 code_bytes += size;
@@ -303,8 +305,16 @@ fn check_body(
             | Operator::Try { .. } => {
                 depth += 1;
                 blocks += 1;
-                within(|| format!("nesting_depth (defined function {function})"), depth as u64, limits.nesting_depth as u64)?;
-                within(|| format!("function_blocks (defined function {function})"), blocks, limits.function_blocks as u64)?;
+                within(
+                    || format!("nesting_depth (defined function {function})"),
+                    depth as u64,
+                    limits.nesting_depth as u64,
+                )?;
+                within(
+                    || format!("function_blocks (defined function {function})"),
+                    blocks,
+                    limits.function_blocks as u64,
+                )?;
                 continue;
             }
             Operator::End | Operator::Delegate { .. } => {
@@ -369,9 +379,10 @@ mod tests {
 
     #[test]
     fn table_mutation_and_imported_memory_are_refused() {
-        let grow =
-            wat::parse_str("(module (memory 1) (table 1 funcref) (func (drop (table.grow 0 (ref.null func) (i32.const 1)))))")
-                .unwrap();
+        let grow = wat::parse_str(
+            "(module (memory 1) (table 1 funcref) (func (drop (table.grow 0 (ref.null func) (i32.const 1)))))",
+        )
+        .unwrap();
         assert!(matches!(rewrite(&grow), Err(Error::Unsupported { message }) if message.contains("table.grow")));
         let imported = wat::parse_str(r#"(module (import "env" "mem" (memory 1)))"#).unwrap();
         assert!(matches!(rewrite(&imported), Err(Error::UnknownImport { .. })));
@@ -380,12 +391,17 @@ mod tests {
 
     #[test]
     fn programs_may_mutate_tables_and_the_layout_says_so() {
-        let grow =
-            wat::parse_str("(module (memory 1) (table 1 funcref) (func (drop (table.grow 0 (ref.null func) (i32.const 1)))))")
-                .unwrap();
+        let grow = wat::parse_str(
+            "(module (memory 1) (table 1 funcref) (func (drop (table.grow 0 (ref.null func) (i32.const 1)))))",
+        )
+        .unwrap();
         let (_, layout) = rewrite_with(&grow, &Options { allow_table_mutation: true, ..Options::default() }).unwrap();
         assert_eq!(layout.unsnapshotted, Some("table.grow"));
-        let (_, plain) = rewrite_with(&wat::parse_str("(module (memory 1))").unwrap(), &Options { allow_table_mutation: true, ..Options::default() }).unwrap();
+        let (_, plain) = rewrite_with(
+            &wat::parse_str("(module (memory 1))").unwrap(),
+            &Options { allow_table_mutation: true, ..Options::default() },
+        )
+        .unwrap();
         assert_eq!(plain.unsnapshotted, None);
     }
 }

@@ -7,7 +7,10 @@
 use std::sync::Arc;
 
 use wasmgym_abi::rng::Rng;
-use wasmtime::{Extern, ExternType, Global, ValType, Instance, Memory, ResourceLimiter, Store, TypedFunc, Val, WasmParams, WasmResults};
+use wasmtime::{
+    Extern, ExternType, Global, Instance, Memory, ResourceLimiter, Store, TypedFunc, Val, ValType, WasmParams,
+    WasmResults,
+};
 
 use crate::budget::Charge;
 use crate::cow::CowFile;
@@ -92,7 +95,10 @@ impl ResourceLimiter for HostState {
         // All memories together: ten memories of 250 MiB are 2.5 GiB, whatever the limit per memory.
         let total = self.memory_total.saturating_add(more);
         if total > self.limits.memory_bytes {
-            return Err(wasmtime::Error::new(HostTrap::MemoryLimit { requested: total, limit: self.limits.memory_bytes }));
+            return Err(wasmtime::Error::new(HostTrap::MemoryLimit {
+                requested: total,
+                limit: self.limits.memory_bytes,
+            }));
         }
         self.memory_total = total;
         // At instantiation (current = 0) the new instance's charge is checked as a whole.
@@ -492,7 +498,6 @@ impl Sandbox {
         self.memories.iter().map(|m| m.data_size(&self.store) as u64).sum()
     }
 
-
     /// The shadow stack pointer has left linear memory (wrapped below zero or past the end).
     fn shadow_stack_escaped(&mut self) -> bool {
         let Some(i) = self.module.layout.stack_pointer else { return false };
@@ -799,7 +804,10 @@ impl Sandbox {
                     | (GlobalValue::V128(_), ValType::V128)
             );
             if !fits {
-                return bad(format!("its global {i} is {value:?}, the module's global {i} is of type {}", ty.content()));
+                return bad(format!(
+                    "its global {i} is {value:?}, the module's global {i} is of type {}",
+                    ty.content()
+                ));
             }
         }
         let limit = self.store.data().limits.memory_bytes;

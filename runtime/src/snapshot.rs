@@ -22,8 +22,8 @@
 
 use std::sync::Arc;
 
-use wasmgym_abi::rng::Rng;
 use wasmgym_abi::DecodeError;
+use wasmgym_abi::rng::Rng;
 use wasmgym_abi::wire::{Reader, Writer};
 
 use crate::error::{Error, Result};

@@ -152,11 +152,7 @@ fn absurd_specs_are_refused_at_load_with_the_field_named() {
         (r#"\"name\":\"bandit\""#, r#"\"name\":\"\\u001b[2Jevil\""#, "name"),
         (r#"\"reward_range\":[0.0,1.0]"#, r#"\"reward_range\":[1.0,0.0]"#, "reward_range"),
         (r#"\"shape\":[2]"#, r#"\"shape\":[4294967295,4294967295,2]"#, "elements"),
-        (
-            r#"{\"type\":\"discrete\",\"n\":2}"#,
-            r#"{\"type\":\"text\",\"max_length\":4,\"charset\":\"\"}"#,
-            "charset",
-        ),
+        (r#"{\"type\":\"discrete\",\"n\":2}"#, r#"{\"type\":\"text\",\"max_length\":4,\"charset\":\"\"}"#, "charset"),
     ];
     for (from, to, word) in cases {
         let wat = bandit_with(from, to);
@@ -225,8 +221,8 @@ fn a_program_cannot_raise_its_score_by_exhausting_the_cap() {
 
     // A program that takes the runtime past its cap in its own run: a grading error, counted as a
     // failure and in the summary's count.
-    let runtime = Runtime::with_config(RuntimeConfig { memory_cap: Some(96 << 20), ..RuntimeConfig::default() })
-        .unwrap();
+    let runtime =
+        Runtime::with_config(RuntimeConfig { memory_cap: Some(96 << 20), ..RuntimeConfig::default() }).unwrap();
     let options = GradeOptions { jobs: 1, ..GradeOptions::default() }; // 256 MiB per program
     // (`Grader::new` refuses a limit past the cap; `from_modules` leaves that to the caller, and
     // other instances of the runtime can hold the memory just the same.)

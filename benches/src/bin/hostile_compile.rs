@@ -7,8 +7,10 @@
 use std::process::Command;
 use std::time::Instant;
 
-use wasm_encoder::{BlockType, CodeSection, Function, FunctionSection, Instruction, MemorySection, MemoryType, Module,
-    TypeSection, ValType};
+use wasm_encoder::{
+    BlockType, CodeSection, Function, FunctionSection, Instruction, MemorySection, MemoryType, Module, TypeSection,
+    ValType,
+};
 use wasmgym::{LoadLimits, Runtime};
 
 /// A module of `functions` functions `() -> ()` with one i32 local, each body `body`.
@@ -146,11 +148,9 @@ fn stats(wasm: &[u8]) -> serde_json::Value {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--stats") {
-        let runtime = Runtime::with_config(wasmgym::RuntimeConfig {
-            load_limits: LoadLimits::trusted(),
-            ..Default::default()
-        })
-        .expect("runtime");
+        let runtime =
+            Runtime::with_config(wasmgym::RuntimeConfig { load_limits: LoadLimits::trusted(), ..Default::default() })
+                .expect("runtime");
         for path in &args[2..] {
             let wasm = std::fs::read(path).expect("reading the module");
             let started = Instant::now();
