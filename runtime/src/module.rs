@@ -123,6 +123,24 @@ impl Runtime {
         let binary = to_binary(wasm)?;
         let options = rewrite::Options { allow_table_mutation: false, limits: self.config.load_limits.clone() };
         let (rewritten, layout) = rewrite::rewrite_with(&binary, &options)?;
+        if layout.abi_version.is_none() {
+            // Say what the module is when it is another kind of guest, before compiling anything.
+            let exports = &layout.exports;
+            if exports.iter().any(|e| e == wasmgym_abi::checker::CHECK) {
+                return Err(Error::WrongKind {
+                    message: "it is a checker (it exports `wasmgym_check`), not an environment: pass it to \
+                              `wasmgym grade --checker`"
+                        .into(),
+                });
+            }
+            if exports.iter().any(|e| e == "_start") {
+                return Err(Error::WrongKind {
+                    message: "it is a program (it exports `_start`), not an environment: grade it with \
+                              `wasmgym grade`, or build an environment with `export_env!`"
+                        .into(),
+                });
+            }
+        }
         if layout.abi_version != Some(ABI_VERSION) {
             return Err(Error::AbiMismatch { found: layout.abi_version, supported: ABI_VERSION });
         }

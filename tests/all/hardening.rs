@@ -317,3 +317,16 @@ fn a_connect_four_snapshot_is_at_most_40_kb_and_restores_exactly() {
     assert_eq!(other.state_hash().unwrap(), hash);
     assert_eq!(other.step(5).unwrap(), env.step(5).unwrap());
 }
+
+// Item 3's last part: `inspect` (loading as an environment) said "ABI version mismatch" of a
+// program or a checker; it now says what the module is, before compiling it.
+#[test]
+fn loading_a_program_or_checker_as_an_environment_names_its_kind() {
+    for (name, word) in [("sum", "program"), ("sum_checker", "checker")] {
+        let bytes = wasmgym_builtin::find_program(name).unwrap().bytes;
+        match runtime().load(bytes) {
+            Err(Error::WrongKind { message }) => assert!(message.contains(word), "{message}"),
+            other => panic!("{name}: {:?}", other.map(|_| ())),
+        }
+    }
+}
