@@ -1,12 +1,15 @@
-//! `Snapshot::from_bytes` on arbitrary bytes with a valid checksum; what decodes must round-trip.
+//! `Snapshot::from_bytes` on arbitrary bytes with a valid checksum, and for inputs claiming format
+//! 2 also with their body compressed (`snapshot_inputs`); what decodes must round-trip.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wasmgym_fuzz::{oracles, reseal, runtime, seed_corpus, seeds};
+use wasmgym_fuzz::{oracles, seed_corpus, snapshot_inputs, snapshot_seeds};
 
 fuzz_target!(
-    init: seed_corpus(|| seeds::snapshots(runtime())),
+    init: seed_corpus(snapshot_seeds),
     |data: &[u8]| {
-        oracles::snapshot_bytes(&reseal(data));
+        for input in snapshot_inputs(data) {
+            oracles::snapshot_bytes(&input);
+        }
     }
 );
