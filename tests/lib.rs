@@ -21,6 +21,16 @@ pub fn test_guest(name: &str) -> EnvModule {
     cached(name, wasmgym_builtin::find_test_guest)
 }
 
+/// A grading test with `stdin` and the `expected` stdout, and nothing else.
+pub fn test_case(name: &str, stdin: &str, expected: &str) -> wasmgym::grade::TestCase {
+    wasmgym::grade::TestCase {
+        name: name.into(),
+        stdin: stdin.as_bytes().to_vec(),
+        expected_stdout: expected.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
 /// Every built-in environment's name.
 pub fn all_envs() -> Vec<&'static str> {
     wasmgym_builtin::names()

@@ -10,7 +10,7 @@ use wasmgym::grade::{
     load_tests,
 };
 use wasmgym::{Error, Limits};
-use wasmgym_tests::runtime;
+use wasmgym_tests::{runtime, test_case as test};
 
 fn example(name: &str) -> &'static [u8] {
     wasmgym_builtin::find_program(name).unwrap_or_else(|| panic!("no example {name} in programs/")).bytes
@@ -30,15 +30,6 @@ fn scratch(name: &str) -> PathBuf {
 
 fn options(jobs: usize) -> GradeOptions {
     GradeOptions { jobs, ..GradeOptions::default() }
-}
-
-fn test(name: &str, stdin: &str, expected: &str) -> TestCase {
-    TestCase {
-        name: name.into(),
-        stdin: stdin.as_bytes().to_vec(),
-        expected_stdout: expected.as_bytes().to_vec(),
-        ..TestCase::default()
-    }
 }
 
 fn grader(program: &[u8], checker: Option<&[u8]>, options: GradeOptions) -> Grader {

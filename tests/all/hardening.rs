@@ -5,18 +5,9 @@ use std::time::Duration;
 
 use wasmgym::grade::{GradeError, GradeOptions, Grader, InvalidProgram, TestCase, Verdict};
 use wasmgym::{Error, Limits, LoadLimits, Runtime, RuntimeConfig};
-use wasmgym_tests::runtime;
+use wasmgym_tests::{runtime, test_case as test};
 
 const BANDIT: &str = include_str!("../../envs/bandit_wat/bandit.wat");
-
-fn test(name: &str, stdin: &str, expected: &str) -> TestCase {
-    TestCase {
-        name: name.into(),
-        stdin: stdin.as_bytes().to_vec(),
-        expected_stdout: expected.as_bytes().to_vec(),
-        ..TestCase::default()
-    }
-}
 
 fn invalid_program(runtime: &Runtime, wasm: &[u8]) -> (InvalidProgram, Error) {
     match Grader::new(runtime, wasm, None, GradeOptions { jobs: 1, ..GradeOptions::default() }) {
