@@ -35,6 +35,7 @@
 mod budget;
 pub mod check;
 mod checker;
+mod copy;
 mod cow;
 mod error;
 pub mod grade;

@@ -20,6 +20,7 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::budget::{Budget, Charge};
+use crate::copy::copy;
 use crate::cow::CowFile;
 use crate::error::Error;
 
@@ -111,13 +112,13 @@ impl MemoryImage {
     /// [`MemoryImage::set_page`], charging a stored page to `budget` (whether or not it fits) for as
     /// long as any image holds it.
     pub fn set_page_charged(&mut self, index: usize, bytes: &[u8], budget: Option<&Arc<Budget>>) {
-        let mut page = [0u8; PAGE];
-        page[..bytes.len()].copy_from_slice(bytes);
-        let leaf = if bytes.iter().all(|&b| b == 0) {
+        let leaf = if *bytes == ZERO[..bytes.len()] {
             Node::Zero
         } else {
             let charge = budget.map(|b| b.charge_anyway(PAGE_CHARGE));
-            Node::Page(Arc::new(PageBuf { bytes: page, hash: OnceLock::new(), _charge: charge }))
+            let mut page = Arc::new(PageBuf { bytes: [0; PAGE], hash: OnceLock::new(), _charge: charge });
+            copy(&mut Arc::get_mut(&mut page).expect("made above").bytes[..bytes.len()], bytes);
+            Node::Page(page)
         };
         self.file = Default::default();
         let mut node = &mut self.root;
@@ -204,7 +205,7 @@ impl MemoryImage {
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = vec![0; self.len];
         for (i, chunk) in out.chunks_mut(PAGE).enumerate() {
-            chunk.copy_from_slice(&self.page(i)[..chunk.len()]);
+            copy(chunk, &self.page(i)[..chunk.len()]);
         }
         out
     }

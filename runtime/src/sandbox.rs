@@ -13,6 +13,7 @@ use wasmtime::{
 };
 
 use crate::budget::Charge;
+use crate::copy::copy;
 use crate::cow::CowFile;
 use crate::error::{CallBudget, Error, HostTrap, Result, TrapContext, from_wasmtime};
 use crate::instrument::DIRTY_MAP_EXPORT;
@@ -657,7 +658,7 @@ impl Sandbox {
         target.diff(image, |p| {
             let at = p * PAGE;
             let end = (at + PAGE).min(bytes.len());
-            bytes[at..end].copy_from_slice(&target.page(p)[..end - at]);
+            copy(&mut bytes[at..end], &target.page(p)[..end - at]);
             cow.note(p);
         });
         self.cow = Some(cow);
@@ -712,12 +713,12 @@ impl Sandbox {
         if child.cow.is_none() && full_copy_is_cheaper(candidates.len(), from.len()) {
             // Comparing a page and copying it costs several times a plain copy of it: past a
             // share of the memory, copying all of it is cheaper (measured in docs/branching.md).
-            to.copy_from_slice(from);
+            copy(to, from);
         } else {
             for p in candidates {
                 let range = p * PAGE..((p + 1) * PAGE).min(from.len());
                 if range.start < from.len() && from[range.clone()] != to[range.clone()] {
-                    to[range.clone()].copy_from_slice(&from[range]);
+                    copy(&mut to[range.clone()], &from[range]);
                     if let Some(cow) = &mut child.cow {
                         cow.note(p);
                     }
@@ -842,7 +843,7 @@ impl Sandbox {
                 for p in 0..target.pages() {
                     let at = p * PAGE;
                     let end = (at + PAGE).min(bytes.len());
-                    bytes[at..end].copy_from_slice(&target.page(p)[..end - at]);
+                    copy(&mut bytes[at..end], &target.page(p)[..end - at]);
                 }
                 continue;
             }
@@ -854,7 +855,7 @@ impl Sandbox {
                 let end = (at + PAGE).min(bytes.len());
                 let want = &target.page(page)[..end - at];
                 if bytes[at..end] != *want {
-                    bytes[at..end].copy_from_slice(want);
+                    copy(&mut bytes[at..end], want);
                     if i == 0
                         && let Some(cow) = &mut cow
                     {

@@ -250,7 +250,7 @@ fn read_u32(mem: &[u8], ptr: usize) -> Option<u32> {
 fn write_bytes(mem: &mut [u8], ptr: i32, bytes: &[u8]) -> i32 {
     match slice_mut(mem, ptr, bytes.len()) {
         Some(dst) => {
-            dst.copy_from_slice(bytes);
+            crate::copy::copy(dst, bytes);
             ERRNO_SUCCESS
         }
         None => ERRNO_FAULT,
