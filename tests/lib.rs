@@ -22,8 +22,8 @@ pub fn test_guest(name: &str) -> EnvModule {
 }
 
 /// A grading test with `stdin` and the `expected` stdout, and nothing else.
-pub fn test_case(name: &str, stdin: &str, expected: &str) -> wasmgym::grade::TestCase {
-    wasmgym::grade::TestCase {
+pub fn test_case(name: &str, stdin: &str, expected: &str) -> wasmgym_grade::TestCase {
+    wasmgym_grade::TestCase {
         name: name.into(),
         stdin: stdin.as_bytes().to_vec(),
         expected_stdout: expected.as_bytes().to_vec(),

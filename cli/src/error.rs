@@ -22,7 +22,7 @@ pub enum Error {
     /// Reading the terminal or writing the output failed: exit 1.
     Io(io::Error),
     /// Grading could not start (an invalid program or checker, a malformed test file): exit 1.
-    Grade(wasmgym::grade::GradeError),
+    Grade(wasmgym_grade::GradeError),
 }
 
 impl From<io::Error> for Error {

@@ -289,6 +289,41 @@ fn grade_json_on_the_examples_in_both_formats() {
 }
 
 #[test]
+fn grade_json_is_one_compact_line_and_jsonl_a_line_per_test_in_order() {
+    let tests = repo("programs/sum/tests.jsonl");
+    let o = wasmgym(&["grade", "sum", "--tests", &tests, "--json"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o).lines().count(), 1, "not compact: {}", stdout(&o));
+
+    // Many tests on two workers finish out of order; the lines come in test order all the same.
+    let path = std::env::temp_dir().join(format!("wasmgym-cli-{}-jsonl.jsonl", std::process::id()));
+    let lines: String = (0..300)
+        .map(|i| {
+            format!(
+                "{{\"name\": \"t{i}\", \"stdin\": \"{i} {i}\", \"expected_stdout\": \"{}\"}}\n",
+                2 * i + (i == 7) as i32
+            )
+        })
+        .collect();
+    std::fs::write(&path, lines).unwrap();
+    let o = wasmgym(&["grade", "sum", "--tests", path.to_str().unwrap(), "--jsonl", "--jobs", "2"]);
+    std::fs::remove_file(&path).ok();
+    assert_exit(&o, 1);
+    let docs: Vec<Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(docs.len(), 301);
+    for (i, t) in docs[..300].iter().enumerate() {
+        assert_eq!(t["name"], format!("t{i}"));
+        assert_eq!(t["verdict"], if i == 7 { "wrong_answer" } else { "accepted" }, "{t}");
+    }
+    let summary = &docs[300]["summary"];
+    assert_eq!((summary["passed"].as_u64(), summary["total"].as_u64()), (Some(299), Some(300)));
+    assert_eq!(summary["verdicts"]["wrong_answer"], 1);
+
+    let o = wasmgym(&["grade", "sum", "--tests", &tests, "--json", "--jsonl"]);
+    assert_exit(&o, 2);
+}
+
+#[test]
 fn grade_failing_tests_exit_1_with_verdicts() {
     let path = std::env::temp_dir().join(format!("wasmgym-cli-{}-grade.jsonl", std::process::id()));
     std::fs::write(
@@ -344,6 +379,11 @@ fn bench_grade_json_reports_both_throughputs_and_the_ratio() {
         (doc["grader"]["tests_per_second"].as_f64().unwrap(), doc["process"]["tests_per_second"].as_f64().unwrap());
     assert!(g > 0.0 && p > 0.0);
     assert!((doc["ratio"].as_f64().unwrap() - g / p).abs() < 1e-6 * (g / p));
+    let json = &doc["json"];
+    assert!(json["bytes"].as_u64().unwrap() > 50 * 100, "{json}");
+    for key in ["compact_ns_per_test", "lines_ns_per_test", "pretty_value_ns_per_test", "grading_ns_per_test"] {
+        assert!(json[key].as_f64().unwrap() > 0.0, "{key} in {json}");
+    }
 }
 
 #[test]

@@ -25,7 +25,7 @@
 //! Types, by cost and lifetime: [`Runtime`] (per process), [`EnvModule`] (compiled module,
 //! shareable), [`Env`] (instance, owns its store), [`Snapshot`] (plain data).
 //!
-//! The same sandbox grades untrusted programs ([`grade`]): [`ProgramModule`] (a compiled WASI
+//! The same sandbox runs untrusted programs (graded by the `wasmgym-grade` crate): [`ProgramModule`] (a compiled WASI
 //! command, shareable), [`Program`] (an instance that runs it from a pristine state, again and
 //! again), and [`CheckerModule`] / [`Checker`] (sandboxed code that scores an output, or the fork
 //! of an environment).
@@ -38,7 +38,6 @@ mod checker;
 mod copy;
 mod cow;
 mod error;
-pub mod grade;
 mod instance;
 mod instrument;
 mod limits;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use wasmgym::grade::{
+use wasmgym_grade::{
     Compare, GradeError, GradeOptions, GradeReport, Grader, InvalidProgram, RuntimeError, TestCase, TimeLimit, Verdict,
     load_tests,
 };
@@ -180,7 +180,7 @@ fn every_bad_program_gets_its_verdict_and_spares_the_batch() {
     assert_eq!(v[9], ("ok_last", &Verdict::Accepted));
     assert_eq!(report.summary.passed, 3);
     // The first KiB of a flood is kept.
-    assert_eq!(report.tests[4].stdout_head.len(), wasmgym::grade::OUTPUT_HEAD_BYTES);
+    assert_eq!(report.tests[4].stdout_head.len(), wasmgym_grade::OUTPUT_HEAD_BYTES);
     // Nothing was written next to the granted directory.
     assert!(!root.join("data/out.txt").exists());
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use wasmgym::grade::{GradeError, GradeOptions, Grader, InvalidProgram, TestCase, Verdict};
+use wasmgym_grade::{GradeError, GradeOptions, Grader, InvalidProgram, TestCase, Verdict};
 use wasmgym::{Error, Limits, LoadLimits, Runtime, RuntimeConfig};
 use wasmgym_tests::{runtime, test_case as test};
 

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use wasmgym::grade::parse_jsonl;
+use wasmgym_grade::parse_jsonl;
 use wasmgym::{EnvModule, Limits, RunInput, Runtime, Snapshot};
 use wasmgym_abi::wire::{Action, Observation, ResetRequest, Transition, decode_legal_actions, encode_legal_actions};
 use wasmgym_abi::{Dtype, EnvSpec, Space};

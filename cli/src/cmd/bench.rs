@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
-use wasmgym::grade::{Compare, GradeOptions, Grader, TestCase, Verdict, compare};
 use wasmgym_abi::rng::Rng;
+use wasmgym_grade::{Compare, GradeOptions, Grader, TestCase, Verdict, compare};
 
 use crate::error::{Context, Error, Outcome};
 use crate::{load, output};
@@ -79,6 +79,56 @@ struct Report {
     ratio: f64,
     /// What the process side does per test.
     process_method: &'static str,
+    /// What writing one round's report costs (`grade --json`, `--jsonl`), against the pretty
+    /// printing `--json` did before.
+    json: JsonCost,
+}
+
+#[derive(Serialize)]
+struct JsonCost {
+    /// Bytes of the compact document.
+    bytes: usize,
+    /// Writing the compact document (`--json`), per test.
+    compact_ns_per_test: f64,
+    /// Writing one line per test and a summary line (`--jsonl`), per test.
+    lines_ns_per_test: f64,
+    /// Baseline: building a `serde_json::Value` and pretty-printing it, per test.
+    pretty_value_ns_per_test: f64,
+    /// Grading, wall time per test of one round (all workers), for comparison.
+    grading_ns_per_test: f64,
+}
+
+/// Times writing `report` as JSON three ways into memory (best of 5 each).
+fn json_cost(report: &wasmgym_grade::GradeReport) -> Result<JsonCost, Error> {
+    let tests = report.tests.len().max(1) as f64;
+    let best = |write: &dyn Fn(&mut Vec<u8>) -> serde_json::Result<()>| -> Result<(f64, usize), Error> {
+        let mut fastest = f64::MAX;
+        let mut bytes = 0;
+        for _ in 0..5 {
+            let mut out = Vec::new();
+            let started = Instant::now();
+            write(&mut out).map_err(io::Error::from)?;
+            fastest = fastest.min(started.elapsed().as_secs_f64());
+            bytes = out.len();
+        }
+        Ok((fastest * 1e9 / tests, bytes))
+    };
+    let (compact, bytes) = best(&|out| serde_json::to_writer(out, report))?;
+    let (lines, _) = best(&|out| {
+        for t in &report.tests {
+            serde_json::to_writer(&mut *out, t)?;
+            out.push(b'\n');
+        }
+        serde_json::to_writer(&mut *out, &serde_json::json!({ "summary": report.summary_json() }))
+    })?;
+    let (pretty, _) = best(&|out| serde_json::to_writer_pretty(out, &report.to_json()))?;
+    Ok(JsonCost {
+        bytes,
+        compact_ns_per_test: compact,
+        lines_ns_per_test: lines,
+        pretty_value_ns_per_test: pretty,
+        grading_ns_per_test: report.summary.wall_time.as_secs_f64() * 1e9 / tests,
+    })
 }
 
 pub fn run(args: Args) -> Result<Outcome, Error> {
@@ -121,12 +171,15 @@ fn grade(args: GradeArgs) -> Result<Outcome, Error> {
     let bar = output::progress((args.rounds * tests.len()) as u64, 0, "grader");
     let started = Instant::now();
     let mut accepted = 0;
-    for round in 0..args.rounds {
-        let report = grader.grade_with_progress(&tests, &|done| bar.set_position((round * tests.len() + done) as u64));
+    let mut last = None;
+    for _ in 0..args.rounds {
+        let report = grader.grade_each(&tests, &|_, _| bar.inc(1));
         accepted += report.tests.iter().filter(|t| t.verdict == Verdict::Accepted).count();
+        last = Some(report);
     }
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
+    let json = json_cost(&last.expect("at least one round"))?;
     let runs = args.rounds * tests.len();
     let grader_side = Side { runs, accepted, seconds, tests_per_second: runs as f64 / seconds };
 
@@ -144,6 +197,7 @@ fn grade(args: GradeArgs) -> Result<Outcome, Error> {
         ratio: grader_side.tests_per_second / process_side.tests_per_second,
         grader: grader_side,
         process: process_side,
+        json,
         process_method: "fork+exec of the native build per test, stdin/stdout piped, RLIMIT_CPU 2 s and RLIMIT_AS 1 GiB set in pre_exec",
     };
     let all_accepted = report.grader.accepted == report.grader.runs && report.process.accepted == report.process.runs;
@@ -163,6 +217,13 @@ fn grade(args: GradeArgs) -> Result<Outcome, Error> {
             )?;
         }
         writeln!(out, "ratio {:.1}×", report.ratio)?;
+        let j = &report.json;
+        writeln!(
+            out,
+            "report as JSON: {:.0} ns/test compact ({} bytes), {:.0} ns/test as lines, {:.0} ns/test pretty \
+             (before); grading {:.0} ns/test",
+            j.compact_ns_per_test, j.bytes, j.lines_ns_per_test, j.pretty_value_ns_per_test, j.grading_ns_per_test
+        )?;
     }
     Ok(if all_accepted { Outcome::Passed } else { Outcome::Failed })
 }

@@ -1,12 +1,15 @@
 //! `wasmgym grade <program> --tests <dir|file.jsonl>`: run an untrusted program on tests in the
 //! sandbox, with a verdict per test.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wasmgym::Limits;
-use wasmgym::grade::{Compare, GradeOptions, GradeReport, Grader, load_tests};
+use wasmgym_grade::{Compare, GradeOptions, GradeReport, Grader, load_tests};
 
 use crate::error::{Context, Error, Outcome};
 use crate::{load, output};
@@ -43,9 +46,13 @@ pub struct Args {
     /// A directory every test may read (read-only, preopened as `.`).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Print one JSON document: {"tests": [...], "summary": {...}}.
-    #[arg(long)]
+    /// Print one JSON document (compact): {"tests": [...], "summary": {...}}.
+    #[arg(long, conflicts_with = "jsonl")]
     pub json: bool,
+    /// Print JSON lines as tests finish (in test order): one object per test, then
+    /// {"summary": {...}}.
+    #[arg(long)]
+    pub jsonl: bool,
 }
 
 /// The bytes of a module given as a path or as the name of an example in `programs/`.
@@ -84,14 +91,66 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
     let grader = Grader::new(&runtime, &program, checker.as_deref(), options).map_err(Error::Grade)?;
     let tests = load_tests(&args.tests).map_err(Error::Grade)?;
     let bar = output::progress(tests.len() as u64, 1000, "grading");
-    let report = grader.grade_with_progress(&tests, &|done| bar.set_position(done as u64));
+    let done = AtomicUsize::new(0);
+    let lines = args.jsonl.then(|| Mutex::new(InOrder::new()));
+    let report = grader.grade_each(&tests, &|i, result| {
+        bar.set_position(done.fetch_add(1, Ordering::Relaxed) as u64 + 1);
+        if let Some(lines) = &lines {
+            let line = serde_json::to_string(result).expect("a test result serialises");
+            lines.lock().unwrap_or_else(|e| e.into_inner()).put(i, line);
+        }
+    });
     bar.finish_and_clear();
-    if args.json {
-        output::print_json(&report.to_json())?;
+    if let Some(lines) = lines {
+        lines.into_inner().unwrap_or_else(|e| e.into_inner()).finish()?;
+        output::print_json_line(&serde_json::json!({ "summary": report.summary_json() }))?;
+    } else if args.json {
+        output::print_json_line(&report)?;
     } else {
         print_table(&report, &args, grader.options().jobs)?;
     }
     Ok(if report.summary.passed == report.summary.total { Outcome::Passed } else { Outcome::Failed })
+}
+
+/// Lines that arrive in any order, printed in index order as soon as every earlier one has come.
+struct InOrder {
+    next: usize,
+    waiting: BTreeMap<usize, String>,
+    out: io::BufWriter<io::Stdout>,
+    /// The first write error (a closed pipe): later lines are dropped, and `finish` reports it.
+    failed: Option<io::Error>,
+}
+
+impl InOrder {
+    fn new() -> InOrder {
+        InOrder { next: 0, waiting: BTreeMap::new(), out: io::BufWriter::new(io::stdout()), failed: None }
+    }
+
+    fn put(&mut self, index: usize, line: String) {
+        self.waiting.insert(index, line);
+        while let Some(line) = self.waiting.remove(&self.next) {
+            self.next += 1;
+            if self.failed.is_none()
+                && let Err(e) = writeln!(self.out, "{line}")
+            {
+                self.failed = Some(e);
+            }
+        }
+        // Flush when caught up, so a reader sees each result soon after it is graded.
+        if self.waiting.is_empty()
+            && self.failed.is_none()
+            && let Err(e) = self.out.flush()
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        match self.failed.take() {
+            Some(e) => Err(e),
+            None => self.out.flush(),
+        }
+    }
 }
 
 fn print_table(report: &GradeReport, args: &Args, jobs: usize) -> io::Result<()> {

@@ -4,7 +4,7 @@
 //! ```no_run
 //! use std::path::Path;
 //! use wasmgym::Runtime;
-//! use wasmgym::grade::{GradeOptions, Grader, load_tests};
+//! use wasmgym_grade::{GradeOptions, Grader, load_tests};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let runtime = Runtime::new()?;
@@ -23,9 +23,12 @@
 //! ([`Compare::Tokens`], whitespace-insensitive), byte for byte ([`Compare::Exact`]), or by a
 //! sandboxed checker module ([`CheckerModule`]) under its own limits.
 
+#![deny(missing_docs)]
+
 mod tests;
 mod verdict;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,11 +37,9 @@ use std::time::{Duration, Instant};
 pub use tests::{TestCase, load_tests, parse_jsonl};
 pub use verdict::{RuntimeError, TimeLimit, Verdict};
 
-use crate::checker::{Checker, CheckerModule};
-use crate::error::Error;
-use crate::limits::Limits;
-use crate::module::Runtime;
-use crate::program::{Program, ProgramModule, RunInput};
+use serde::Serialize;
+use serde::ser::SerializeStruct;
+use wasmgym::{Checker, CheckerModule, Error, Limits, Program, ProgramModule, RunInput, Runtime};
 
 /// How much of stdout and stderr a [`TestResult`] keeps.
 pub const OUTPUT_HEAD_BYTES: usize = 1024;
@@ -106,7 +107,7 @@ pub enum InvalidProgram {
     WrongKind,
     /// It is valid WebAssembly but uses what the sandbox does not run (shared memory, no memory).
     Unsupported,
-    /// It is over a static bound checked before compiling ([`crate::LoadLimits`]): too large, too
+    /// It is over a static bound checked before compiling ([`wasmgym::LoadLimits`]): too large, too
     /// many functions, blocks nested too deep.
     OverLoadLimits,
 }
@@ -251,45 +252,71 @@ pub struct GradeReport {
 }
 
 impl GradeReport {
-    /// The report as `{"tests": [...], "summary": {...}}`.
+    /// The report as `{"tests": [...], "summary": {...}}` (a tree; to write it, serialise the report
+    /// itself, which is cheaper).
     pub fn to_json(&self) -> serde_json::Value {
-        let tests: Vec<serde_json::Value> = self
-            .tests
-            .iter()
-            .map(|t| {
-                serde_json::json!({
-                    "name": t.name,
-                    "verdict": t.verdict.name(),
-                    "message": t.verdict.message(),
-                    "time_limit": t.verdict.time_limit(),
-                    "score": t.score,
-                    "exit_code": t.exit_code,
-                    "fuel_used": t.fuel_used,
-                    "wall_time_ms": t.wall_time.as_secs_f64() * 1e3,
-                    "peak_memory_bytes": t.peak_memory_bytes,
-                    "stdout": t.stdout_head,
-                    "stderr": t.stderr_head,
-                })
-            })
-            .collect();
-        let mut verdicts = serde_json::Map::new();
+        serde_json::to_value(self).expect("a report serialises")
+    }
+
+    /// The summary with the count of each verdict, as the report's JSON has it.
+    pub fn summary_json(&self) -> SummaryJson<'_> {
+        let mut verdicts = BTreeMap::new();
         for t in &self.tests {
-            let n = verdicts.entry(t.verdict.name()).or_insert(serde_json::json!(0));
-            *n = serde_json::json!(n.as_u64().unwrap_or(0) + 1);
+            *verdicts.entry(t.verdict.name()).or_insert(0) += 1;
         }
-        let s = &self.summary;
-        serde_json::json!({
-            "tests": tests,
-            "summary": {
-                "passed": s.passed,
-                "total": s.total,
-                "score": s.score,
-                "grading_errors": s.grading_errors,
-                "verdicts": verdicts,
-                "wall_time_s": s.wall_time.as_secs_f64(),
-                "tests_per_second": s.total as f64 / s.wall_time.as_secs_f64().max(1e-9),
-            }
-        })
+        SummaryJson { summary: &self.summary, verdicts }
+    }
+}
+
+impl Serialize for GradeReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut doc = serializer.serialize_struct("GradeReport", 2)?;
+        doc.serialize_field("tests", &self.tests)?;
+        doc.serialize_field("summary", &self.summary_json())?;
+        doc.end()
+    }
+}
+
+/// One test as JSON: `name`, `verdict`, `message`, `time_limit` (which limit, for
+/// `time_limit_exceeded`), `score`, `exit_code`, `fuel_used`, `wall_time_ms`,
+/// `peak_memory_bytes`, and the heads of `stdout` and `stderr`.
+impl Serialize for TestResult {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut test = serializer.serialize_struct("TestResult", 11)?;
+        test.serialize_field("name", &self.name)?;
+        test.serialize_field("verdict", self.verdict.name())?;
+        test.serialize_field("message", &self.verdict.message())?;
+        test.serialize_field("time_limit", &self.verdict.time_limit())?;
+        test.serialize_field("score", &self.score)?;
+        test.serialize_field("exit_code", &self.exit_code)?;
+        test.serialize_field("fuel_used", &self.fuel_used)?;
+        test.serialize_field("wall_time_ms", &(self.wall_time.as_secs_f64() * 1e3))?;
+        test.serialize_field("peak_memory_bytes", &self.peak_memory_bytes)?;
+        test.serialize_field("stdout", &self.stdout_head)?;
+        test.serialize_field("stderr", &self.stderr_head)?;
+        test.end()
+    }
+}
+
+/// A batch's totals as JSON (see [`GradeReport::summary_json`]).
+pub struct SummaryJson<'a> {
+    summary: &'a Summary,
+    verdicts: BTreeMap<&'static str, usize>,
+}
+
+impl Serialize for SummaryJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let s = self.summary;
+        let seconds = s.wall_time.as_secs_f64();
+        let mut summary = serializer.serialize_struct("Summary", 7)?;
+        summary.serialize_field("passed", &s.passed)?;
+        summary.serialize_field("total", &s.total)?;
+        summary.serialize_field("score", &s.score)?;
+        summary.serialize_field("grading_errors", &s.grading_errors)?;
+        summary.serialize_field("verdicts", &self.verdicts)?;
+        summary.serialize_field("wall_time_s", &seconds)?;
+        summary.serialize_field("tests_per_second", &(s.total as f64 / seconds.max(1e-9)))?;
+        summary.end()
     }
 }
 
@@ -333,14 +360,14 @@ impl Grader {
 
     /// Grades `tests` on `options.jobs` threads; results come in test order.
     pub fn grade(&self, tests: &[TestCase]) -> GradeReport {
-        self.grade_with_progress(tests, &|_| {})
+        self.grade_each(tests, &|_, _| {})
     }
 
-    /// [`Grader::grade`], calling `progress` with the number of tests done after each test.
-    pub fn grade_with_progress(&self, tests: &[TestCase], progress: &(dyn Fn(usize) + Sync)) -> GradeReport {
+    /// [`Grader::grade`], calling `each` with a test's index and result as soon as it is graded
+    /// (from the worker threads, in the order tests finish): for progress, or to stream results.
+    pub fn grade_each(&self, tests: &[TestCase], each: &(dyn Fn(usize, &TestResult) + Sync)) -> GradeReport {
         let started = Instant::now();
         let next = AtomicUsize::new(0);
-        let done = AtomicUsize::new(0);
         let results: Mutex<Vec<Option<TestResult>>> = Mutex::new(vec![None; tests.len()]);
         let jobs = self.options.jobs.clamp(1, tests.len().max(1));
         std::thread::scope(|scope| {
@@ -351,8 +378,9 @@ impl Grader {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(test) = tests.get(i) else { break };
-                        mine.push((i, worker.grade(test)));
-                        progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+                        let result = worker.grade(test);
+                        each(i, &result);
+                        mine.push((i, result));
                     }
                     let mut results = results.lock().unwrap_or_else(|e| e.into_inner());
                     for (i, r) in mine {

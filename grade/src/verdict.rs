@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use crate::error::Error;
-use crate::program::{RunEnd, RunReport};
+use wasmgym::{Error, RunEnd, RunReport};
 
 /// The verdict on one test.
 #[derive(Clone, Debug, PartialEq)]
