@@ -22,7 +22,7 @@ fn main() {
     for dir in ["envs", "sdk", "abi"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
-    println!("cargo:rerun-if-changed=Cargo.lock");
+    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
 
     let envs = discover(&root, "envs");
     let test_guests = discover(&root, "tests/guests");
