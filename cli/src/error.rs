@@ -54,12 +54,16 @@ impl Error {
         }
     }
 
-    /// The message on one line.
+    /// The message on one line (a compile error keeps its lines).
     pub fn message(&self) -> String {
         let text = match self {
             Error::Usage(message) => message.clone(),
             Error::Env { context, source } => format!("{context}: {source}{}", hint(source)),
             Error::Io(e) => format!("terminal input/output failed: {e}"),
+            // A compiler's message keeps its lines (file:line:column each).
+            Error::Grade(e @ wasmgym_grade::GradeError::CompileError { .. }) => {
+                return crate::output::printable(&e.to_string());
+            }
             Error::Grade(e) => e.to_string(),
         };
         one_line(&text)

@@ -324,6 +324,45 @@ fn grade_json_is_one_compact_line_and_jsonl_a_line_per_test_in_order() {
 }
 
 #[test]
+fn grade_c_source_by_extension_and_a_compile_error_once() {
+    let dir = std::env::temp_dir().join(format!("wasmgym-cli-{}-c", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (good, bad, unknown) = (dir.join("sum.c"), dir.join("bad.cpp"), dir.join("sum.py"));
+    std::fs::write(
+        &good,
+        "#include <stdio.h>\nint main(void){long long a,s=0;while(scanf(\"%lld\",&a)==1)s+=a;printf(\"%lld\\n\",s);}\n",
+    )
+    .unwrap();
+    std::fs::write(&bad, "int main() { return x; }\n").unwrap();
+    std::fs::write(&unknown, "print(1)\n").unwrap();
+    let tests = repo("programs/sum/tests.jsonl");
+    let cache = dir.join("cache");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wasmgym")).args(args).env("WASMGYM_CACHE_DIR", &cache).output().unwrap()
+    };
+
+    let o = run(&["grade", good.to_str().unwrap(), "--tests", &tests, "--json"]);
+    assert_exit(&o, 0);
+    assert_eq!(json(&o)["summary"]["passed"], 4);
+    assert!(cache.join("solutions").read_dir().unwrap().count() == 1, "the compiled solution is cached");
+
+    let o = run(&["grade", bad.to_str().unwrap(), "--tests", &tests, "--json"]);
+    assert_exit(&o, 1);
+    let doc = json(&o);
+    assert_eq!(doc["error"]["kind"], "compile_error");
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.contains("main.cpp:1:"), "{message}");
+    assert!(doc.get("tests").is_none());
+
+    let o = run(&["grade", unknown.to_str().unwrap(), "--tests", &tests, "--json"]);
+    assert_exit(&o, 2);
+    assert!(json(&o)["error"]["message"].as_str().unwrap().contains("--lang"));
+    let o = run(&["grade", unknown.to_str().unwrap(), "--tests", &tests, "--lang", "c", "--json"]);
+    assert_eq!(json(&o)["error"]["kind"], "compile_error");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn grade_failing_tests_exit_1_with_verdicts() {
     let path = std::env::temp_dir().join(format!("wasmgym-cli-{}-grade.jsonl", std::process::id()));
     std::fs::write(

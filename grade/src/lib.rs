@@ -25,6 +25,7 @@
 
 #![deny(missing_docs)]
 
+pub mod compile;
 mod tests;
 mod verdict;
 
@@ -34,6 +35,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub use compile::{CompileOptions, Lang, compile};
 pub use tests::{TestCase, load_tests, parse_jsonl};
 pub use verdict::{RuntimeError, TimeLimit, Verdict};
 
@@ -69,6 +71,19 @@ pub enum GradeError {
         /// What was asked for, what there is, and what to change.
         message: String,
     },
+    /// The solution's source does not compile: the compiler's message (or the limit that stopped
+    /// it), reported once, before any test.
+    #[error("compile error: {message}")]
+    CompileError {
+        /// What the compiler said, clipped.
+        message: String,
+    },
+    /// The compiler a language needs is missing or could not run: what to install.
+    #[error("{message}")]
+    Toolchain {
+        /// What is missing and how to get it.
+        message: String,
+    },
     /// A test file is malformed: it names the file and, for JSONL, the line.
     #[error("{path}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
     TestFile {
@@ -82,13 +97,16 @@ pub enum GradeError {
 }
 
 impl GradeError {
-    /// `invalid_program`, `invalid_checker`, `resources` or `test_file`.
+    /// `invalid_program`, `invalid_checker`, `resources`, `test_file`, `compile_error` or
+    /// `toolchain`.
     pub fn kind(&self) -> &'static str {
         match self {
             GradeError::InvalidProgram { .. } => "invalid_program",
             GradeError::InvalidChecker { .. } => "invalid_checker",
             GradeError::Resources { .. } => "resources",
             GradeError::TestFile { .. } => "test_file",
+            GradeError::CompileError { .. } => "compile_error",
+            GradeError::Toolchain { .. } => "toolchain",
         }
     }
 }

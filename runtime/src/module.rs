@@ -1,6 +1,6 @@
 //! [`Runtime`] (one per process) and [`EnvModule`] (a compiled environment, shareable).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +43,12 @@ pub struct RuntimeConfig {
     /// Static bounds every module must be within before it is compiled (see [`LoadLimits`]);
     /// [`Runtime::with_load_limits`] gives a runtime with other bounds for trusted modules.
     pub load_limits: LoadLimits,
+    /// A directory where compiled modules are kept (`<hash>.cwasm`, keyed by the module's bytes
+    /// after rewriting and by this engine's settings and wasmtime's version), so loading the same
+    /// module again deserialises it instead of compiling (a language interpreter: seconds). `None`:
+    /// always compile. The directory is created (mode 0700); its files are trusted as machine
+    /// code, so it must be writable by this user only.
+    pub compile_cache: Option<PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -55,6 +61,7 @@ impl Default for RuntimeConfig {
             memory_cap: None,
             cow_fork_min_bytes: 256 << 10,
             load_limits: LoadLimits::default(),
+            compile_cache: None,
         }
     }
 }
@@ -149,7 +156,8 @@ impl Runtime {
         // compile, compile the module as given, so the error speaks of the author's code.
         let instrumented =
             if self.config.track_dirty_pages { instrument::dirty_map(&rewritten)?.0 } else { rewritten.clone() };
-        let module = Module::new(&self.engine, &instrumented)
+        let module = self
+            .compile(&instrumented)
             .or_else(|_| Module::new(&self.engine, &rewritten))
             .map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
         check_exports(&module, &layout)?;
@@ -181,6 +189,54 @@ impl Runtime {
         let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
         self.load(&bytes)
     }
+}
+
+impl Runtime {
+    /// Compiles `wasm` (already rewritten), or deserialises it from the compile cache, where a
+    /// module compiled with this engine's settings is kept under the hash of its bytes.
+    pub(crate) fn compile(&self, wasm: &[u8]) -> wasmtime::Result<Module> {
+        let Some(dir) = &self.config.compile_cache else { return Module::new(&self.engine, wasm) };
+        let path = dir.join(format!("{}.cwasm", hex(&self.cache_key(wasm))));
+        if path.is_file() {
+            // SAFETY: the file was written by `Module::serialize` of this engine's settings (the key
+            // covers them and wasmtime's version; deserialize checks both again), whole (written
+            // to a temporary file and renamed), in a directory only this user may write.
+            if let Ok(module) = unsafe { Module::deserialize_file(&self.engine, &path) } {
+                return Ok(module);
+            }
+        }
+        let module = Module::new(&self.engine, wasm)?;
+        // A cache that cannot be written is no reason to fail the load.
+        let _ = store_compiled(dir, &path, &module);
+        Ok(module)
+    }
+
+    fn cache_key(&self, wasm: &[u8]) -> [u8; 32] {
+        use std::hash::{Hash, Hasher};
+        let mut settings = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut settings);
+        let mut key = blake3::Hasher::new();
+        key.update(b"wasmgym compile cache 1\0");
+        key.update(&settings.finish().to_le_bytes());
+        key.update(wasm);
+        *key.finalize().as_bytes()
+    }
+}
+
+/// Writes `module` serialised to `path` in `dir` (created, mode 0700 on Unix) through a temporary
+/// file, so a reader never sees part of it.
+fn store_compiled(dir: &Path, path: &Path, module: &Module) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    let bytes = module.serialize().map_err(std::io::Error::other)?;
+    let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
+    })
 }
 
 fn spawn_ticker(engine: &Engine, tick: Duration) {

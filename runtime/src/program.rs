@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::{ExternType, Linker, Module, TypedFunc};
+use wasmtime::{ExternType, Linker, TypedFunc};
 
 use crate::error::{Error, Result};
 use crate::limits::Limits;
@@ -44,7 +44,7 @@ pub(crate) fn compile(runtime: &Runtime, binary: &[u8], options: Options, fork_q
     let options = Options { limits: runtime.config().load_limits.clone(), ..options };
     let (rewritten, layout) = rewrite::rewrite_with(binary, &options)?;
     let engine = runtime.engine();
-    let module = Module::new(engine, &rewritten).map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
+    let module = runtime.compile(&rewritten).map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
     let mut linker = Linker::new(engine);
     wasi::link_with(&mut linker, &module, fork_queries)?;
     let pre = linker.instantiate_pre(&module).map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;

@@ -2,6 +2,7 @@
 
 mod agreement;
 mod bad_input;
+mod cache;
 mod conformance;
 mod forks;
 mod fuzz_regressions;
@@ -9,3 +10,4 @@ mod grade;
 mod hardening;
 mod limits;
 mod properties;
+mod source;

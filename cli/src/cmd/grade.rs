@@ -9,15 +9,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wasmgym::Limits;
-use wasmgym_grade::{Compare, GradeOptions, GradeReport, Grader, load_tests};
+use wasmgym_grade::{Compare, CompileOptions, GradeOptions, GradeReport, Grader, Lang, load_tests};
 
 use crate::error::{Context, Error, Outcome};
 use crate::{load, output};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The program: a .wasm or .wat WASI command, or the name of an example in programs/ (`sum`).
+    /// The program: a .wasm or .wat WASI command, a C or C++ source file (.c, .cpp), or the name
+    /// of an example in programs/ (`sum`).
     pub program: String,
+    /// The program's language: wasm, c or cpp (default: from the file's extension).
+    #[arg(long)]
+    pub lang: Option<String>,
     /// The tests: a directory of NAME.in / NAME.out pairs, or a .jsonl file with one test per line.
     #[arg(long)]
     pub tests: PathBuf,
@@ -70,9 +74,32 @@ pub fn module_bytes(arg: &str) -> Result<Vec<u8>, Error> {
     })
 }
 
+/// The program as a module: read, or compiled from its source.
+fn program_module(args: &Args) -> Result<Vec<u8>, Error> {
+    let path = Path::new(&args.program);
+    let lang = match &args.lang {
+        Some(name) => Lang::from_name(name)
+            .ok_or_else(|| Error::Usage(format!("unknown language `{name}`: use wasm, c or cpp")))?,
+        None if wasmgym_builtin::find_program(&args.program).is_some() => Lang::Wasm,
+        None => Lang::of_path(path).ok_or_else(|| {
+            Error::Usage(format!(
+                "cannot tell the language of `{}` from its extension: name a .wasm, .wat, .c or .cpp file, or pass \
+                 --lang wasm|c|cpp",
+                args.program
+            ))
+        })?,
+    };
+    let bytes = module_bytes(&args.program)?;
+    if lang == Lang::Wasm {
+        return Ok(bytes);
+    }
+    let options = CompileOptions { cache: load::cache_dir("solutions"), ..CompileOptions::default() };
+    wasmgym_grade::compile(&bytes, lang, &options).map_err(Error::Grade)
+}
+
 pub fn run(args: Args) -> Result<Outcome, Error> {
     let runtime = load::runtime()?;
-    let program = module_bytes(&args.program)?;
+    let program = program_module(&args)?;
     let checker = args.checker.as_deref().map(module_bytes).transpose()?;
     let defaults = GradeOptions::default();
     let options = GradeOptions {

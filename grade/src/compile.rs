@@ -1,0 +1,367 @@
+//! Source code to a WASI command: C and C++ solutions compiled by clang for `wasm32-wasi`, in a
+//! sandbox, once per distinct source.
+//!
+//! The compiler is the host's (Debian's `clang-19`, `lld-19`, `wasi-libc` and `libc++-19-dev-wasm32`;
+//! `scripts/install-toolchains.sh`), but the source is untrusted: `#include "/etc/passwd"` would put
+//! the file in the error message, `#embed` or `.incbin` into the program, and `#include
+//! "/dev/stdin"` would hang. So clang runs under bubblewrap in empty namespaces that hold only the
+//! toolchain, the WASI sysroot and a scratch directory with the source, under a deadline, a CPU-time
+//! limit, 2 GiB of address space and 64 MiB per file written; `-ftemplate-depth` and
+//! `-fconstexpr-steps` stop compile-time recursion early. Measured in `docs/grading.md`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::GradeError;
+
+/// The language of a solution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lang {
+    /// A WebAssembly module (binary or WAT): run as it is.
+    Wasm,
+    /// C (C17), compiled by clang.
+    C,
+    /// C++ (C++17, no exceptions: the WASI C++ runtime has none), compiled by clang.
+    Cpp,
+}
+
+impl Lang {
+    /// The language a `--lang` value names: `wasm`, `c`, `cpp` (or `c++`, `cxx`, `cc`).
+    pub fn from_name(name: &str) -> Option<Lang> {
+        match name.to_ascii_lowercase().as_str() {
+            "wasm" | "wat" => Some(Lang::Wasm),
+            "c" => Some(Lang::C),
+            "cpp" | "c++" | "cxx" | "cc" => Some(Lang::Cpp),
+            _ => None,
+        }
+    }
+
+    /// The language of a file, by its extension (`.c`, `.cpp`/`.cc`/`.cxx`/`.c++`, `.wasm`/`.wat`).
+    pub fn of_path(path: &Path) -> Option<Lang> {
+        Lang::from_name(path.extension()?.to_str()?)
+    }
+
+    /// `wasm`, `c` or `cpp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::Wasm => "wasm",
+            Lang::C => "c",
+            Lang::Cpp => "cpp",
+        }
+    }
+}
+
+/// How solutions are compiled.
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    /// Where compiled modules are kept (`<hash>.wasm`, keyed by the source, the language and these
+    /// options), so a solution is compiled once. `None`: always compile.
+    pub cache: Option<PathBuf>,
+    /// Wall-clock time the compiler may take.
+    pub deadline: Duration,
+    /// Address space of the compiler, in bytes.
+    pub memory_bytes: u64,
+    /// The program's stack (in its linear memory), in bytes. Grading restores the program's whole
+    /// initial memory for every test, so a larger stack makes every test slower.
+    pub stack_bytes: u32,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions { cache: None, deadline: Duration::from_secs(20), memory_bytes: 2 << 30, stack_bytes: 1 << 20 }
+    }
+}
+
+/// What a compile error message keeps of the compiler's output.
+const MESSAGE_BYTES: usize = 4096;
+
+/// The `<bits/stdc++.h>` that competitive C++ includes (libc++ has none).
+const BITS_STDCXX: &str = include_str!("../shim/bits/stdc++.h");
+
+/// The compiler and what it needs, found on this machine.
+#[derive(Clone, Debug)]
+pub struct Toolchain {
+    /// `/usr/lib/llvm-N`: clang, clang++ and wasm-ld are in its `bin/`.
+    llvm: PathBuf,
+    /// bubblewrap.
+    bwrap: PathBuf,
+    /// The WASI sysroot's headers and libraries.
+    sysroot: Vec<PathBuf>,
+}
+
+/// The LLVM versions looked for, newest first.
+const LLVM_VERSIONS: std::ops::RangeInclusive<u32> = 17..=22;
+
+impl Toolchain {
+    /// Finds clang with its WASI sysroot and bubblewrap, or says how to install them.
+    pub fn find() -> Result<Toolchain, GradeError> {
+        let llvm = LLVM_VERSIONS.rev().map(|v| PathBuf::from(format!("/usr/lib/llvm-{v}"))).find(|dir| {
+            dir.join("bin/clang").is_file()
+                && dir.join("bin/wasm-ld").exists()
+                && std::fs::read_dir(dir.join("lib/clang"))
+                    .is_ok_and(|versions| versions.flatten().any(|v| v.path().join("lib/wasi").is_dir()))
+        });
+        let sysroot: Vec<PathBuf> =
+            ["/usr/include/wasm32-wasi", "/usr/lib/wasm32-wasi"].iter().map(PathBuf::from).collect();
+        let bwrap = PathBuf::from("/usr/bin/bwrap");
+        let missing = match (&llvm, sysroot.iter().all(|d| d.is_dir()), bwrap.is_file()) {
+            (None, _, _) => "clang with wasm-ld and the wasm32 builtins (clang-19 lld-19 libclang-rt-19-dev-wasm32)",
+            (_, false, _) => "the WASI sysroot (wasi-libc libc++-19-dev-wasm32 libc++abi-19-dev-wasm32)",
+            (_, _, false) => "bubblewrap, the sandbox the compiler runs in",
+            (Some(llvm), true, true) => return Ok(Toolchain { llvm: llvm.clone(), bwrap, sysroot }),
+        };
+        Err(GradeError::Toolchain {
+            message: format!(
+                "C and C++ grading needs {missing}: run `scripts/install-toolchains.sh` (Debian or Ubuntu; \
+                 it runs apt-get)"
+            ),
+        })
+    }
+
+    /// The command that compiles `main.c` or `main.cpp` in `work` into `main.wasm` there.
+    fn command(&self, lang: Lang, work: &Path, options: &CompileOptions) -> Command {
+        let mut bwrap = Command::new(&self.bwrap);
+        bwrap.args(["--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]);
+        bwrap.args(["--setenv", "PATH", "/usr/bin:/bin", "--tmpfs", "/tmp", "--dev-bind", "/dev/null", "/dev/null"]);
+        bwrap.arg("--bind").arg(work).arg("/w").args(["--chdir", "/w"]);
+        // The toolchain and the shared libraries it runs on, read-only; nothing else of the host.
+        let mut read_only: Vec<PathBuf> = vec![self.llvm.clone()];
+        read_only.extend(self.sysroot.iter().cloned());
+        read_only.extend(
+            ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64"]
+                .iter()
+                .map(PathBuf::from)
+                .filter(|d| d.is_dir()),
+        );
+        for dir in &read_only {
+            bwrap.arg("--ro-bind").arg(dir).arg(dir);
+        }
+        bwrap.args(["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64"]);
+        // Debian's clang runs the linker by its versioned name from PATH (`wasm-ld-19`).
+        let version = self.llvm.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("llvm-"));
+        for name in ["wasm-ld".to_owned()].into_iter().chain(version.map(|v| format!("wasm-ld-{v}"))) {
+            bwrap.arg("--ro-bind").arg(self.llvm.join("bin/wasm-ld")).arg(format!("/usr/bin/{name}"));
+        }
+        let (driver, source) = match lang {
+            Lang::Cpp => ("bin/clang++", "main.cpp"),
+            _ => ("bin/clang", "main.c"),
+        };
+        bwrap.arg(self.llvm.join(driver));
+        bwrap.args(["--target=wasm32-wasi", "-O2", "-s", "-fno-color-diagnostics", "-fno-caret-diagnostics"]);
+        bwrap.args(["-fno-crash-diagnostics", "-ferror-limit=5", "-Wl,--stack-first"]);
+        bwrap.arg(format!("-Wl,-z,stack-size={}", options.stack_bytes));
+        if lang == Lang::Cpp {
+            bwrap.args(["-std=c++17", "-fno-exceptions", "-ftemplate-depth=900", "-fconstexpr-steps=1048576"]);
+            bwrap.args(["-fconstexpr-depth=512", "-isystem", "/w/.shim"]);
+        } else {
+            bwrap.arg("-std=gnu17");
+        }
+        bwrap.args([source, "-o", "main.wasm"]);
+        bwrap.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let (memory, cpu) = (options.memory_bytes, options.deadline.as_secs().max(1));
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only async-signal-safe calls (setrlimit) between fork and exec.
+            unsafe {
+                bwrap.pre_exec(move || {
+                    for (resource, value) in
+                        [(libc::RLIMIT_AS, memory), (libc::RLIMIT_CPU, cpu), (libc::RLIMIT_FSIZE, 64 << 20)]
+                    {
+                        let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
+                        if libc::setrlimit(resource, &limit) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
+        bwrap
+    }
+
+    /// A version string of the compiler, part of the cache key.
+    fn identity(&self) -> String {
+        self.llvm.display().to_string()
+    }
+}
+
+/// Compiles a C or C++ solution to a WASI command module (from the cache when it was compiled
+/// before). A source that does not compile is [`GradeError::CompileError`] with the compiler's
+/// message (naming the file `main.c` or `main.cpp`); a missing toolchain is
+/// [`GradeError::Toolchain`].
+pub fn compile(source: &[u8], lang: Lang, options: &CompileOptions) -> Result<Vec<u8>, GradeError> {
+    if lang == Lang::Wasm {
+        return Ok(source.to_vec());
+    }
+    let toolchain = Toolchain::find()?;
+    let cached =
+        options.cache.as_ref().map(|dir| dir.join(format!("{}.wasm", cache_key(source, lang, options, &toolchain))));
+    if let Some(path) = &cached
+        && let Ok(bytes) = std::fs::read(path)
+        && bytes.starts_with(b"\0asm")
+    {
+        return Ok(bytes);
+    }
+    let work = ScratchDir::new()?;
+    let source_name = if lang == Lang::Cpp { "main.cpp" } else { "main.c" };
+    let write = |path: &Path, bytes: &[u8]| {
+        std::fs::create_dir_all(path.parent().expect("a file in the scratch dir"))
+            .and_then(|()| std::fs::write(path, bytes))
+            .map_err(|e| toolchain_error(format!("writing {}: {e}", path.display())))
+    };
+    write(&work.0.join(source_name), source)?;
+    write(&work.0.join(".shim/bits/stdc++.h"), BITS_STDCXX.as_bytes())?;
+    let output = run(toolchain.command(lang, &work.0, options), options.deadline)?;
+    let wasm = std::fs::read(work.0.join("main.wasm")).ok().filter(|_| output.status_ok);
+    let Some(wasm) = wasm else {
+        return Err(GradeError::CompileError { message: compiler_message(&output, options) });
+    };
+    if let Some(path) = &cached {
+        let _ = store(path, &wasm);
+    }
+    Ok(wasm)
+}
+
+fn cache_key(source: &[u8], lang: Lang, options: &CompileOptions, toolchain: &Toolchain) -> String {
+    let mut key = blake3::Hasher::new();
+    key.update(b"wasmgym compile 1\0");
+    key.update(lang.name().as_bytes());
+    key.update(&options.stack_bytes.to_le_bytes());
+    key.update(toolchain.identity().as_bytes());
+    key.update(BITS_STDCXX.as_bytes());
+    key.update(b"\0");
+    key.update(source);
+    key.finalize().to_hex().to_string()
+}
+
+/// Writes `bytes` to `path` through a temporary file, creating the directory (mode 0700).
+fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("a file in the cache");
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)
+}
+
+/// What the compiler did.
+struct Output {
+    status_ok: bool,
+    /// Killed by the deadline.
+    timed_out: bool,
+    /// Killed by a signal (the CPU-time or memory limit), if so.
+    signal: Option<i32>,
+    exit_code: Option<i32>,
+    text: Vec<u8>,
+}
+
+/// Runs `command` to completion or until `deadline`, collecting stdout and stderr together.
+fn run(mut command: Command, deadline: Duration) -> Result<Output, GradeError> {
+    let mut child = command.spawn().map_err(|e| toolchain_error(format!("starting bubblewrap: {e}")))?;
+    let readers: Vec<_> = [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.by_ref().take(1 << 20).read_to_end(&mut text);
+            // Drain the rest so the compiler never blocks on a full pipe.
+            let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+            text
+        })
+    })
+    .collect();
+    let started = Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() >= deadline => {
+                timed_out = true;
+                let _ = child.kill();
+                break child.wait().map_err(|e| toolchain_error(format!("waiting for the compiler: {e}")))?;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(toolchain_error(format!("waiting for the compiler: {e}"))),
+        }
+    };
+    let mut text = Vec::new();
+    for reader in readers {
+        text.extend(reader.join().unwrap_or_default());
+    }
+    // bubblewrap exits with 128 + the signal that killed the compiler.
+    #[cfg(unix)]
+    let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+    #[cfg(not(unix))]
+    let signal = None;
+    let signal = signal.or(status.code().filter(|c| (129..=159).contains(c)).map(|c| c - 128));
+    Ok(Output { status_ok: status.success(), timed_out, signal, exit_code: status.code(), text })
+}
+
+/// The compiler's message, clipped, or which limit stopped it.
+fn compiler_message(output: &Output, options: &CompileOptions) -> String {
+    let text = String::from_utf8_lossy(&output.text);
+    let mut message: String = text.trim_end().chars().filter(|c| *c == '\n' || !c.is_control()).collect();
+    if message.len() > MESSAGE_BYTES {
+        let mut end = MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("\n[... clipped]");
+    }
+    let limit = if output.timed_out {
+        Some(format!("the compiler ran past its deadline ({} s)", options.deadline.as_secs_f64()))
+    } else if output.signal == Some(SIGXCPU) {
+        Some(format!("the compiler ran past its CPU time ({} s)", options.deadline.as_secs().max(1)))
+    } else if output.signal.is_some() || output.exit_code == Some(254) || message.contains("out of memory") {
+        Some(format!("the compiler was stopped (its memory limit is {} MiB)", options.memory_bytes >> 20))
+    } else {
+        None
+    };
+    match (limit, message.is_empty()) {
+        (Some(limit), true) => limit,
+        (Some(limit), false) => format!("{limit}:\n{message}"),
+        (None, true) => "the compiler failed without a message".into(),
+        (None, false) => message,
+    }
+}
+
+#[cfg(unix)]
+const SIGXCPU: i32 = libc::SIGXCPU;
+#[cfg(not(unix))]
+const SIGXCPU: i32 = -1;
+
+fn toolchain_error(message: String) -> GradeError {
+    GradeError::Toolchain { message }
+}
+
+/// A fresh directory under the system's temporary directory, removed on drop.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new() -> Result<ScratchDir, GradeError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("wasmgym-cc-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).map_err(|e| toolchain_error(format!("creating {}: {e}", dir.display())))?;
+        Ok(ScratchDir(dir))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
