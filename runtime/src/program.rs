@@ -44,7 +44,17 @@ pub(crate) fn compile(runtime: &Runtime, binary: &[u8], options: Options, fork_q
     let options = Options { limits: runtime.config().load_limits.clone(), ..options };
     let (rewritten, layout) = rewrite::rewrite_with(binary, &options)?;
     let engine = runtime.engine();
-    let module = runtime.compile(&rewritten).map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
+    // Stores mark a dirty-page map (instrument.rs), so a restore to the pristine state writes back
+    // the pages a run wrote, not every page of memory; if the instrumented module does not
+    // compile, the module as given is, so the error speaks of its own code.
+    let instrumented = match runtime.config().track_dirty_pages {
+        true => crate::instrument::dirty_map(&rewritten)?.0,
+        false => rewritten.clone(),
+    };
+    let module = runtime
+        .compile(&instrumented)
+        .or_else(|_| runtime.compile(&rewritten))
+        .map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
     let mut linker = Linker::new(engine);
     wasi::link_with(&mut linker, &module, fork_queries)?;
     let pre = linker.instantiate_pre(&module).map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;

@@ -67,8 +67,6 @@ pub(crate) struct HostState {
     pub io: crate::wasi::Io,
     /// Ranges `(ptr, len)` of memory 0 that host calls wrote during the current guest call.
     pub host_writes: Vec<(u32, u32)>,
-    /// A host call wrote memory without recording where: compare pages to find the changes.
-    pub untracked_write: bool,
     /// What the sandbox holds, as charged to the runtime's budget (see
     /// `Sandbox::resident_estimate`); growth is added as it happens, and must fit.
     pub charge: Charge,
@@ -215,7 +213,6 @@ impl Sandbox {
                 memory: None,
                 io: Default::default(),
                 host_writes: Vec::new(),
-                untracked_write: false,
                 charge: module.budget.charge(0)?,
                 check_growth: true,
                 memory_total: 0,
@@ -386,11 +383,6 @@ impl Sandbox {
     /// Folds what host calls wrote during the last guest call into the tracking.
     fn note_host_writes(&mut self) {
         let state = self.store.data_mut();
-        if std::mem::take(&mut state.untracked_write) {
-            state.host_writes.clear();
-            self.dirty = Dirty::All;
-            return;
-        }
         for (ptr, len) in std::mem::take(&mut state.host_writes) {
             self.mark_written(ptr, len);
         }

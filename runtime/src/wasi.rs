@@ -219,7 +219,10 @@ pub(crate) fn link_with(linker: &mut Linker<HostState>, module: &Module, fork_qu
 
 /// [`memory`] for a host call that records exactly what it writes (`HostState::host_writes`), so
 /// dirty-page tracking stays exact.
-fn memory_recorded<'a>(caller: &'a mut Caller<'_, HostState>) -> Option<(&'a mut [u8], &'a mut HostState)> {
+/// The guest's memory 0 and the host state, for host calls that read or write guest memory. Every
+/// write goes through [`write_bytes`] (or records its range in `host_writes` itself, as `fd_read` and
+/// `random_get` do), so restores and captures know which pages host calls changed.
+fn memory<'a>(caller: &'a mut Caller<'_, HostState>) -> Option<(&'a mut [u8], &'a mut HostState)> {
     let mem: Memory = match caller.data().memory {
         Some(m) => m,
         None => match caller.get_export(&format!("{MEMORY_EXPORT}0")) {
@@ -228,14 +231,6 @@ fn memory_recorded<'a>(caller: &'a mut Caller<'_, HostState>) -> Option<(&'a mut
         },
     };
     Some(mem.data_and_store_mut(caller))
-}
-
-/// The guest's memory 0 and the host state, for host calls that read or write guest memory. The
-/// call's writes are not recorded, so the sandbox compares pages to find them after this call.
-fn memory<'a>(caller: &'a mut Caller<'_, HostState>) -> Option<(&'a mut [u8], &'a mut HostState)> {
-    let (mem, host) = memory_recorded(caller)?;
-    host.untracked_write = true;
-    Some((mem, host))
 }
 
 fn slice_mut(mem: &mut [u8], ptr: i32, len: usize) -> Option<&mut [u8]> {
@@ -247,10 +242,12 @@ fn read_u32(mem: &[u8], ptr: usize) -> Option<u32> {
     Some(u32::from_le_bytes(mem.get(ptr..ptr.checked_add(4)?)?.try_into().ok()?))
 }
 
-fn write_bytes(mem: &mut [u8], ptr: i32, bytes: &[u8]) -> i32 {
+/// Writes `bytes` at `ptr` and records the range in `writes` (the host state's `host_writes`).
+fn write_bytes(mem: &mut [u8], writes: &mut Vec<(u32, u32)>, ptr: i32, bytes: &[u8]) -> i32 {
     match slice_mut(mem, ptr, bytes.len()) {
         Some(dst) => {
             crate::copy::copy(dst, bytes);
+            writes.push((ptr as u32, bytes.len() as u32));
             ERRNO_SUCCESS
         }
         None => ERRNO_FAULT,
@@ -261,18 +258,18 @@ fn write_bytes(mem: &mut [u8], ptr: i32, bytes: &[u8]) -> i32 {
 const CLOCK_STEP_NS: u64 = 1_000;
 
 fn clock_res_get(mut caller: Caller<'_, HostState>, _id: i32, out: i32) -> i32 {
-    let Some((mem, _)) = memory(&mut caller) else { return ERRNO_FAULT };
-    write_bytes(mem, out, &CLOCK_STEP_NS.to_le_bytes())
+    let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
+    write_bytes(mem, &mut host.host_writes, out, &CLOCK_STEP_NS.to_le_bytes())
 }
 
 fn clock_time_get(mut caller: Caller<'_, HostState>, _id: i32, _precision: i64, out: i32) -> i32 {
     let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
     host.vars.clock_ns += CLOCK_STEP_NS;
-    write_bytes(mem, out, &host.vars.clock_ns.to_le_bytes())
+    write_bytes(mem, &mut host.host_writes, out, &host.vars.clock_ns.to_le_bytes())
 }
 
 fn random_get(mut caller: Caller<'_, HostState>, ptr: i32, len: i32) -> i32 {
-    let Some((mem, host)) = memory_recorded(&mut caller) else { return ERRNO_FAULT };
+    let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
     match slice_mut(mem, ptr, len as u32 as usize) {
         Some(buf) => {
             host.vars.rng.fill_bytes(buf);
@@ -307,7 +304,7 @@ fn fd_write(
         sink.extend_from_slice(bytes);
         total += bytes.len();
     }
-    Ok(write_bytes(mem, nwritten, &(total as u32).to_le_bytes()))
+    Ok(write_bytes(mem, &mut host.host_writes, nwritten, &(total as u32).to_le_bytes()))
 }
 
 fn fd_read(mut caller: Caller<'_, HostState>, fd: i32, iovs: i32, iovs_len: i32, nread: i32) -> i32 {
@@ -322,7 +319,7 @@ fn fd_read(mut caller: Caller<'_, HostState>, fd: i32, iovs: i32, iovs_len: i32,
             0 => {
                 let rest = &io.stdin[io.stdin_read..];
                 let n = rest.len().min(buf.len());
-                buf[..n].copy_from_slice(&rest[..n]);
+                crate::copy::copy(&mut buf[..n], &rest[..n]);
                 io.stdin_read += n;
                 n
             }
@@ -335,12 +332,13 @@ fn fd_read(mut caller: Caller<'_, HostState>, fd: i32, iovs: i32, iovs_len: i32,
                 None => return ERRNO_BADF,
             },
         };
+        host.host_writes.push((ptr, n as u32));
         total += n;
         if n < len as usize {
             break;
         }
     }
-    write_bytes(mem, nread, &(total as u32).to_le_bytes())
+    write_bytes(mem, &mut host.host_writes, nread, &(total as u32).to_le_bytes())
 }
 
 fn fd_fdstat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> i32 {
@@ -360,7 +358,7 @@ fn fd_fdstat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> i32 {
     stat[0] = filetype;
     stat[8..16].copy_from_slice(&base.to_le_bytes());
     stat[16..24].copy_from_slice(&inheriting.to_le_bytes());
-    write_bytes(mem, out, &stat)
+    write_bytes(mem, &mut host.host_writes, out, &stat)
 }
 
 const FILETYPE_CHARACTER_DEVICE: u8 = 2;
@@ -385,8 +383,8 @@ fn strings_sizes(mut caller: Caller<'_, HostState>, which: Strings, count: i32, 
     let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
     let list = strings(&host.io, which);
     let bytes: usize = list.iter().map(|s| s.len() + 1).sum();
-    match write_bytes(mem, count, &(list.len() as u32).to_le_bytes()) {
-        ERRNO_SUCCESS => write_bytes(mem, size, &(bytes as u32).to_le_bytes()),
+    match write_bytes(mem, &mut host.host_writes, count, &(list.len() as u32).to_le_bytes()) {
+        ERRNO_SUCCESS => write_bytes(mem, &mut host.host_writes, size, &(bytes as u32).to_le_bytes()),
         errno => errno,
     }
 }
@@ -396,12 +394,12 @@ fn strings_get(mut caller: Caller<'_, HostState>, which: Strings, pointers: i32,
     let mut at = buffer as u32;
     for (i, s) in strings(&host.io, which).iter().enumerate() {
         let pointer = pointers.wrapping_add(4 * i as i32);
-        if write_bytes(mem, pointer, &at.to_le_bytes()) != ERRNO_SUCCESS {
+        if write_bytes(mem, &mut host.host_writes, pointer, &at.to_le_bytes()) != ERRNO_SUCCESS {
             return ERRNO_FAULT;
         }
         let mut bytes = s.as_bytes().to_vec();
         bytes.push(0);
-        if write_bytes(mem, at as i32, &bytes) != ERRNO_SUCCESS {
+        if write_bytes(mem, &mut host.host_writes, at as i32, &bytes) != ERRNO_SUCCESS {
             return ERRNO_FAULT;
         }
         at = at.wrapping_add(bytes.len() as u32);
@@ -429,7 +427,7 @@ fn fd_prestat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> i32 {
     // prestat: tag u8 (0 = directory), pad, name length u32.
     let mut prestat = [0u8; 8];
     prestat[4..].copy_from_slice(&(PREOPEN_NAME.len() as u32).to_le_bytes());
-    write_bytes(mem, out, &prestat)
+    write_bytes(mem, &mut host.host_writes, out, &prestat)
 }
 
 fn fd_prestat_dir_name(mut caller: Caller<'_, HostState>, fd: i32, ptr: i32, len: i32) -> i32 {
@@ -440,7 +438,7 @@ fn fd_prestat_dir_name(mut caller: Caller<'_, HostState>, fd: i32, ptr: i32, len
     if (len as u32 as usize) < PREOPEN_NAME.len() {
         return ERRNO_NAMETOOLONG;
     }
-    write_bytes(mem, ptr, PREOPEN_NAME.as_bytes())
+    write_bytes(mem, &mut host.host_writes, ptr, PREOPEN_NAME.as_bytes())
 }
 
 /// The directory behind `fd`: the granted root or a directory opened from it.
@@ -537,7 +535,7 @@ fn path_open(
         Err(e) => return errno(&e),
     };
     let fd = (PREOPEN_FD + 1..).find(|fd| !host.io.files.contains_key(fd)).expect("fewer than 2^32 open files");
-    match write_bytes(mem, opened, &fd.to_le_bytes()) {
+    match write_bytes(mem, &mut host.host_writes, opened, &fd.to_le_bytes()) {
         ERRNO_SUCCESS => {
             host.io.files.insert(fd, file);
             ERRNO_SUCCESS
@@ -587,7 +585,7 @@ fn path_filestat_get(mut caller: Caller<'_, HostState>, dirfd: i32, _flags: i32,
         Err(errno) => return errno,
     };
     match dir.metadata(&path) {
-        Ok(meta) => write_bytes(mem, out, &meta_stat(&meta)),
+        Ok(meta) => write_bytes(mem, &mut host.host_writes, out, &meta_stat(&meta)),
         Err(e) => errno(&e),
     }
 }
@@ -606,7 +604,7 @@ fn fd_filestat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> i32 
             None => return ERRNO_BADF,
         },
     };
-    write_bytes(mem, out, &stat)
+    write_bytes(mem, &mut host.host_writes, out, &stat)
 }
 
 /// Entries of a directory from `cookie` on, as WASI dirents (d_next u64, d_ino u64, d_namlen u32,
@@ -645,8 +643,8 @@ fn fd_readdir(mut caller: Caller<'_, HostState>, fd: i32, buf: i32, buf_len: i32
         out.extend_from_slice(name.as_bytes());
     }
     out.truncate(capacity);
-    match write_bytes(mem, buf, &out) {
-        ERRNO_SUCCESS => write_bytes(mem, used, &(out.len() as u32).to_le_bytes()),
+    match write_bytes(mem, &mut host.host_writes, buf, &out) {
+        ERRNO_SUCCESS => write_bytes(mem, &mut host.host_writes, used, &(out.len() as u32).to_le_bytes()),
         errno => errno,
     }
 }
@@ -669,7 +667,7 @@ fn fd_seek(mut caller: Caller<'_, HostState>, fd: i32, offset: i64, whence: i32,
     };
     match seek(&mut caller, fd, to) {
         Ok(position) => match memory(&mut caller) {
-            Some((mem, _)) => write_bytes(mem, out, &position.to_le_bytes()),
+            Some((mem, host)) => write_bytes(mem, &mut host.host_writes, out, &position.to_le_bytes()),
             None => ERRNO_FAULT,
         },
         Err(errno) => errno,
@@ -679,7 +677,7 @@ fn fd_seek(mut caller: Caller<'_, HostState>, fd: i32, offset: i64, whence: i32,
 fn fd_tell(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> i32 {
     match seek(&mut caller, fd, SeekFrom::Current(0)) {
         Ok(position) => match memory(&mut caller) {
-            Some((mem, _)) => write_bytes(mem, out, &position.to_le_bytes()),
+            Some((mem, host)) => write_bytes(mem, &mut host.host_writes, out, &position.to_le_bytes()),
             None => ERRNO_FAULT,
         },
         Err(errno) => errno,
@@ -731,8 +729,8 @@ fn poll_oneoff(
     // event (32 bytes): userdata u64, error u16, type u8 (0 = clock).
     let mut event = [0u8; 32];
     event[0..8].copy_from_slice(&userdata.to_le_bytes());
-    match write_bytes(mem, events, &event) {
-        ERRNO_SUCCESS => Ok(write_bytes(mem, nevents, &1u32.to_le_bytes())),
+    match write_bytes(mem, &mut host.host_writes, events, &event) {
+        ERRNO_SUCCESS => Ok(write_bytes(mem, &mut host.host_writes, nevents, &1u32.to_le_bytes())),
         errno => Ok(errno),
     }
 }
@@ -742,9 +740,9 @@ fn fork_render(mut caller: Caller<'_, HostState>, ptr: i32, cap: i32) -> i32 {
     let text = fork.render();
     caller.data_mut().io.fork = Some(fork);
     let Ok(text) = text else { return -1 };
-    let Some((mem, _)) = memory(&mut caller) else { return -1 };
+    let Some((mem, host)) = memory(&mut caller) else { return -1 };
     let n = text.len().min(cap.max(0) as usize);
-    if write_bytes(mem, ptr, &text.as_bytes()[..n]) != ERRNO_SUCCESS {
+    if write_bytes(mem, &mut host.host_writes, ptr, &text.as_bytes()[..n]) != ERRNO_SUCCESS {
         return -1;
     }
     text.len().min(i32::MAX as usize) as i32

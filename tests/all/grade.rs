@@ -365,6 +365,37 @@ fn every_run_starts_from_the_pristine_memory_and_globals() {
 }
 
 #[test]
+fn what_host_calls_wrote_is_undone_before_the_next_run() {
+    // The host writes stdin (fd_read), the clock (clock_time_get), argument sizes and random bytes
+    // into pages the program itself never stores to; each run first looks at those pages and
+    // prints "clean" only if they are all zero, as in the pristine state.
+    let wat = r#"(module
+        (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "args_sizes_get" (func $args (param i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 100) "cleandirty")
+        (func (export "_start") (local $seen i64)
+          (local.set $seen (i64.or (i64.or (i64.load (i32.const 20480)) (i64.load (i32.const 24576)))
+                                   (i64.or (i64.load (i32.const 28672)) (i64.load (i32.const 32768)))))
+          (i32.store (i32.const 16) (i32.const 20480))
+          (i32.store (i32.const 20) (i32.const 8))
+          (drop (call $read (i32.const 0) (i32.const 16) (i32.const 1) (i32.const 36864)))
+          (drop (call $clock (i32.const 0) (i64.const 0) (i32.const 24576)))
+          (drop (call $args (i32.const 28672) (i32.const 28676)))
+          (drop (call $random (i32.const 32768) (i32.const 8)))
+          (i32.store (i32.const 16) (select (i32.const 100) (i32.const 105) (i64.eqz (local.get $seen))))
+          (i32.store (i32.const 20) (i32.const 5))
+          (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))))"#;
+    let tests: Vec<TestCase> = (0..8).map(|i| test(&format!("run{i}"), "abcdefgh", "clean")).collect();
+    let report = grader(wat.as_bytes(), None, options(1)).grade(&tests);
+    let outputs: Vec<&str> = report.tests.iter().map(|t| t.stdout_head.as_str()).collect();
+    assert_eq!(report.summary.passed, 8, "{outputs:?}");
+}
+
+#[test]
 fn a_program_that_grows_its_table_once_gets_a_fresh_instance_per_test() {
     // Prints the table's size after growing it by one: 2 in every test, never 3, 4...
     let wat = r#"(module
