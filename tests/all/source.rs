@@ -126,3 +126,29 @@ fn languages_by_name_and_extension() {
     assert_eq!(Lang::from_name("C++"), Some(Lang::Cpp));
     assert_eq!(Lang::from_name("cobol"), None);
 }
+
+#[test]
+fn cpp_uses_a_precompiled_header_from_the_cache_and_survives_a_broken_one() {
+    let dir = std::env::temp_dir().join(format!("wasmgym-pch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = CompileOptions { cache: Some(dir.clone()), ..CompileOptions::default() };
+    let pch = || {
+        std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "pch"))
+    };
+    let variant = |n: u32| SORT_CPP.replace("int main", &format!("int unused{n}; int main"));
+    let sorted = [test("s", "4\n3 1 3 2", "1 2 3 3\n3")];
+    for n in 0..2 {
+        let wasm = compile(variant(n).as_bytes(), Lang::Cpp, &options).unwrap();
+        assert_eq!(verdicts(&wasm, &sorted), [Verdict::Accepted]);
+    }
+    let header = pch().expect("the precompiled header is in the cache");
+    // A header clang cannot use is not the solution's fault: it compiles without, and the header
+    // is built again on the next compile.
+    std::fs::write(&header, b"not a precompiled header").unwrap();
+    let wasm = compile(variant(2).as_bytes(), Lang::Cpp, &options).unwrap();
+    assert_eq!(verdicts(&wasm, &sorted), [Verdict::Accepted]);
+    assert!(pch().is_none(), "the broken header was kept");
+    compile(variant(3).as_bytes(), Lang::Cpp, &options).unwrap();
+    assert!(std::fs::metadata(pch().unwrap()).unwrap().len() > 1 << 20);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
