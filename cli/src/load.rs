@@ -42,6 +42,20 @@ pub fn runtime() -> Result<Runtime, Error> {
     Runtime::with_config(config).context(|| "starting the WebAssembly runtime".into())
 }
 
+/// The wasm stack graded programs get: recursion as deep as a native judge allows (a depth-first
+/// search over 10⁶ nodes), on the grader's worker threads, which are sized for it.
+pub const GRADE_WASM_STACK: usize = 256 << 20;
+
+/// [`runtime`] for grading: [`GRADE_WASM_STACK`] of wasm stack.
+pub fn grading_runtime() -> Result<Runtime, Error> {
+    let config = wasmgym::RuntimeConfig {
+        compile_cache: cache_dir("modules"),
+        max_wasm_stack: GRADE_WASM_STACK,
+        ..Default::default()
+    };
+    Runtime::with_config(config).context(|| "starting the WebAssembly runtime".into())
+}
+
 /// `what` in the cache: under `$WASMGYM_CACHE_DIR` (empty: no cache), else
 /// `$XDG_CACHE_HOME/wasmgym`, else `~/.cache/wasmgym`.
 pub fn cache_dir(what: &str) -> Option<std::path::PathBuf> {

@@ -387,10 +387,14 @@ impl Grader {
         let started = Instant::now();
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<Option<TestResult>>> = Mutex::new(vec![None; tests.len()]);
+        let no_worker: Mutex<Option<String>> = Mutex::new(None);
         let jobs = self.options.jobs.clamp(1, tests.len().max(1));
         std::thread::scope(|scope| {
             for _ in 0..jobs {
-                scope.spawn(|| {
+                // Each worker's stack holds the guest's wasm stack (RuntimeConfig::max_wasm_stack).
+                let worker = std::thread::Builder::new().name("wasmgym-grade".into());
+                let worker = worker.stack_size(self.program.thread_stack_bytes());
+                let spawned = worker.spawn_scoped(scope, || {
                     let mut worker = Worker::new(self);
                     let mut mine = Vec::new();
                     loop {
@@ -405,13 +409,21 @@ impl Grader {
                         results[i] = Some(r);
                     }
                 });
+                if let Err(e) = spawned {
+                    *no_worker.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                }
             }
         });
-        let tests: Vec<TestResult> = results
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner())
-            .into_iter()
-            .map(|r| r.expect("every test is graded by some worker"))
+        // Tests no worker took (no thread could be started) are grading errors, never dropped.
+        let no_worker = no_worker.into_inner().unwrap_or_else(|e| e.into_inner()).unwrap_or_default();
+        let tests: Vec<TestResult> = (results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter())
+            .zip(tests)
+            .map(|(result, test)| {
+                result.unwrap_or_else(|| {
+                    let message = format!("no worker thread could be started: {no_worker}");
+                    failed(test, Verdict::GradingError { message })
+                })
+            })
             .collect();
         let summary = Summary::of(&tests, started.elapsed());
         GradeReport { tests, summary }
@@ -419,21 +431,26 @@ impl Grader {
 }
 
 /// Refuses a batch whose workers could together hold more memory than the runtime's cap, or, with
-/// no cap, than the machine has: `jobs` × (the program's memory limit + the checker's).
+/// no cap, than the machine has: `jobs` × (the program's memory limit + the checker's, and against
+/// the machine also the wasm stack, `RuntimeConfig::max_wasm_stack`).
 pub fn check_resources(runtime: &Runtime, options: &GradeOptions, checker: bool) -> Result<(), GradeError> {
-    let per_worker = options.limits.memory_bytes + if checker { options.checker_limits.memory_bytes } else { 0 };
+    let memory = options.limits.memory_bytes + if checker { options.checker_limits.memory_bytes } else { 0 };
+    // The cap counts what instances hold; the machine also gives each worker its wasm stack.
+    let (available, what, per_worker, stack) = match runtime.config().memory_cap {
+        Some(cap) => (cap, "the runtime's memory cap", memory, ""),
+        None => {
+            let stack = runtime.config().max_wasm_stack as u64;
+            (physical_memory(), "this machine's memory", memory + stack, " and the wasm stack")
+        }
+    };
     let jobs = options.jobs.max(1) as u64;
     let needed = per_worker.saturating_mul(jobs);
-    let (available, what) = match runtime.config().memory_cap {
-        Some(cap) => (cap, "the runtime's memory cap"),
-        None => (physical_memory(), "this machine's memory"),
-    };
     if needed > available {
         let fit = (available / per_worker.max(1)).max(1);
         return Err(GradeError::Resources {
             message: format!(
-                "{jobs} workers × {} MiB each (the program's memory limit{}) is {} MiB, more than {what} ({} MiB): \
-                 use at most {fit} jobs, or a lower memory limit",
+                "{jobs} workers × {} MiB each (the program's memory limit{}{stack}) is {} MiB, more than {what} \
+                 ({} MiB): use at most {fit} jobs, or a lower memory limit",
                 per_worker >> 20,
                 if checker { " plus the checker's" } else { "" },
                 needed >> 20,

@@ -19,7 +19,12 @@ use crate::{instrument, wasi};
 /// Engine-wide settings. Plain data.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
-    /// Maximum wasm stack of a guest, in bytes. → [`Error::StackOverflow`].
+    /// Maximum wasm stack of a guest, in bytes. → [`Error::StackOverflow`]. It is taken from the
+    /// stack of the thread that calls into the guest, which must be larger (by a few MiB for the
+    /// host): the default 512 KiB fits any thread. Deep recursion (a depth-first search over 10⁵
+    /// nodes) needs tens of MiB; run such guests on threads of
+    /// [`ProgramModule::thread_stack_bytes`](crate::ProgramModule::thread_stack_bytes), as the
+    /// grader does.
     pub max_wasm_stack: usize,
     /// How often the deadline clock ticks; deadlines are rounded up to whole ticks.
     pub epoch_tick: Duration,
@@ -90,8 +95,10 @@ impl Runtime {
             .epoch_interruption(true)
             .cranelift_nan_canonicalization(true)
             .relaxed_simd_deterministic(true)
-            .max_wasm_stack(config.max_wasm_stack);
-        let engine = Engine::new(&c).map_err(|e| Error::Runtime { message: format!("{e:?}") })?;
+            .max_wasm_stack(config.max_wasm_stack)
+            // Never used (no async), but wasmtime requires it to be at least max_wasm_stack.
+            .async_stack_size(config.max_wasm_stack + (2 << 20));
+        let engine = Engine::new(&c).map_err(|e| Error::Runtime { message: format!("{e:#}") })?;
         spawn_ticker(&engine, config.epoch_tick);
         let budget = Budget::new(config.memory_cap);
         Ok(Runtime { engine, config: Arc::new(config), budget })
@@ -174,6 +181,7 @@ impl Runtime {
             size: binary.len(),
             budget: self.budget.clone(),
             cow_fork_min_bytes: self.config.cow_fork_min_bytes,
+            max_wasm_stack: self.config.max_wasm_stack,
         };
         // Read the spec from a probe instance.
         let probe_module = EnvModule { inner: Arc::new(inner.clone()), pool: Arc::new(Pool::new(0)) };
@@ -345,6 +353,8 @@ pub(crate) struct ModuleInner {
     pub budget: Arc<Budget>,
     /// See [`RuntimeConfig::cow_fork_min_bytes`].
     pub cow_fork_min_bytes: usize,
+    /// See [`RuntimeConfig::max_wasm_stack`].
+    pub max_wasm_stack: usize,
 }
 
 impl ModuleInner {

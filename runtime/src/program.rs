@@ -68,6 +68,7 @@ pub(crate) fn compile(runtime: &Runtime, binary: &[u8], options: Options, fork_q
         size: binary.len(),
         budget: runtime.budget().clone(),
         cow_fork_min_bytes: usize::MAX,
+        max_wasm_stack: runtime.config().max_wasm_stack,
     })
 }
 
@@ -138,6 +139,13 @@ impl ProgramModule {
     /// BLAKE3 hash of the module's bytes.
     pub fn hash(&self) -> [u8; 32] {
         self.inner.hash
+    }
+
+    /// The native stack a thread needs to run this program: the runtime's
+    /// [`RuntimeConfig::max_wasm_stack`](crate::RuntimeConfig::max_wasm_stack) and 4 MiB for the
+    /// host's own frames.
+    pub fn thread_stack_bytes(&self) -> usize {
+        self.inner.max_wasm_stack + (4 << 20)
     }
 }
 

@@ -152,3 +152,27 @@ fn cpp_uses_a_precompiled_header_from_the_cache_and_survives_a_broken_one() {
     assert!(std::fs::metadata(pch().unwrap()).unwrap().len() > 1 << 20);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn deep_recursion_passes_with_a_judges_stack_and_is_a_stack_overflow_without() {
+    let dfs = r#"#include <bits/stdc++.h>
+using namespace std;
+vector<vector<int>> g; vector<int> seen;
+int dfs(int u) { seen[u] = 1; int c = 1; for (int v : g[u]) if (!seen[v]) c += dfs(v); return c; }
+int main() { int n; cin >> n; g.assign(n, {}); seen.assign(n, 0);
+  for (int i = 0; i + 1 < n; i++) { g[i].push_back(i + 1); g[i + 1].push_back(i); }
+  cout << dfs(0) << "\n"; }
+"#;
+    let wasm = compile(dfs.as_bytes(), Lang::Cpp, &CompileOptions::default()).unwrap();
+    let path = [test("path", "100000", "100000")];
+    // The grader's threads are sized for the runtime's wasm stack (here 256 MiB, as `wasmgym
+    // grade` sets it): a depth-first search 10⁵ deep passes.
+    let deep =
+        wasmgym::Runtime::with_config(wasmgym::RuntimeConfig { max_wasm_stack: 256 << 20, ..Default::default() })
+            .unwrap();
+    let grader = Grader::new(&deep, &wasm, None, GradeOptions { jobs: 2, ..Default::default() }).unwrap();
+    assert_eq!(grader.grade(&path).tests[0].verdict, Verdict::Accepted);
+    // With the default 512 KiB it is a runtime error naming the stack, not a crash of the host.
+    let verdict = verdicts(&wasm, &path).remove(0);
+    assert!(matches!(&verdict, Verdict::RuntimeError { .. }) && verdict.message().contains("stack"), "{verdict:?}");
+}

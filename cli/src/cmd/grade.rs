@@ -98,7 +98,7 @@ fn program_module(args: &Args) -> Result<Vec<u8>, Error> {
 }
 
 pub fn run(args: Args) -> Result<Outcome, Error> {
-    let runtime = load::runtime()?;
+    let runtime = load::grading_runtime()?;
     let program = program_module(&args)?;
     let checker = args.checker.as_deref().map(module_bytes).transpose()?;
     let defaults = GradeOptions::default();
