@@ -168,9 +168,13 @@ impl Toolchain {
             }
             Step::Program { lang, pch } => {
                 bwrap.args(["-s", "-Wl,--stack-first"]).arg(format!("-Wl,-z,stack-size={}", options.stack_bytes));
-                if pch.is_some() {
-                    bwrap.args(["-include-pch", "/pch/std.pch"]);
-                }
+                // Every C++ solution sees <bits/stdc++.h>, precompiled or not, so whether a cache
+                // (and so the precompiled header) is there never changes what compiles.
+                match (lang, pch) {
+                    (Lang::Cpp, Some(_)) => bwrap.args(["-include-pch", "/pch/std.pch"]),
+                    (Lang::Cpp, None) => bwrap.args(["-include", "bits/stdc++.h"]),
+                    _ => &mut bwrap,
+                };
                 bwrap.args([if lang == Lang::Cpp { "main.cpp" } else { "main.c" }, "-o", "main.wasm"]);
             }
         }
@@ -311,9 +315,13 @@ fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)?;
-    let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
     std::fs::write(&temporary, bytes)?;
-    std::fs::rename(&temporary, path)
+    std::fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
+    })
 }
 
 /// What the compiler did.

@@ -137,6 +137,13 @@ fn cpp_uses_a_precompiled_header_from_the_cache_and_survives_a_broken_one() {
     };
     let variant = |n: u32| SORT_CPP.replace("int main", &format!("int unused{n}; int main"));
     let sorted = [test("s", "4\n3 1 3 2", "1 2 3 3\n3")];
+    // Without the header's #include the solution compiles all the same, with or without a cache:
+    // every C++ solution sees <bits/stdc++.h>.
+    let bare = SORT_CPP.replace("#include <bits/stdc++.h>", "");
+    for options in [&options, &CompileOptions::default()] {
+        let wasm = compile(bare.as_bytes(), Lang::Cpp, options).unwrap();
+        assert_eq!(verdicts(&wasm, &sorted), [Verdict::Accepted]);
+    }
     for n in 0..2 {
         let wasm = compile(variant(n).as_bytes(), Lang::Cpp, &options).unwrap();
         assert_eq!(verdicts(&wasm, &sorted), [Verdict::Accepted]);
