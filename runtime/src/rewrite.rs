@@ -208,6 +208,13 @@ pub(crate) fn rewrite_with(wasm: &[u8], options: &Options) -> Result<(Vec<u8>, L
     }
 
     layout.stack_pointer = stack_pointer.and_then(|g| layout.mutable_globals.iter().position(|&i| i == g));
+    // Invalid code is found here, in linear time, rather than by the compiler after it has
+    // compiled the valid functions (and then again by the plain compile that names the error):
+    // a hostile invalid module costs milliseconds. The feature set is wasmparser's default, wider
+    // than the engine's, so only code no engine would take is refused here.
+    wasmparser::Validator::new().validate_all(wasm).map_err(|e| Error::InvalidModule {
+        message: format!("the module is not valid WebAssembly: {e}"),
+    })?;
     Ok((out.finish(), layout))
 }
 

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use wasmgym_grade::{GradeError, GradeOptions, Grader, InvalidProgram, TestCase, Verdict};
 use wasmgym::{Error, Limits, LoadLimits, Runtime, RuntimeConfig};
+use wasmgym_grade::{GradeError, GradeOptions, Grader, InvalidProgram, TestCase, Verdict};
 use wasmgym_tests::{runtime, test_case as test};
 
 const BANDIT: &str = include_str!("../../envs/bandit_wat/bandit.wat");
@@ -136,6 +136,27 @@ fn leb128(out: &mut Vec<u8>, mut v: u64) {
 }
 
 // Item 4: an environment's spec was trusted too much.
+#[test]
+fn invalid_code_is_refused_by_validation_before_the_compiler_sees_it() {
+    // 2,000 valid functions, then one whose body does not type-check: refused as invalid
+    // WebAssembly, with the offset, as a program, an environment and a checker alike.
+    let mut wat = String::from("(module (memory (export \"memory\") 1)");
+    for i in 0..2000 {
+        wat.push_str(&format!("(func $f{i} (result i32) (i32.add (i32.const {i}) (i32.const 1)))"));
+    }
+    wat.push_str("(func (export \"_start\") (drop (i64.add (i32.const 1) (i64.const 2)))))");
+    let wasm = wat::parse_str(&wat).unwrap(); // the text format does not type-check
+    let (reason, source) = invalid_program(runtime(), &wasm);
+    assert_eq!(reason, InvalidProgram::NotWasm, "{source}");
+    let message = source.to_string();
+    assert!(message.contains("not valid WebAssembly") && message.contains("type mismatch"), "{message}");
+    assert!(message.contains("offset"), "{message}");
+    for err in [runtime().load(&wasm).map(|_| ()).unwrap_err(), runtime().load_checker(&wasm).map(|_| ()).unwrap_err()]
+    {
+        assert!(err.to_string().contains("not valid WebAssembly"), "{err}");
+    }
+}
+
 #[test]
 fn absurd_specs_are_refused_at_load_with_the_field_named() {
     let cases = [
