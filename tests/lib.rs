@@ -12,6 +12,30 @@ pub fn runtime() -> &'static Runtime {
 }
 
 /// The built-in environment `name`, compiled once and shared.
+/// The Python interpreter (`scripts/get-python.sh`) on a runtime set up as `wasmgym grade --lang
+/// python` sets it up (so both share the compile cache: the interpreter compiles once, in
+/// minutes, on a fresh machine).
+pub fn python() -> &'static (Runtime, wasmgym_grade::Interpreter) {
+    static PYTHON: OnceLock<(Runtime, wasmgym_grade::Interpreter)> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let cache = std::env::var_os("WASMGYM_CACHE_DIR")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| std::path::Path::new(&d).join("wasmgym")))
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache/wasmgym")))
+            .filter(|d| !d.as_os_str().is_empty());
+        let config = wasmgym::RuntimeConfig {
+            compile_cache: cache.map(|c| c.join("modules")),
+            max_wasm_stack: 256 << 20,
+            wasm_exceptions: true,
+            ..Default::default()
+        };
+        let runtime = Runtime::with_config(config).unwrap();
+        let interpreter = wasmgym_grade::Interpreter::load(&runtime, &wasmgym_grade::Interpreter::default_dir())
+            .unwrap_or_else(|e| panic!("{e} (the test command runs scripts/install-toolchains.sh, which fetches it)"));
+        (runtime, interpreter)
+    })
+}
+
 pub fn module(name: &str) -> EnvModule {
     cached(name, wasmgym_builtin::find)
 }

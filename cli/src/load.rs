@@ -56,6 +56,18 @@ pub fn grading_runtime() -> Result<Runtime, Error> {
     Runtime::with_config(config).context(|| "starting the WebAssembly runtime".into())
 }
 
+/// [`grading_runtime`] for Python: with WebAssembly exceptions, which CPython for WASI uses (only
+/// the trusted interpreter is loaded by this runtime).
+pub fn python_runtime() -> Result<Runtime, Error> {
+    let config = wasmgym::RuntimeConfig {
+        compile_cache: cache_dir("modules"),
+        max_wasm_stack: GRADE_WASM_STACK,
+        wasm_exceptions: true,
+        ..Default::default()
+    };
+    Runtime::with_config(config).context(|| "starting the WebAssembly runtime".into())
+}
+
 /// `what` in the cache: under `$WASMGYM_CACHE_DIR` (empty: no cache), else
 /// `$XDG_CACHE_HOME/wasmgym`, else `~/.cache/wasmgym`.
 pub fn cache_dir(what: &str) -> Option<std::path::PathBuf> {

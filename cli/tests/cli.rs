@@ -327,14 +327,14 @@ fn grade_json_is_one_compact_line_and_jsonl_a_line_per_test_in_order() {
 fn grade_c_source_by_extension_and_a_compile_error_once() {
     let dir = std::env::temp_dir().join(format!("wasmgym-cli-{}-c", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (good, bad, unknown) = (dir.join("sum.c"), dir.join("bad.cpp"), dir.join("sum.py"));
+    let (good, bad, unknown) = (dir.join("sum.c"), dir.join("bad.cpp"), dir.join("sum.rb"));
     std::fs::write(
         &good,
         "#include <stdio.h>\nint main(void){long long a,s=0;while(scanf(\"%lld\",&a)==1)s+=a;printf(\"%lld\\n\",s);}\n",
     )
     .unwrap();
     std::fs::write(&bad, "int main() { return x; }\n").unwrap();
-    std::fs::write(&unknown, "print(1)\n").unwrap();
+    std::fs::write(&unknown, "puts 1\n").unwrap();
     let tests = repo("programs/sum/tests.jsonl");
     let cache = dir.join("cache");
     let run = |args: &[&str]| {
@@ -359,6 +359,36 @@ fn grade_c_source_by_extension_and_a_compile_error_once() {
     assert!(json(&o)["error"]["message"].as_str().unwrap().contains("--lang"));
     let o = run(&["grade", unknown.to_str().unwrap(), "--tests", &tests, "--lang", "c", "--json"]);
     assert_eq!(json(&o)["error"]["kind"], "compile_error");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn grade_python_source_by_extension_and_say_how_to_get_the_interpreter() {
+    let dir = std::env::temp_dir().join(format!("wasmgym-cli-{}-py", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (good, bad) = (dir.join("sum.py"), dir.join("bad.py"));
+    std::fs::write(&good, "import sys\nprint(sum(int(t) for t in sys.stdin.read().split()))\n").unwrap();
+    std::fs::write(&bad, "print(1\n").unwrap();
+    let tests = repo("programs/sum/tests.jsonl");
+    // The interpreter and its compiled code from the user's cache (the test command fetches it).
+    let o = wasmgym(&["grade", good.to_str().unwrap(), "--tests", &tests, "--json"]);
+    assert_exit(&o, 0);
+    assert_eq!(json(&o)["summary"]["passed"], 4);
+    let o = wasmgym(&["grade", bad.to_str().unwrap(), "--tests", &tests, "--json"]);
+    assert_exit(&o, 1);
+    let doc = json(&o);
+    assert_eq!(doc["error"]["kind"], "compile_error");
+    assert!(doc["error"]["message"].as_str().unwrap().contains("SyntaxError"), "{doc}");
+
+    let o = Command::new(env!("CARGO_BIN_EXE_wasmgym"))
+        .args(["grade", good.to_str().unwrap(), "--tests", &tests, "--json"])
+        .env("WASMGYM_PYTHON_DIR", dir.join("nowhere"))
+        .output()
+        .unwrap();
+    assert_exit(&o, 1);
+    let doc = json(&o);
+    assert_eq!(doc["error"]["kind"], "toolchain");
+    assert!(doc["error"]["message"].as_str().unwrap().contains("scripts/get-python.sh"), "{doc}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

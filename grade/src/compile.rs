@@ -26,30 +26,36 @@ pub enum Lang {
     C,
     /// C++ (C++17, no exceptions: the WASI C++ runtime has none), compiled by clang.
     Cpp,
+    /// Python 3, run by an interpreter ([`Grader::python`](crate::Grader::python)), not compiled.
+    Python,
 }
 
 impl Lang {
-    /// The language a `--lang` value names: `wasm`, `c`, `cpp` (or `c++`, `cxx`, `cc`).
+    /// The language a `--lang` value names: `wasm`, `c`, `cpp` (or `c++`, `cxx`, `cc`), `python`
+    /// (or `py`).
     pub fn from_name(name: &str) -> Option<Lang> {
         match name.to_ascii_lowercase().as_str() {
             "wasm" | "wat" => Some(Lang::Wasm),
             "c" => Some(Lang::C),
             "cpp" | "c++" | "cxx" | "cc" => Some(Lang::Cpp),
+            "python" | "py" => Some(Lang::Python),
             _ => None,
         }
     }
 
-    /// The language of a file, by its extension (`.c`, `.cpp`/`.cc`/`.cxx`/`.c++`, `.wasm`/`.wat`).
+    /// The language of a file, by its extension (`.c`, `.cpp`/`.cc`/`.cxx`/`.c++`, `.py`,
+    /// `.wasm`/`.wat`).
     pub fn of_path(path: &Path) -> Option<Lang> {
         Lang::from_name(path.extension()?.to_str()?)
     }
 
-    /// `wasm`, `c` or `cpp`.
+    /// `wasm`, `c`, `cpp` or `python`.
     pub fn name(self) -> &'static str {
         match self {
             Lang::Wasm => "wasm",
             Lang::C => "c",
             Lang::Cpp => "cpp",
+            Lang::Python => "python",
         }
     }
 }
@@ -255,8 +261,14 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), GradeError> {
 /// message (naming the file `main.c` or `main.cpp`); a missing toolchain is
 /// [`GradeError::Toolchain`].
 pub fn compile(source: &[u8], lang: Lang, options: &CompileOptions) -> Result<Vec<u8>, GradeError> {
-    if lang == Lang::Wasm {
-        return Ok(source.to_vec());
+    match lang {
+        Lang::Wasm => return Ok(source.to_vec()),
+        Lang::Python => {
+            return Err(toolchain_error(
+                "Python is interpreted, not compiled to a module: grade it with Grader::python".into(),
+            ));
+        }
+        Lang::C | Lang::Cpp => {}
     }
     let toolchain = Toolchain::find()?;
     let cached =

@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod compile;
+pub mod python;
 mod tests;
 mod verdict;
 
@@ -36,7 +37,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub use compile::{CompileOptions, Lang, compile};
-pub use tests::{TestCase, load_tests, parse_jsonl};
+pub use python::{Interpreter, Measured};
+pub use tests::{TestCase, TestKind, load_tests, parse_jsonl};
 pub use verdict::{RuntimeError, TimeLimit, Verdict};
 
 use serde::Serialize;
@@ -204,6 +206,18 @@ impl Default for GradeOptions {
     }
 }
 
+impl GradeOptions {
+    /// The defaults for Python solutions: fuel 2×10¹⁰ per test (about 5 s of interpreted Python
+    /// here; a loop of 10⁶ iterations takes about 3×10⁹) and a 20 s deadline; the rest as
+    /// [`GradeOptions::default`].
+    pub fn python() -> GradeOptions {
+        let mut options = GradeOptions::default();
+        options.limits.fuel_per_call = Some(20_000_000_000);
+        options.limits.deadline = Some(Duration::from_secs(20));
+        options
+    }
+}
+
 /// The verdict on one test and what the run used.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TestResult {
@@ -338,12 +352,20 @@ impl Serialize for SummaryJson<'_> {
     }
 }
 
-/// A program (and optionally a checker), compiled once, ready to grade batches.
+/// A program or a Python solution (and optionally a checker), compiled once, ready to grade
+/// batches.
 #[derive(Clone, Debug)]
 pub struct Grader {
-    program: ProgramModule,
+    solution: Solution,
     checker: Option<CheckerModule>,
     options: GradeOptions,
+}
+
+/// What is graded.
+#[derive(Clone, Debug)]
+enum Solution {
+    Program(ProgramModule),
+    Python(python::Solution),
 }
 
 impl Grader {
@@ -362,13 +384,39 @@ impl Grader {
             .transpose()
             .map_err(|source| GradeError::InvalidChecker { source })?;
         check_resources(runtime, &options, checker.is_some())?;
-        Ok(Grader { program, checker, options })
+        Ok(Grader { solution: Solution::Program(program), checker, options })
     }
 
     /// A grader from modules already loaded (the caller checks resources with
     /// [`check_resources`] if it wants to).
     pub fn from_modules(program: ProgramModule, checker: Option<CheckerModule>, options: GradeOptions) -> Grader {
-        Grader { program, checker, options }
+        Grader { solution: Solution::Program(program), checker, options }
+    }
+
+    /// A grader of Python `source` run by `interpreter` (see [`python`]). The interpreter is
+    /// initialised and the source compiled here, once: a syntax error is
+    /// [`GradeError::CompileError`]. `options` as for programs; [`GradeOptions::python`] has
+    /// limits sized for an interpreter.
+    pub fn python(
+        runtime: &Runtime,
+        interpreter: &Interpreter,
+        source: &str,
+        checker: Option<&[u8]>,
+        options: GradeOptions,
+    ) -> Result<Grader, GradeError> {
+        let checker = checker
+            .map(|bytes| runtime.load_checker(bytes))
+            .transpose()
+            .map_err(|source| GradeError::InvalidChecker { source })?;
+        check_resources(runtime, &options, checker.is_some())?;
+        let solution = match python::Solution::new(interpreter, source, options.limits.clone()) {
+            Ok(Ok(solution)) => solution,
+            Ok(Err(message)) => return Err(GradeError::CompileError { message }),
+            Err(e) => {
+                return Err(GradeError::Toolchain { message: format!("the Python interpreter cannot start: {e}") });
+            }
+        };
+        Ok(Grader { solution: Solution::Python(solution), checker, options })
     }
 
     /// The options batches are graded with.
@@ -393,7 +441,11 @@ impl Grader {
             for _ in 0..jobs {
                 // Each worker's stack holds the guest's wasm stack (RuntimeConfig::max_wasm_stack).
                 let worker = std::thread::Builder::new().name("wasmgym-grade".into());
-                let worker = worker.stack_size(self.program.thread_stack_bytes());
+                let stack = match &self.solution {
+                    Solution::Program(program) => program.thread_stack_bytes(),
+                    Solution::Python(python) => python.interpreter.thread_stack_bytes(),
+                };
+                let worker = worker.stack_size(stack);
                 let spawned = worker.spawn_scoped(scope, || {
                     let mut worker = Worker::new(self);
                     let mut mine = Vec::new();
@@ -474,26 +526,38 @@ fn physical_memory() -> u64 {
     u64::MAX
 }
 
-/// One thread's instances: a program (or why it cannot be instantiated) and a checker.
+/// One thread's instances: a program or an interpreter (or why it cannot be instantiated) and a
+/// checker.
 struct Worker<'a> {
     grader: &'a Grader,
-    program: Result<Program, Error>,
+    runner: Result<Runner, Error>,
     checker: Option<Result<Checker, Error>>,
+}
+
+enum Runner {
+    Program(Program),
+    Python(Box<python::Solution>, python::Worker),
 }
 
 impl<'a> Worker<'a> {
     fn new(grader: &'a Grader) -> Worker<'a> {
         let options = &grader.options;
+        let runner = match &grader.solution {
+            Solution::Program(program) => program.instantiate(options.limits.clone()).map(Runner::Program),
+            Solution::Python(solution) => {
+                solution.worker(options.limits.clone()).map(|worker| Runner::Python(Box::new(solution.clone()), worker))
+            }
+        };
         Worker {
             grader,
-            program: grader.program.instantiate(options.limits.clone()),
+            runner,
             checker: grader.checker.as_ref().map(|c| c.instantiate(options.checker_limits.clone())),
         }
     }
 
     fn grade(&mut self, test: &TestCase) -> TestResult {
-        let program = match &mut self.program {
-            Ok(program) => program,
+        let runner = match &mut self.runner {
+            Ok(runner) => runner,
             // The module cannot be instantiated under the limits (a 4 GiB initial memory, a start
             // function that traps): every test gets that verdict.
             Err(e) => return failed(test, Verdict::from_error(e)),
@@ -504,13 +568,22 @@ impl<'a> Worker<'a> {
             stdin: test.stdin.clone(),
             dir: test.dir.clone().or_else(|| self.grader.options.dir.clone()),
         };
-        let report = match program.run(&input) {
-            Ok(report) => report,
+        let ran = match runner {
+            Runner::Program(_) if test.kind != TestKind::Output => {
+                let message = "function-call and assert-style tests need a Python solution (--lang python)".into();
+                return failed(test, Verdict::GradingError { message });
+            }
+            Runner::Program(program) => program.run(&input).map(|report| (report, None)),
+            Runner::Python(solution, worker) => solution.run(worker, test, &input),
+        };
+        let (report, decided) = match ran {
+            Ok(ran) => ran,
             Err(e) => return failed(test, Verdict::GradingError { message: format!("the host failed: {e}") }),
         };
-        let (verdict, score) = match Verdict::from_run(&report) {
+        let (verdict, score) = match decided.or_else(|| Verdict::from_run(&report)) {
             // Stopped by the host (the runtime's memory cap): not a score the program earned.
             Some(verdict @ Verdict::GradingError { .. }) => (verdict, None),
+            Some(Verdict::Accepted) => (Verdict::Accepted, Some(1.0)),
             Some(verdict) => (verdict, Some(0.0)),
             None => self.judge(test, &report.stdout),
         };
@@ -592,5 +665,27 @@ pub fn compare(mode: Compare, expected: &[u8], output: &[u8]) -> Option<String> 
             }
             (e.len() != o.len()).then(|| format!("expected {} tokens, got {}", e.len(), o.len()))
         }
+    }
+}
+
+/// Whether two JSON values are equal as Python compares what they decode to: numbers by value
+/// (`1 == 1.0`, `True == 1`), arrays and objects element by element.
+pub fn compare_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    let number = |v: &Value| match v {
+        Value::Number(n) => n.as_f64().map(|f| (f, n.as_i64().or_else(|| n.as_u64().map(|u| u as i64)))),
+        Value::Bool(b) => Some((f64::from(u8::from(*b)), Some(i64::from(*b)))),
+        _ => None,
+    };
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| compare_json(x, y)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| compare_json(v, w)))
+        }
+        _ => match (number(a), number(b)) {
+            (Some((_, Some(i))), Some((_, Some(j)))) => i == j,
+            (Some((f, _)), Some((g, _))) => f == g,
+            _ => a == b,
+        },
     }
 }

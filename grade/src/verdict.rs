@@ -53,6 +53,12 @@ pub enum RuntimeError {
     },
     /// The wasm call stack or the shadow stack in linear memory overflowed (unbounded recursion).
     StackOverflow,
+    /// An interpreted solution raised an exception nothing caught (Python: the traceback's last
+    /// line, such as `ZeroDivisionError: division by zero`).
+    Exception {
+        /// The exception and its message.
+        message: String,
+    },
     /// The program exited with a non-zero code.
     Exit {
         /// The exit code.
@@ -102,6 +108,7 @@ impl Verdict {
                 format!("trap: {cause}")
             }
             Verdict::RuntimeError(RuntimeError::StackOverflow) => "stack overflow".into(),
+            Verdict::RuntimeError(RuntimeError::Exception { message }) => message.clone(),
             Verdict::RuntimeError(RuntimeError::Exit { code }) => format!("exited with code {code}"),
             Verdict::TimeLimitExceeded(TimeLimit::Fuel { limit }) => format!("out of fuel ({limit})"),
             Verdict::TimeLimitExceeded(TimeLimit::Deadline { limit }) => {

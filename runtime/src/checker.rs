@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::instance::Env;
 use crate::limits::Limits;
 use crate::module::{ModuleInner, Runtime, to_binary};
-use crate::program::compile;
+use crate::program::{Imports, compile};
 use crate::rewrite::Options;
 use crate::sandbox::Sandbox;
 use crate::snapshot::SnapshotData;
@@ -50,19 +50,18 @@ impl Runtime {
     pub fn load_checker(&self, wasm: &[u8]) -> Result<CheckerModule> {
         let binary = to_binary(wasm)?;
         let version = checker_version(&binary);
-        let inner = compile(self, &binary, Options::default(), true)?;
-        if version.is_none() {
-            if inner.layout.exports.iter().any(|e| e == "_start") {
+        let inner = compile(self, &binary, Options::default(), Imports::ForkQueries, &|layout| {
+            if version.is_none() && layout.exports.iter().any(|e| e == "_start") {
                 return Err(Error::WrongKind {
                     message: "it is a program (it exports `_start`), not a checker: export one with `export_checker!`"
                         .into(),
                 });
             }
-            return Err(Error::AbiMismatch { found: None, supported: CHECKER_ABI_VERSION });
-        }
-        if version != Some(CHECKER_ABI_VERSION) {
-            return Err(Error::AbiMismatch { found: version, supported: CHECKER_ABI_VERSION });
-        }
+            match version {
+                Some(CHECKER_ABI_VERSION) => Ok(()),
+                found => Err(Error::AbiMismatch { found, supported: CHECKER_ABI_VERSION }),
+            }
+        })?;
         let module = inner.pre.module();
         for (name, expected) in [(ALLOC, "(i32) -> i32"), (CHECK, "(i32, i32, i32, i32) -> i64")] {
             if module.get_export(name).and_then(|e| e.func().cloned()).is_none() {

@@ -48,12 +48,20 @@ pub struct RuntimeConfig {
     /// Static bounds every module must be within before it is compiled (see [`LoadLimits`]);
     /// [`Runtime::with_load_limits`] gives a runtime with other bounds for trusted modules.
     pub load_limits: LoadLimits,
-    /// A directory where compiled modules are kept (`<hash>.cwasm`, keyed by the module's bytes
-    /// after rewriting and by this engine's settings and wasmtime's version), so loading the same
-    /// module again deserialises it instead of compiling (a language interpreter: seconds). `None`:
-    /// always compile. The directory is created (mode 0700); its files are trusted as machine
-    /// code, so it must be writable by this user only.
+    /// A directory where compiled modules are kept (`<key>.cwasm` and what the rewrite learned,
+    /// `<key>.layout`, keyed by the module's bytes, the load limits, this engine's settings and
+    /// wasmtime's version), so loading the same module again deserialises it instead of rewriting,
+    /// instrumenting and compiling it (a language interpreter: minutes). `None`: always compile.
+    /// The directory is created (mode 0700); its files are trusted as machine code, so it must be
+    /// writable by this user only.
     pub compile_cache: Option<PathBuf>,
+    /// Accept the exception-handling proposal (`try_table`, `throw`, `throw_ref`, `exnref`), which
+    /// interpreters compiled with setjmp/longjmp support use (CPython 3.15 for WASI). Off by
+    /// default: exception objects live in a heap outside linear memory, which
+    /// [`Limits::memory_bytes`] does not bound, so only trusted modules should get it (the
+    /// interpreter, not the code it runs). The GC and typed-function-reference proposals stay off
+    /// either way (snapshots hold no GC heap).
+    pub wasm_exceptions: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -67,6 +75,7 @@ impl Default for RuntimeConfig {
             cow_fork_min_bytes: 256 << 10,
             load_limits: LoadLimits::default(),
             compile_cache: None,
+            wasm_exceptions: false,
         }
     }
 }
@@ -95,6 +104,9 @@ impl Runtime {
             .epoch_interruption(true)
             .cranelift_nan_canonicalization(true)
             .relaxed_simd_deterministic(true)
+            .wasm_exceptions(config.wasm_exceptions)
+            .wasm_gc(false)
+            .wasm_function_references(false)
             .max_wasm_stack(config.max_wasm_stack)
             // Never used (no async), but wasmtime requires it to be at least max_wasm_stack.
             .async_stack_size(config.max_wasm_stack + (2 << 20));
@@ -137,36 +149,30 @@ impl Runtime {
     pub fn load(&self, wasm: &[u8]) -> Result<EnvModule> {
         let binary = to_binary(wasm)?;
         let options = rewrite::Options { allow_table_mutation: false, limits: self.config.load_limits.clone() };
-        let (rewritten, layout) = rewrite::rewrite_with(&binary, &options)?;
-        if layout.abi_version.is_none() {
-            // Say what the module is when it is another kind of guest, before compiling anything.
-            let exports = &layout.exports;
-            if exports.iter().any(|e| e == wasmgym_abi::checker::CHECK) {
-                return Err(Error::WrongKind {
-                    message: "it is a checker (it exports `wasmgym_check`), not an environment: pass it to \
-                              `wasmgym grade --checker`"
-                        .into(),
-                });
+        let Prepared { module, layout, hash } = self.prepare(&binary, &options, &|layout| {
+            if layout.abi_version.is_none() {
+                // Say what the module is when it is another kind of guest, before compiling anything.
+                let exports = &layout.exports;
+                if exports.iter().any(|e| e == wasmgym_abi::checker::CHECK) {
+                    return Err(Error::WrongKind {
+                        message: "it is a checker (it exports `wasmgym_check`), not an environment: pass it to \
+                                  `wasmgym grade --checker`"
+                            .into(),
+                    });
+                }
+                if exports.iter().any(|e| e == "_start") {
+                    return Err(Error::WrongKind {
+                        message: "it is a program (it exports `_start`), not an environment: grade it with \
+                                  `wasmgym grade`, or build an environment with `export_env!`"
+                            .into(),
+                    });
+                }
             }
-            if exports.iter().any(|e| e == "_start") {
-                return Err(Error::WrongKind {
-                    message: "it is a program (it exports `_start`), not an environment: grade it with \
-                              `wasmgym grade`, or build an environment with `export_env!`"
-                        .into(),
-                });
+            if layout.abi_version != Some(ABI_VERSION) {
+                return Err(Error::AbiMismatch { found: layout.abi_version, supported: ABI_VERSION });
             }
-        }
-        if layout.abi_version != Some(ABI_VERSION) {
-            return Err(Error::AbiMismatch { found: layout.abi_version, supported: ABI_VERSION });
-        }
-        // Stores mark a dirty-page map (instrument.rs). If the instrumented module does not
-        // compile, compile the module as given, so the error speaks of the author's code.
-        let instrumented =
-            if self.config.track_dirty_pages { instrument::dirty_map(&rewritten)?.0 } else { rewritten.clone() };
-        let module = self
-            .compile(&instrumented)
-            .or_else(|_| Module::new(&self.engine, &rewritten))
-            .map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
+            Ok(())
+        })?;
         check_exports(&module, &layout)?;
         let mut linker = Linker::new(&self.engine);
         wasi::link(&mut linker, &module)?;
@@ -176,7 +182,7 @@ impl Runtime {
             initial_images: Default::default(),
             epoch_tick: self.config.epoch_tick,
             layout,
-            hash: *blake3::hash(&binary).as_bytes(),
+            hash,
             spec: None,
             size: binary.len(),
             budget: self.budget.clone(),
@@ -200,51 +206,109 @@ impl Runtime {
 }
 
 impl Runtime {
-    /// Compiles `wasm` (already rewritten), or deserialises it from the compile cache, where a
-    /// module compiled with this engine's settings is kept under the hash of its bytes.
-    pub(crate) fn compile(&self, wasm: &[u8]) -> wasmtime::Result<Module> {
-        let Some(dir) = &self.config.compile_cache else { return Module::new(&self.engine, wasm) };
-        let path = dir.join(format!("{}.cwasm", hex(&self.cache_key(wasm))));
-        if path.is_file() {
-            // SAFETY: the file was written by `Module::serialize` of this engine's settings (the key
-            // covers them and wasmtime's version; deserialize checks both again), whole (written
-            // to a temporary file and renamed), in a directory only this user may write.
-            if let Ok(module) = unsafe { Module::deserialize_file(&self.engine, &path) } {
-                return Ok(module);
-            }
+    /// Rewrites `binary` with `options` (exports of state, load limits), runs `check` on what the
+    /// rewrite learned (refusals that need no compiler), instruments the result for dirty-page
+    /// tracking and compiles it. With a compile cache, a module seen before is deserialised
+    /// instead, with its layout, and only `check` runs again.
+    pub(crate) fn prepare(
+        &self,
+        binary: &[u8],
+        options: &rewrite::Options,
+        check: &dyn Fn(&Layout) -> Result<()>,
+    ) -> Result<Prepared> {
+        let hash = module_hash(binary);
+        let cached = self.config.compile_cache.as_ref().map(|dir| {
+            let key = hex(&self.cache_key(&hash, options));
+            (dir, dir.join(format!("{key}.cwasm")), dir.join(format!("{key}.layout")))
+        });
+        if let Some((_, code, layout)) = &cached
+            && let Some((module, layout)) = read_cached(&self.engine, code, layout)
+        {
+            check(&layout)?;
+            return Ok(Prepared { module, layout, hash });
         }
-        let module = Module::new(&self.engine, wasm)?;
-        // A cache that cannot be written is no reason to fail the load.
-        let _ = store_compiled(dir, &path, &module);
-        Ok(module)
+        let (rewritten, layout) = rewrite::rewrite_with(binary, options)?;
+        check(&layout)?;
+        // Stores mark a dirty-page map (instrument.rs). If the instrumented module does not
+        // compile, compile the module as given, so the error speaks of the author's code.
+        let instrumented =
+            if self.config.track_dirty_pages { instrument::dirty_map(&rewritten)?.0 } else { rewritten.clone() };
+        let module = Module::new(&self.engine, &instrumented)
+            .or_else(|_| Module::new(&self.engine, &rewritten))
+            .map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
+        if let Some((dir, code, layout_path)) = &cached {
+            // A cache that cannot be written is no reason to fail the load.
+            let _ = store_compiled(dir, code, &module, layout_path, &layout);
+        }
+        Ok(Prepared { module, layout, hash })
     }
 
-    fn cache_key(&self, wasm: &[u8]) -> [u8; 32] {
+    fn cache_key(&self, module_hash: &[u8; 32], options: &rewrite::Options) -> [u8; 32] {
         use std::hash::{Hash, Hasher};
         let mut settings = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut settings);
         let mut key = blake3::Hasher::new();
-        key.update(b"wasmgym compile cache 1\0");
+        key.update(b"wasmgym compile cache 2\0");
         key.update(&settings.finish().to_le_bytes());
-        key.update(wasm);
+        key.update(format!("{options:?} {}\0", self.config.track_dirty_pages).as_bytes());
+        key.update(module_hash);
         *key.finalize().as_bytes()
     }
 }
 
-/// Writes `module` serialised to `path` in `dir` (created, mode 0700 on Unix) through a temporary
-/// file, so a reader never sees part of it.
-fn store_compiled(dir: &Path, path: &Path, module: &Module) -> std::io::Result<()> {
+/// A module rewritten, checked and compiled ([`Runtime::prepare`]).
+pub(crate) struct Prepared {
+    pub module: Module,
+    pub layout: Layout,
+    /// BLAKE3 hash of the module's bytes as given.
+    pub hash: [u8; 32],
+}
+
+/// BLAKE3 hash of `binary`, on all cores for large modules (an interpreter: 100 MB).
+pub(crate) fn module_hash(binary: &[u8]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    if binary.len() >= 1 << 20 {
+        hasher.update_rayon(binary);
+    } else {
+        hasher.update(binary);
+    }
+    *hasher.finalize().as_bytes()
+}
+
+/// The module and layout kept under `code` and `layout`, if both are there and whole.
+fn read_cached(engine: &Engine, code: &Path, layout: &Path) -> Option<(Module, Layout)> {
+    let layout: Layout = serde_json::from_slice(&std::fs::read(layout).ok()?).ok()?;
+    // SAFETY: the file was written by `Module::serialize` of this engine's settings (the key
+    // covers them and wasmtime's version; deserialize checks both again), whole (written to a
+    // temporary file and renamed), in a directory only this user may write.
+    let module = unsafe { Module::deserialize_file(engine, code) }.ok()?;
+    Some((module, layout))
+}
+
+/// Writes `module` serialised to `code` and `layout` beside it, in `dir` (created, mode 0700 on
+/// Unix), each through a temporary file, so a reader never sees part of one; the layout last, as
+/// a reader needs both.
+fn store_compiled(
+    dir: &Path,
+    code: &Path,
+    module: &Module,
+    layout_path: &Path,
+    layout: &Layout,
+) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)?;
-    let bytes = module.serialize().map_err(std::io::Error::other)?;
-    let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
-    std::fs::write(&temporary, bytes)?;
-    std::fs::rename(&temporary, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&temporary);
-    })
+    let write = |path: &Path, bytes: &[u8]| {
+        let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
+        std::fs::write(&temporary, bytes)?;
+        std::fs::rename(&temporary, path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&temporary);
+        })
+    };
+    write(code, &module.serialize().map_err(std::io::Error::other)?)?;
+    write(layout_path, &serde_json::to_vec(layout)?)
 }
 
 fn spawn_ticker(engine: &Engine, tick: Duration) {
@@ -261,15 +325,16 @@ fn spawn_ticker(engine: &Engine, tick: Duration) {
         .expect("spawning the epoch thread");
 }
 
-pub(crate) fn to_binary(bytes: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
     if bytes.starts_with(b"\0asm") {
-        return Ok(bytes.to_vec());
+        return Ok(std::borrow::Cow::Borrowed(bytes));
     }
     match std::str::from_utf8(bytes) {
-        Ok(text) if text.trim_start().starts_with('(') || text.trim_start().starts_with(";;") => wat::parse_str(text)
-            .map_err(|e| Error::InvalidModule {
+        Ok(text) if text.trim_start().starts_with('(') || text.trim_start().starts_with(";;") => {
+            wat::parse_str(text).map(std::borrow::Cow::Owned).map_err(|e| Error::InvalidModule {
                 message: format!("WAT does not parse: {}", clip_lines(&e.to_string())),
-            }),
+            })
+        }
         _ => Err(Error::InvalidModule {
             message: format!(
                 "not WebAssembly: the file starts with {:02x?}, not the \\0asm magic, and is not WAT text",

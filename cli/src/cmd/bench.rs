@@ -41,9 +41,17 @@ pub struct GradeArgs {
     /// Workers on each side (threads for the grader, concurrent processes for the baseline).
     #[arg(long, default_value_t = 2)]
     pub jobs: usize,
-    /// Times the grader grades the batch (the baseline runs it once; it is 100× slower).
-    #[arg(long, default_value_t = 100)]
-    pub rounds: usize,
+    /// Times the grader grades the batch (the baseline runs it once) [default: 100; Python 1].
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// What the solution is written in: wasm (programs/sum, against its native build) or python
+    /// (the same sum in Python, against a process of the host's python3 per test).
+    #[arg(long, default_value = "wasm")]
+    pub lang: String,
+    /// The Python interpreter of the baseline [default: a venv made in the wasmgym cache from
+    /// python3, so site-packages do not slow its start].
+    #[arg(long)]
+    pub python: Option<String>,
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -85,7 +93,7 @@ struct Report {
 }
 
 #[derive(Serialize)]
-struct JsonCost {
+pub(super) struct JsonCost {
     /// Bytes of the compact document.
     bytes: usize,
     /// Writing the compact document (`--json`), per test.
@@ -99,7 +107,7 @@ struct JsonCost {
 }
 
 /// Times writing `report` as JSON three ways into memory (best of 5 each).
-fn json_cost(report: &wasmgym_grade::GradeReport) -> Result<JsonCost, Error> {
+pub(super) fn json_cost(report: &wasmgym_grade::GradeReport) -> Result<JsonCost, Error> {
     let tests = report.tests.len().max(1) as f64;
     let best = |write: &dyn Fn(&mut Vec<u8>) -> serde_json::Result<()>| -> Result<(f64, usize), Error> {
         let mut fastest = f64::MAX;
@@ -138,7 +146,7 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
     }
 }
 
-fn batch(n: usize) -> Vec<TestCase> {
+pub(super) fn batch(n: usize) -> Vec<TestCase> {
     let mut rng = Rng::seed_from_u64(7);
     (0..n)
         .map(|i| {
@@ -155,9 +163,15 @@ fn batch(n: usize) -> Vec<TestCase> {
 }
 
 fn grade(args: GradeArgs) -> Result<Outcome, Error> {
-    if args.tests == 0 || args.jobs == 0 || args.rounds == 0 {
+    if args.tests == 0 || args.jobs == 0 || args.rounds == Some(0) {
         return Err(Error::Usage("--tests, --jobs and --rounds must be at least 1".into()));
     }
+    match args.lang.as_str() {
+        "wasm" => {}
+        "python" | "py" => return super::bench_python::run(args),
+        other => return Err(Error::Usage(format!("unknown language `{other}`: use wasm or python"))),
+    }
+    let rounds = args.rounds.unwrap_or(100);
     let native = wasmgym_builtin::native_program(PROGRAM)
         .filter(|p| std::path::Path::new(p).exists())
         .ok_or_else(|| Error::Usage(format!("the native build of programs/{PROGRAM} is missing: rebuild wasmgym")))?;
@@ -168,11 +182,11 @@ fn grade(args: GradeArgs) -> Result<Outcome, Error> {
     let options = GradeOptions { jobs: args.jobs, ..GradeOptions::default() };
     let grader = Grader::new(&runtime, wasm, None, options).map_err(Error::Grade)?;
     grader.grade(&tests[..tests.len().min(10)]); // warm up: page in the compiled code
-    let bar = output::progress((args.rounds * tests.len()) as u64, 0, "grader");
+    let bar = output::progress((rounds * tests.len()) as u64, 0, "grader");
     let started = Instant::now();
     let mut accepted = 0;
     let mut last = None;
-    for _ in 0..args.rounds {
+    for _ in 0..rounds {
         let report = grader.grade_each(&tests, &|_, _| bar.inc(1));
         accepted += report.tests.iter().filter(|t| t.verdict == Verdict::Accepted).count();
         last = Some(report);
@@ -180,12 +194,12 @@ fn grade(args: GradeArgs) -> Result<Outcome, Error> {
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let json = json_cost(&last.expect("at least one round"))?;
-    let runs = args.rounds * tests.len();
+    let runs = rounds * tests.len();
     let grader_side = Side { runs, accepted, seconds, tests_per_second: runs as f64 / seconds };
 
     let bar = output::progress(tests.len() as u64, 0, "processes");
     let started = Instant::now();
-    let accepted = processes(native, &tests, args.jobs, &|| bar.inc(1)).context(|| format!("running {native}"))?;
+    let accepted = processes(&[native], &tests, args.jobs, &|| bar.inc(1)).context(|| format!("running {native}"))?;
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let process_side = Side { runs: tests.len(), accepted, seconds, tests_per_second: tests.len() as f64 / seconds };
@@ -229,7 +243,12 @@ fn grade(args: GradeArgs) -> Result<Outcome, Error> {
 }
 
 /// Runs `native` once per test in `jobs` concurrent workers; returns how many outputs were right.
-fn processes(native: &str, tests: &[TestCase], jobs: usize, tick: &(dyn Fn() + Sync)) -> wasmgym::Result<usize> {
+pub(super) fn processes(
+    command: &[&str],
+    tests: &[TestCase],
+    jobs: usize,
+    tick: &(dyn Fn() + Sync),
+) -> wasmgym::Result<usize> {
     let next = AtomicUsize::new(0);
     let accepted = AtomicUsize::new(0);
     let failure = std::sync::Mutex::new(None);
@@ -237,7 +256,7 @@ fn processes(native: &str, tests: &[TestCase], jobs: usize, tick: &(dyn Fn() + S
         for _ in 0..jobs {
             scope.spawn(|| {
                 while let Some(test) = tests.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    match run_process(native, &test.stdin) {
+                    match run_process(command, &test.stdin) {
                         Ok(stdout) => {
                             if compare(Compare::Tokens, &test.expected_stdout, &stdout).is_none() {
                                 accepted.fetch_add(1, Ordering::Relaxed);
@@ -254,13 +273,14 @@ fn processes(native: &str, tests: &[TestCase], jobs: usize, tick: &(dyn Fn() + S
         }
     });
     match failure.into_inner().unwrap() {
-        Some(source) => Err(wasmgym::Error::Io { path: native.to_owned(), source }),
+        Some(source) => Err(wasmgym::Error::Io { path: command.join(" "), source }),
         None => Ok(accepted.into_inner()),
     }
 }
 
-fn run_process(native: &str, stdin: &[u8]) -> io::Result<Vec<u8>> {
-    let mut cmd = Command::new(native);
+fn run_process(command: &[&str], stdin: &[u8]) -> io::Result<Vec<u8>> {
+    let mut cmd = Command::new(command[0]);
+    cmd.args(&command[1..]);
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
     // SAFETY: the closure runs in the child between fork and exec and only calls setrlimit,
     // which is async-signal-safe.

@@ -9,17 +9,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wasmgym::Limits;
-use wasmgym_grade::{Compare, CompileOptions, GradeOptions, GradeReport, Grader, Lang, load_tests};
+use wasmgym_grade::{Compare, CompileOptions, GradeOptions, GradeReport, Grader, Interpreter, Lang, load_tests};
 
 use crate::error::{Context, Error, Outcome};
 use crate::{load, output};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The program: a .wasm or .wat WASI command, a C or C++ source file (.c, .cpp), or the name
-    /// of an example in programs/ (`sum`).
+    /// The program: a .wasm or .wat WASI command, a C, C++ or Python source file (.c, .cpp, .py),
+    /// or the name of an example in programs/ (`sum`).
     pub program: String,
-    /// The program's language: wasm, c or cpp (default: from the file's extension).
+    /// The program's language: wasm, c, cpp or python (default: from the file's extension).
     #[arg(long)]
     pub lang: Option<String>,
     /// The tests: a directory of NAME.in / NAME.out pairs, or a .jsonl file with one test per line.
@@ -32,12 +32,13 @@ pub struct Args {
     /// Compare byte for byte instead of token by token.
     #[arg(long, conflicts_with = "checker")]
     pub exact: bool,
-    /// Fuel per test (about one unit per wasm instruction).
-    #[arg(long, default_value_t = 2_000_000_000)]
-    pub fuel: u64,
-    /// Wall-clock time per test, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
-    pub time_limit_ms: u64,
+    /// Fuel per test (about one unit per wasm instruction) [default: 2000000000; Python
+    /// 20000000000, about 5 s of interpreted Python].
+    #[arg(long)]
+    pub fuel: Option<u64>,
+    /// Wall-clock time per test, in milliseconds [default: 2000; Python 20000].
+    #[arg(long)]
+    pub time_limit_ms: Option<u64>,
     /// Linear memory per test, in MiB.
     #[arg(long, default_value_t = 256)]
     pub memory_mib: u64,
@@ -74,38 +75,35 @@ pub fn module_bytes(arg: &str) -> Result<Vec<u8>, Error> {
     })
 }
 
-/// The program as a module: read, or compiled from its source.
-fn program_module(args: &Args) -> Result<Vec<u8>, Error> {
-    let path = Path::new(&args.program);
-    let lang = match &args.lang {
+/// The solution's language: `--lang`, else from its extension.
+fn language(args: &Args) -> Result<Lang, Error> {
+    match &args.lang {
         Some(name) => Lang::from_name(name)
-            .ok_or_else(|| Error::Usage(format!("unknown language `{name}`: use wasm, c or cpp")))?,
-        None if wasmgym_builtin::find_program(&args.program).is_some() => Lang::Wasm,
-        None => Lang::of_path(path).ok_or_else(|| {
+            .ok_or_else(|| Error::Usage(format!("unknown language `{name}`: use wasm, c, cpp or python"))),
+        None if wasmgym_builtin::find_program(&args.program).is_some() => Ok(Lang::Wasm),
+        None => Lang::of_path(Path::new(&args.program)).ok_or_else(|| {
             Error::Usage(format!(
-                "cannot tell the language of `{}` from its extension: name a .wasm, .wat, .c or .cpp file, or pass \
-                 --lang wasm|c|cpp",
+                "cannot tell the language of `{}` from its extension: name a .wasm, .wat, .c, .cpp or .py file, or \
+                 pass --lang wasm|c|cpp|python",
                 args.program
             ))
-        })?,
-    };
-    let bytes = module_bytes(&args.program)?;
-    if lang == Lang::Wasm {
-        return Ok(bytes);
+        }),
     }
-    let options = CompileOptions { cache: load::cache_dir("solutions"), ..CompileOptions::default() };
-    wasmgym_grade::compile(&bytes, lang, &options).map_err(Error::Grade)
 }
 
 pub fn run(args: Args) -> Result<Outcome, Error> {
-    let runtime = load::grading_runtime()?;
-    let program = program_module(&args)?;
+    let lang = language(&args)?;
+    let runtime = match lang {
+        Lang::Python => load::python_runtime()?,
+        _ => load::grading_runtime()?,
+    };
+    let source = module_bytes(&args.program)?;
     let checker = args.checker.as_deref().map(module_bytes).transpose()?;
-    let defaults = GradeOptions::default();
+    let defaults = if lang == Lang::Python { GradeOptions::python() } else { GradeOptions::default() };
     let options = GradeOptions {
         limits: Limits {
-            fuel_per_call: Some(args.fuel),
-            deadline: Some(Duration::from_millis(args.time_limit_ms)),
+            fuel_per_call: args.fuel.or(defaults.limits.fuel_per_call),
+            deadline: args.time_limit_ms.map(Duration::from_millis).or(defaults.limits.deadline),
             memory_bytes: args.memory_mib << 20,
             output_bytes: args.output_kib << 10,
             ..defaults.limits.clone()
@@ -115,7 +113,23 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         dir: args.dir.clone(),
         ..defaults
     };
-    let grader = Grader::new(&runtime, &program, checker.as_deref(), options).map_err(Error::Grade)?;
+    let grader = match lang {
+        Lang::Python => {
+            let source = String::from_utf8(source)
+                .map_err(|_| Error::Usage(format!("`{}` is not UTF-8 text: Python source must be", args.program)))?;
+            let spinner = output::spinner("loading the Python interpreter (compiled once, minutes the first time)");
+            let interpreter = Interpreter::load(&runtime, &Interpreter::default_dir());
+            spinner.finish_and_clear();
+            Grader::python(&runtime, &interpreter.map_err(Error::Grade)?, &source, checker.as_deref(), options)
+        }
+        Lang::Wasm => Grader::new(&runtime, &source, checker.as_deref(), options),
+        _ => {
+            let options_c = CompileOptions { cache: load::cache_dir("solutions"), ..CompileOptions::default() };
+            let program = wasmgym_grade::compile(&source, lang, &options_c).map_err(Error::Grade)?;
+            Grader::new(&runtime, &program, checker.as_deref(), options)
+        }
+    }
+    .map_err(Error::Grade)?;
     let tests = load_tests(&args.tests).map_err(Error::Grade)?;
     let bar = output::progress(tests.len() as u64, 1000, "grading");
     let done = AtomicUsize::new(0);

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_fork;
+pub mod bench_python;
 pub mod check;
 pub mod demo;
 pub mod envs;
