@@ -148,7 +148,7 @@ impl Runtime {
     /// and imports, and reading its spec.
     pub fn load(&self, wasm: &[u8]) -> Result<EnvModule> {
         let binary = to_binary(wasm)?;
-        let options = rewrite::Options { allow_table_mutation: false, limits: self.config.load_limits.clone() };
+        let options = rewrite::Options { limits: self.config.load_limits.clone(), ..Default::default() };
         let Prepared { module, layout, hash } = self.prepare(&binary, &options, &|layout| {
             if layout.abi_version.is_none() {
                 // Say what the module is when it is another kind of guest, before compiling anything.

@@ -62,20 +62,15 @@ impl Runtime {
     /// [`LoadLimits::trusted`](crate::LoadLimits::trusted), with a compile cache.
     pub fn load_reactor(&self, wasm: &[u8]) -> Result<ReactorModule> {
         let binary = to_binary(wasm)?;
-        let inner =
-            compile(
-                self,
-                &binary,
-                Options::default(),
-                Imports::HostCall,
-                &|layout| match ["_initialize", "host_alloc"]
-                    .into_iter()
-                    .find(|name| !layout.exports.iter().any(|e| e == name))
-                {
-                    Some(name) => Err(missing(name)),
-                    None => Ok(()),
-                },
-            )?;
+        let options = Options { allow_exceptions: self.config().wasm_exceptions, ..Options::default() };
+        let check = |layout: &crate::rewrite::Layout| match ["_initialize", "host_alloc"]
+            .into_iter()
+            .find(|name| !layout.exports.iter().any(|e| e == name))
+        {
+            Some(name) => Err(missing(name)),
+            None => Ok(()),
+        };
+        let inner = compile(self, &binary, options, Imports::HostCall, &check)?;
         for (name, params) in [("_initialize", 0), ("host_alloc", 1)] {
             match inner.pre.module().get_export(name) {
                 Some(ExternType::Func(ty)) if ty.params().len() == params => {}
@@ -429,6 +424,33 @@ mod tests {
         assert!(e.contains("missing"), "{e}");
         let e = reactor.call_code("host_alloc", b"x", &RunInput::default()).unwrap_err().to_string();
         assert!(e.contains("(i32, i32) -> i32"), "{e}");
+    }
+
+    #[test]
+    fn exceptions_are_for_reactors_of_a_runtime_that_allows_them() {
+        let thrower = |exports: &str| {
+            format!(
+                r#"(module (tag $t (param i32)) (memory (export "memory") 1) {exports}
+                   (func (export "turn") (param i32 i32) (result i32)
+                     (block $h (result i32) (try_table (catch $t $h) (throw $t (i32.const 7))) (i32.const 0))))"#
+            )
+        };
+        let reactor = thrower(
+            r#"(func (export "_initialize")) (func (export "host_alloc") (param i32) (result i32) (i32.const 64))"#,
+        );
+        let program = thrower(r#"(func (export "_start"))"#);
+        let allowing =
+            Runtime::with_config(crate::RuntimeConfig { wasm_exceptions: true, ..Default::default() }).unwrap();
+        for runtime in [Runtime::new().unwrap(), allowing.clone()] {
+            let e = runtime.load_program(program.as_bytes()).unwrap_err();
+            assert!(matches!(e, Error::Unsupported { .. }) && e.to_string().contains("exception"), "{e}");
+        }
+        let e = Runtime::new().unwrap().load_reactor(reactor.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("exception"), "{e}");
+        let (_dirs, setup) = setup(false);
+        let mut r = allowing.load_reactor(reactor.as_bytes()).unwrap().instantiate(Limits::default(), &setup).unwrap();
+        r.capture_pristine().unwrap();
+        assert_eq!(r.call_code("turn", b"", &RunInput::default()).unwrap().exit_code(), Some(7), "caught");
     }
 
     #[test]

@@ -51,6 +51,11 @@ pub(crate) struct Options {
     /// would be incomplete); programs may, and then get a fresh instance per run instead of a
     /// restored snapshot.
     pub allow_table_mutation: bool,
+    /// Accept exception tags (WebAssembly exception handling): only a trusted interpreter's, on a
+    /// runtime made with `RuntimeConfig::wasm_exceptions`, since exception objects live outside
+    /// linear memory and its limits. Without a tag nothing can be thrown, so refusing the tag
+    /// section refuses exceptions.
+    pub allow_exceptions: bool,
     /// Static bounds checked before compiling.
     pub limits: LoadLimits,
 }
@@ -113,6 +118,14 @@ pub(crate) fn rewrite_with(wasm: &[u8], options: &Options) -> Result<(Vec<u8>, L
                         TypeRef::Tag(_) => return Err(unsupported_import(import.module, import.name, "tag")),
                     }
                 }
+            }
+            Payload::TagSection(_) if !options.allow_exceptions => {
+                return Err(Error::Unsupported {
+                    message: "the module declares exception tags (WebAssembly exception handling), which only a \
+                              trusted interpreter loaded by Runtime::load_reactor on a runtime with wasm_exceptions \
+                              may use: build without exceptions (C++: -fno-exceptions; Rust: panic = \"abort\")"
+                        .into(),
+                });
             }
             Payload::MemorySection(reader) => {
                 for memory in reader.clone() {
