@@ -362,6 +362,8 @@ pub(crate) struct Solution {
 impl Solution {
     /// `source` to be run by `interpreter`, or its syntax error (`Ok(Err(message))`).
     pub fn new(interpreter: &Interpreter, source: &str, limits: Limits) -> Result<Result<Solution, String>, Error> {
+        // A byte-order mark is an encoding marker `python3 file.py` skips, not code.
+        let source = source.strip_prefix('\u{feff}').unwrap_or(source);
         let mut solution = Solution {
             interpreter: interpreter.clone(),
             source: source.to_owned(),

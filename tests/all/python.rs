@@ -48,6 +48,8 @@ fn stdin_stdout_tests_get_the_verdicts_of_programs() {
     // Every line of stdin, and print's keywords.
     let lines = "import sys\nprint(*sorted(int(l) for l in sys.stdin), sep=',')\n";
     assert_eq!(verdict(lines, "3\n1\n2\n", "1,2,3"), Verdict::Accepted);
+    // Sources as editors save them: a byte-order mark, Windows line ends.
+    assert_eq!(verdict("\u{feff}x = input()\r\nprint(x)\r\n", "hi", "hi"), Verdict::Accepted);
 }
 
 #[test]
