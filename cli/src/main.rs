@@ -41,6 +41,8 @@ enum Command {
     Grade(cmd::grade::Args),
     /// Measure: `bench grade` compares the grader with a process per test.
     Bench(cmd::bench::Args),
+    /// Choose an action by Monte Carlo tree search (UCT) on exact snapshots of the environment.
+    Search(cmd::search::Args),
 }
 
 impl Command {
@@ -55,6 +57,7 @@ impl Command {
             Command::Demo(a) => a.json,
             Command::Grade(a) => a.json,
             Command::Bench(a) => a.json(),
+            Command::Search(a) => a.json,
         }
     }
 
@@ -68,6 +71,7 @@ impl Command {
             Command::Demo(a) => cmd::demo::run(a),
             Command::Grade(a) => cmd::grade::run(a),
             Command::Bench(a) => cmd::bench::run(a),
+            Command::Search(a) => cmd::search::run(a),
         }
     }
 }

@@ -470,3 +470,25 @@ fn bench_fork_json_has_a_row_per_memory_size_and_dirty_count() {
     }
     assert_eq!(rows.last().unwrap()["memory_bytes"], 64 << 20);
 }
+
+#[test]
+fn search_finds_the_block_in_tic_tac_toe_and_refuses_a_finished_game() {
+    let o = wasmgym(&["search", "tic_tac_toe", "--moves", "0,4,1", "--simulations", "3000", "--json"]);
+    assert_exit(&o, 0);
+    let doc = json(&o);
+    assert_eq!(doc["action"], 2, "{doc}");
+    assert_eq!(doc["simulations"], 3000);
+    let visits: u64 = doc["children"].as_array().unwrap().iter().map(|c| c["visits"].as_u64().unwrap()).sum();
+    assert_eq!(visits, 3000);
+    assert!(doc["simulations_per_second"].as_f64().unwrap() > 0.0);
+    // The same seed, the same search.
+    let again = json(&wasmgym(&["search", "tic_tac_toe", "--moves", "0,4,1", "--simulations", "3000", "--json"]));
+    assert_eq!(again["children"], doc["children"]);
+
+    let o = wasmgym(&["search", "tic_tac_toe", "--moves", "0,3,1,4,2", "--json"]);
+    assert_exit(&o, 2);
+    assert!(json(&o)["error"]["message"].as_str().unwrap().contains("nothing to search"), "{}", json(&o));
+    let o = wasmgym(&["search", "tic_tac_toe", "--moves", "0,0", "--json"]);
+    assert_exit(&o, 1);
+    assert!(json(&o)["error"]["message"].as_str().unwrap().contains("move 2"), "{}", json(&o));
+}

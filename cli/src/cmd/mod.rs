@@ -10,3 +10,4 @@ pub mod grade;
 pub mod inspect;
 pub mod play;
 pub mod run;
+pub mod search;
