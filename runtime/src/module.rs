@@ -249,6 +249,9 @@ impl Runtime {
         self.engine.precompile_compatibility_hash().hash(&mut settings);
         let mut key = blake3::Hasher::new();
         key.update(b"wasmgym compile cache 2\0");
+        // What a hit skips, so that a change to either (or to `Layout`) is a miss, not stale code.
+        key.update(include_str!("rewrite.rs").as_bytes());
+        key.update(include_str!("instrument.rs").as_bytes());
         key.update(&settings.finish().to_le_bytes());
         key.update(format!("{options:?} {}\0", self.config.track_dirty_pages).as_bytes());
         key.update(module_hash);
