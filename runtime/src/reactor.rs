@@ -97,7 +97,6 @@ impl ReactorModule {
         reactor.set_io(&RunInput::default())?;
         let init = reactor.sandbox.func::<(), ()>("_initialize")?;
         reactor.sandbox.call(&init, ())?;
-        reactor.alloc = Some(reactor.sandbox.func("host_alloc")?);
         Ok(reactor)
     }
 
@@ -109,14 +108,16 @@ impl ReactorModule {
     /// preopened directories). A snapshot of another module is [`Error::BadSnapshot`].
     pub fn instantiate_at(&self, limits: Limits, setup: &ReactorSetup, image: &Snapshot) -> Result<Reactor> {
         let mut reactor = self.reactor(limits, setup)?;
-        reactor.sandbox.restore(image.data())?;
+        if reactor.sandbox.restore(image.data())? {
+            reactor.alloc = reactor.sandbox.func("host_alloc")?;
+        }
         reactor.pristine = Some(image.clone());
-        reactor.alloc = Some(reactor.sandbox.func("host_alloc")?);
         Ok(reactor)
     }
 
     fn reactor(&self, limits: Limits, setup: &ReactorSetup) -> Result<Reactor> {
-        let sandbox = Sandbox::new(&self.inner, Limits::unmetered(), false)?;
+        let mut sandbox = Sandbox::new(&self.inner, Limits::unmetered(), false)?;
+        let alloc = sandbox.func("host_alloc")?;
         let open = |path: &Path| {
             cap_std::fs::Dir::open_ambient_dir(path, cap_std::ambient_authority())
                 .map(Arc::new)
@@ -124,7 +125,7 @@ impl ReactorModule {
         };
         let stdlib = setup.stdlib.as_deref().map(open).transpose()?;
         let empty = open(&setup.empty_dir)?;
-        Ok(Reactor { setup: setup.clone(), stdlib, empty, limits, sandbox, pristine: None, used: false, alloc: None })
+        Ok(Reactor { setup: setup.clone(), stdlib, empty, limits, sandbox, pristine: None, used: false, alloc })
     }
 
     /// The native stack a thread needs to run this interpreter (see
@@ -149,7 +150,8 @@ pub struct Reactor {
     pristine: Option<Snapshot>,
     /// A call ran since the pristine state was last written back.
     used: bool,
-    alloc: Option<TypedFunc<i32, i32>>,
+    /// `host_alloc`, of the current instance.
+    alloc: TypedFunc<i32, i32>,
 }
 
 impl Reactor {
@@ -198,7 +200,7 @@ impl Reactor {
             }
         }
         let entry = self.sandbox.func::<(i32, i32), i32>(export)?;
-        let alloc = self.alloc.clone().expect("set at instantiation");
+        let alloc = self.alloc.clone();
         self.used = true;
         let fuel_before = self.sandbox.store.data().vars.fuel_consumed;
         let started = Instant::now();
@@ -276,7 +278,7 @@ impl Reactor {
             return Ok(());
         }
         if self.sandbox.restore(pristine.data())? {
-            self.alloc = Some(self.sandbox.func("host_alloc")?);
+            self.alloc = self.sandbox.func("host_alloc")?;
         }
         self.used = false;
         Ok(())

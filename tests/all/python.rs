@@ -93,6 +93,16 @@ fn a_syntax_error_is_a_compile_error_reported_once() {
     assert!(message.contains("line 1"), "{message}");
     let e = Grader::python(runtime, interpreter, "x = '\0'", None, GradeOptions::python()).unwrap_err();
     assert_eq!(e.kind(), "compile_error", "{e}");
+    // Nesting the compiler refuses, and a source too large to compile within the fuel: compile
+    // errors too, not failures of the interpreter.
+    let nested = format!("x = {}1{}", "(".repeat(5000), ")".repeat(5000));
+    let e = Grader::python(runtime, interpreter, &nested, None, GradeOptions::python()).unwrap_err();
+    assert_eq!(e.kind(), "compile_error", "{e}");
+    let huge = "x = 1\n".repeat(200_000);
+    let mut options = GradeOptions::python();
+    options.limits.fuel_per_call = Some(10_000_000);
+    let e = Grader::python(runtime, interpreter, &huge, None, options).unwrap_err();
+    assert!(e.to_string().contains("fuel"), "{e}");
 }
 
 #[test]
