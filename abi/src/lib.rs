@@ -18,6 +18,13 @@
 //! wasmgym_step(ptr: i32, len: i32) -> i64    Action in, Transition out
 //! wasmgym_legal_actions() -> i64             LegalActions out
 //! wasmgym_render() -> i64                    UTF-8 text out
+//!
+//! optional (the SDK exports all four):
+//! wasmgym_rollout(seed: i64, max_steps: i32,  Rollout out (a random playout; `first`, a discrete
+//!     has_first: i32, first: i64) -> i64     action, is applied first when has_first is 1)
+//! wasmgym_text_actions() -> i64              TextActions out (valid commands of a text space)
+//! wasmgym_observe() -> i64                   the current observation out
+//! wasmgym_state_key() -> i64                 StateKey out (a game-state key, or none)
 //! ```
 //!
 //! # Memory protocol
@@ -77,6 +84,17 @@ pub mod exports {
     pub const RENDER: &str = "wasmgym_render";
     /// Every export the host requires, in a fixed order.
     pub const REQUIRED: [&str; 6] = [ALLOC, SPEC, RESET, STEP, LEGAL_ACTIONS, RENDER];
+    /// Optional, `(seed: i64, max_steps: i32, has_first: i32, first: i64) -> i64`: a random
+    /// playout run inside the guest, [`Rollout`](crate::wire::Rollout) out (see
+    /// [`RolloutRequest`](crate::wire::RolloutRequest)).
+    pub const ROLLOUT: &str = "wasmgym_rollout";
+    /// Optional, `() -> i64`: for text action spaces, the commands valid now (like Jericho's
+    /// `get_valid_actions`).
+    pub const TEXT_ACTIONS: &str = "wasmgym_text_actions";
+    /// Optional, `() -> i64`: the current observation, encoded as in a transition.
+    pub const OBSERVE: &str = "wasmgym_observe";
+    /// Optional, `() -> i64`: a key for the game state, for transposition tables.
+    pub const STATE_KEY: &str = "wasmgym_state_key";
 }
 
 /// Splits the `i64` returned by an ABI call into `(ptr, len)` of the output in guest memory.

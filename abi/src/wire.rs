@@ -546,3 +546,137 @@ mod tests {
         assert!(Observation::Text("abab".into()).check_in(&text).is_err());
     }
 }
+
+/// What a rollout does: the arguments of the optional `wasmgym_rollout` export, which are passed
+/// as plain numbers (`seed: i64, max_steps: i32, has_first: i32, first: i64`) so a rollout is one
+/// crossing into the guest with no request buffer. A text `first` action is applied by the host
+/// with a `step` before the export is called.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RolloutRequest {
+    /// An action to apply first (the step that expands a search tree), refused like a `step`.
+    pub first: Option<Action>,
+    /// Seed of the playout's own generator ([`crate::rng::Rng`]), which picks the actions; the
+    /// environment's own randomness still comes from the host's generator.
+    pub seed: u64,
+    /// Steps the playout may take after `first`.
+    pub max_steps: u32,
+}
+
+/// The action a uniformly random playout picks among `n` candidates: `rng.next_u64() % n`. Guests
+/// (the SDK's `wasmgym_rollout`) and hosts (a search's fallback for guests without the export)
+/// pick the same way, so the same seed plays the same game either way.
+pub fn rollout_pick(rng: &mut crate::rng::Rng, n: usize) -> usize {
+    (rng.next_u64() % n.max(1) as u64) as usize
+}
+
+/// What a `wasmgym_rollout` did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rollout {
+    /// Steps taken, `first` included.
+    pub steps: u32,
+    /// Who moves after `first` (or at the start, without one); `None` if the episode ended there.
+    pub after_first: Option<u32>,
+    /// Who moves at the end; `None` if the episode ended.
+    pub current_player: Option<u32>,
+    /// The last step terminated the episode.
+    pub terminated: bool,
+    /// The last step truncated it (`max_episode_steps`).
+    pub truncated: bool,
+    /// Each player's sum of rewards over the steps taken.
+    pub returns: Vec<f64>,
+}
+
+impl Rollout {
+    /// Appends the encoding to `out`: `steps:u32 after_first:i32 current_player:i32 terminated:u8
+    /// truncated:u8 n:u32 returns:[f64; n]` (players as `-1` once the episode is over).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut w = Writer(out);
+        w.u32(self.steps);
+        w.i32(self.after_first.map_or(-1, |p| p as i32));
+        w.i32(self.current_player.map_or(-1, |p| p as i32));
+        w.u8(self.terminated as u8);
+        w.u8(self.truncated as u8);
+        w.u32(self.returns.len() as u32);
+        for &r in &self.returns {
+            w.f64(r);
+        }
+    }
+
+    /// Decodes a rollout.
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(buf, "rollout");
+        let steps = r.u32()?;
+        let after_first = u32::try_from(r.i32()?).ok();
+        let current_player = u32::try_from(r.i32()?).ok();
+        let terminated = r.u8()? != 0;
+        let truncated = r.u8()? != 0;
+        let n = r.u32()? as usize;
+        if n > buf.len() / 8 {
+            return Err(DecodeError(format!("rollout claims {n} returns in {} bytes", buf.len())));
+        }
+        let returns = (0..n).map(|_| r.f64()).collect::<Result<Vec<_>>>()?;
+        r.finish()?;
+        Ok(Rollout { steps, after_first, current_player, terminated, truncated, returns })
+    }
+}
+
+/// Encodes the optional `wasmgym_text_actions` answer: `n:u32 (len:u32 text:[u8])*`.
+pub fn encode_text_actions(out: &mut Vec<u8>, actions: &[String]) {
+    let mut w = Writer(out);
+    w.u32(actions.len() as u32);
+    for a in actions {
+        w.bytes(a.as_bytes());
+    }
+}
+
+/// Decodes a list of text actions.
+pub fn decode_text_actions(buf: &[u8]) -> Result<Vec<String>> {
+    let mut r = Reader::new(buf, "text actions");
+    let n = r.u32()? as usize;
+    if n > buf.len() / 4 {
+        return Err(DecodeError(format!("text actions claim {n} entries in {} bytes", buf.len())));
+    }
+    let actions = (0..n).map(|_| r.str().map(str::to_owned)).collect::<Result<Vec<_>>>()?;
+    r.finish()?;
+    Ok(actions)
+}
+
+/// Encodes the optional `wasmgym_state_key` answer: `has_key:u8 key:[u8]` (the rest).
+pub fn encode_state_key(out: &mut Vec<u8>, key: Option<&[u8]>) {
+    out.push(key.is_some() as u8);
+    out.extend_from_slice(key.unwrap_or_default());
+}
+
+/// Decodes a state key answer.
+pub fn decode_state_key(buf: &[u8]) -> Result<Option<Vec<u8>>> {
+    match buf.split_first() {
+        Some((0, [])) => Ok(None),
+        Some((1, key)) => Ok(Some(key.to_vec())),
+        _ => Err(DecodeError("a state key answer is has_key:u8 (0 or 1) then the key; 0 has no key bytes".into())),
+    }
+}
+
+/// JSON form: a number for a discrete action, a string for a text one.
+impl serde::Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Action::Discrete(a) => s.serialize_i64(*a),
+            Action::Text(t) => s.serialize_str(t),
+        }
+    }
+}
+
+/// JSON form: the elements of a box (or of a multi-discrete vector) as an array, a discrete
+/// value as a number, text as a string.
+impl serde::Serialize for Observation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Observation::F32(v) => v.serialize(s),
+            Observation::F64(v) => v.serialize(s),
+            Observation::I32(v) => v.serialize(s),
+            Observation::Discrete(v) => s.serialize_i64(*v),
+            Observation::MultiDiscrete(v) => v.serialize(s),
+            Observation::Text(t) => s.serialize_str(t),
+        }
+    }
+}

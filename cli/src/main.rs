@@ -7,6 +7,7 @@ mod cmd;
 mod error;
 mod load;
 mod output;
+mod tree_view;
 
 use std::process::ExitCode;
 
@@ -41,8 +42,11 @@ enum Command {
     Grade(cmd::grade::Args),
     /// Measure: `bench grade` compares the grader with a process per test.
     Bench(cmd::bench::Args),
-    /// Choose an action by Monte Carlo tree search (UCT) on exact snapshots of the environment.
+    /// Choose an action by tree search (MCTS, PUCT, beam, breadth-first, exhaustive) on exact
+    /// snapshots of the environment; --tree draws the tree.
     Search(cmd::search::Args),
+    /// Write AlphaZero-style self-play data: MCTS plays every side, one JSON line per move.
+    Selfplay(cmd::selfplay::Args),
 }
 
 impl Command {
@@ -58,6 +62,7 @@ impl Command {
             Command::Grade(a) => a.json,
             Command::Bench(a) => a.json(),
             Command::Search(a) => a.json,
+            Command::Selfplay(a) => a.json,
         }
     }
 
@@ -72,6 +77,7 @@ impl Command {
             Command::Grade(a) => cmd::grade::run(a),
             Command::Bench(a) => cmd::bench::run(a),
             Command::Search(a) => cmd::search::run(a),
+            Command::Selfplay(a) => cmd::selfplay::run(a),
         }
     }
 }

@@ -492,3 +492,103 @@ fn search_finds_the_block_in_tic_tac_toe_and_refuses_a_finished_game() {
     assert_exit(&o, 1);
     assert!(json(&o)["error"]["message"].as_str().unwrap().contains("move 2"), "{}", json(&o));
 }
+
+#[test]
+fn search_runs_every_algorithm_and_draws_the_tree() {
+    let dir = std::env::temp_dir().join(format!("wasmgym-search-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Breadth-first search solves a Game of 24 and says which puzzles have no solution.
+    let puzzle = r#"{"numbers":[4,6,1,1]}"#;
+    let o = wasmgym(&["search", "game_of_24", "--algo", "bfs", "--depth", "3", "--options", puzzle, "--json"]);
+    assert_exit(&o, 0);
+    let doc = json(&o);
+    assert_eq!(doc["trajectories"][0]["return"], 1.0, "{doc}");
+    assert_eq!(doc["complete"], true);
+    assert!(doc["distinct_states"].as_u64().unwrap() < doc["nodes"].as_u64().unwrap(), "transpositions merged: {doc}");
+    let o = wasmgym(&["search", "game_of_24", "--algo", "bfs", "--options", r#"{"numbers":[1,1,1,1]}"#]);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("no trajectory with a positive return"), "{}", stdout(&o));
+    // Exhaustive search of tic-tac-toe.
+    let doc = json(&wasmgym(&["search", "tic_tac_toe", "--algo", "solve", "--json"]));
+    assert_eq!((doc["distinct_states"].as_u64(), doc["value"].as_f64()), (Some(5478), Some(0.0)), "{doc}");
+    // PUCT and beam on connect-four and the text adventure, with trees drawn.
+    let svg = dir.join("tree.svg");
+    let o = wasmgym(&[
+        "search",
+        "connect_four",
+        "--algo",
+        "puct",
+        "--simulations",
+        "300",
+        "--tree",
+        svg.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_exit(&o, 0);
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg") || picture.starts_with("<?xml"), "{}", &picture[..100]);
+    assert!(json(&o)["nodes"].as_u64().unwrap() > 1);
+    let html = dir.join("tree.html");
+    let o = wasmgym(&[
+        "search",
+        "text_adventure",
+        "--algo",
+        "beam",
+        "--width",
+        "4",
+        "--depth",
+        "6",
+        "--tree",
+        html.to_str().unwrap(),
+    ]);
+    assert_exit(&o, 0);
+    assert!(std::fs::read_to_string(&html).unwrap().contains("<details"));
+    // Threads: the same trees, the same answer.
+    let one =
+        json(&wasmgym(&["search", "connect_four", "--simulations", "400", "--trees", "2", "--threads", "1", "--json"]));
+    let two =
+        json(&wasmgym(&["search", "connect_four", "--simulations", "400", "--trees", "2", "--threads", "2", "--json"]));
+    assert_eq!(one["children"], two["children"]);
+    // A picture format we cannot draw is a usage error before any work.
+    let o = wasmgym(&["search", "tic_tac_toe", "--tree", "tree.png", "--json"]);
+    assert_exit(&o, 2);
+    assert!(json(&o)["error"]["message"].as_str().unwrap().contains(".svg or .html"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn selfplay_writes_reproducible_records() {
+    let dir = std::env::temp_dir().join(format!("wasmgym-selfplay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (dir.join("a.jsonl"), dir.join("b.jsonl"));
+    for out in [&a, &b] {
+        let o = wasmgym(&[
+            "selfplay",
+            "tic_tac_toe",
+            "--games",
+            "3",
+            "--simulations",
+            "50",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ]);
+        assert_exit(&o, 0);
+        assert_eq!(json(&o)["games"], 3);
+    }
+    let text = std::fs::read_to_string(&a).unwrap();
+    assert_eq!(text, std::fs::read_to_string(&b).unwrap(), "the same seed writes the same records");
+    for line in text.lines() {
+        let record: Value = serde_json::from_str(line).unwrap();
+        let policy: f64 = record["policy"].as_array().unwrap().iter().map(|p| p.as_f64().unwrap()).sum();
+        assert!((policy - 1.0).abs() < 1e-9, "{record}");
+        assert_eq!(record["legal_mask"].as_array().unwrap().len(), 9);
+        assert!(record["observation"].as_array().unwrap().len() == 27);
+    }
+    // Text environments have no discrete policy to record.
+    let o =
+        wasmgym(&["selfplay", "game_of_24", "--games", "1", "--out", dir.join("c.jsonl").to_str().unwrap(), "--json"]);
+    assert_exit(&o, 2);
+    assert!(json(&o)["error"]["message"].as_str().unwrap().contains("Discrete"), "{}", json(&o));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -128,12 +128,25 @@ pub fn fingerprint(t: &Transition) -> Vec<u8> {
     out
 }
 
-/// A random legal action: uniform over the legal set for discrete spaces, a random short string
-/// from the charset for text spaces.
-pub fn random_action(space: &Space, legal: &[i64], rng: &mut Rng) -> Option<Action> {
+/// The commands a text environment lists as valid now ([`Env::text_actions`]); empty for other
+/// action spaces and for modules that list none.
+pub fn text_choices(env: &mut Env) -> Result<Vec<String>> {
+    match env.spec().action_space {
+        Space::Text { .. } => Ok(env.text_actions()?.unwrap_or_default()),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// A random legal action: uniform over the legal set for discrete spaces; for text spaces,
+/// uniform over `texts` (the commands the environment lists, [`text_choices`]) or, when it lists
+/// none, a random short string from the charset.
+pub fn random_action(space: &Space, legal: &[i64], texts: &[String], rng: &mut Rng) -> Option<Action> {
     match space {
         Space::Discrete { .. } => {
             (!legal.is_empty()).then(|| Action::Discrete(legal[rng.next_u64() as usize % legal.len()]))
+        }
+        Space::Text { .. } if !texts.is_empty() => {
+            Some(Action::Text(texts[rng.next_u64() as usize % texts.len()].clone()))
         }
         Space::Text { max_length, charset } => {
             let chars: Vec<char> = charset.as_deref().unwrap_or("abcdefghijklmnopqrstuvwxyz ").chars().collect();
@@ -207,7 +220,8 @@ impl Episode<'_> {
             if trace.actions.len().is_multiple_of(4) {
                 self.check_illegal(&mut env, &legal, &spec.action_space)?;
             }
-            let Some(action) = random_action(&spec.action_space, &legal, self.rng) else { break };
+            let texts = text_choices(&mut env)?;
+            let Some(action) = random_action(&spec.action_space, &legal, &texts, self.rng) else { break };
             let t = env.step(action.clone())?;
             *steps += 1;
             self.check_transition(&env, &t, &spec.observation_space)?;
@@ -265,7 +279,10 @@ impl Episode<'_> {
     fn diverge(&mut self, fork: &mut Env) -> Result<()> {
         for _ in 0..3 {
             let legal = fork.legal_actions()?;
-            let Some(action) = random_action(&fork.spec().action_space.clone(), &legal, self.rng) else { break };
+            let texts = text_choices(fork)?;
+            let Some(action) = random_action(&fork.spec().action_space.clone(), &legal, &texts, self.rng) else {
+                break;
+            };
             if fork.step(action)?.done() {
                 break;
             }
@@ -306,7 +323,8 @@ impl Episode<'_> {
             Space::Text { max_length, .. } => Action::Text("x".repeat(*max_length as usize + 1)),
             _ => return Ok(()),
         };
-        let Some(probe) = random_action(space, legal, self.rng) else { return Ok(()) };
+        let texts = text_choices(env)?;
+        let Some(probe) = random_action(space, legal, &texts, self.rng) else { return Ok(()) };
         let mut reference = env.fork()?;
         match env.step(illegal.clone()) {
             Err(Error::IllegalAction { .. }) => {}

@@ -51,6 +51,11 @@ pub(crate) struct Exports {
     step: TypedFunc<(i32, i32), i64>,
     legal_actions: TypedFunc<(), i64>,
     render: TypedFunc<(), i64>,
+    /// The optional exports (checked at load when present).
+    rollout: Option<TypedFunc<(i64, i32, i32, i64), i64>>,
+    text_actions: Option<TypedFunc<(), i64>>,
+    observe: Option<TypedFunc<(), i64>>,
+    state_key: Option<TypedFunc<(), i64>>,
 }
 
 impl Exports {
@@ -62,6 +67,10 @@ impl Exports {
             step: sandbox.func(exports::STEP)?,
             legal_actions: sandbox.func(exports::LEGAL_ACTIONS)?,
             render: sandbox.func(exports::RENDER)?,
+            rollout: sandbox.func(exports::ROLLOUT).ok(),
+            text_actions: sandbox.func(exports::TEXT_ACTIONS).ok(),
+            observe: sandbox.func(exports::OBSERVE).ok(),
+            state_key: sandbox.func(exports::STATE_KEY).ok(),
         })
     }
 }
@@ -73,6 +82,9 @@ enum Call {
     Step,
     LegalActions,
     Render,
+    TextActions,
+    Observe,
+    StateKey,
 }
 
 /// A live environment instance: owns its wasmtime store, so it is per episode or per branch.
@@ -174,6 +186,133 @@ impl Env {
         }
     }
 
+    /// Whether the module exports `wasmgym_rollout` (every SDK environment does), so
+    /// [`Env::rollout`] runs a playout in one call.
+    pub fn has_rollout(&self) -> bool {
+        self.exports.rollout.is_some()
+    }
+
+    /// A uniformly random playout run inside the guest in one call: `request.first` (if any) is
+    /// applied like [`Env::step`] (refused the same way, changing nothing), then up to
+    /// `request.max_steps` actions, each picked with [`wasmgym_abi::wire::rollout_pick`] from a
+    /// generator seeded with `request.seed` among the legal actions (text spaces: the valid text
+    /// actions), until the episode ends or nothing is listed. No observation is encoded.
+    ///
+    /// `Ok(None)` if the module does not export `wasmgym_rollout` (drive the playout with
+    /// [`Env::step`] instead; picking the same way gives the same game). A playout step the
+    /// environment refuses (its own list was wrong) is [`Error::Guest`] and poisons the instance,
+    /// which has moved.
+    pub fn rollout(&mut self, request: &wasmgym_abi::wire::RolloutRequest) -> Result<Option<wire::Rollout>> {
+        let Some(func) = self.exports.rollout.clone() else { return Ok(None) };
+        let players = self.spec().players;
+        // A text first action is a step of its own; its rewards join the playout's.
+        let (first, stepped) = match &request.first {
+            Some(Action::Text(_)) => {
+                let t = self.step(request.first.clone().expect("matched"))?;
+                (None, Some(t))
+            }
+            Some(Action::Discrete(a)) => (Some(*a), None),
+            None => (None, None),
+        };
+        if let Some(t) = &stepped
+            && t.done()
+        {
+            let returns = (0..players).map(|p| t.reward(p)).collect();
+            let (terminated, truncated) = (t.terminated, t.truncated);
+            return Ok(Some(wire::Rollout { steps: 1, returns, terminated, truncated, ..Default::default() }));
+        }
+        let max_steps = i32::try_from(request.max_steps).unwrap_or(i32::MAX);
+        let args = (request.seed as i64, max_steps, i32::from(first.is_some()), first.unwrap_or(0));
+        let packed = self.sandbox.call(&func, args)?;
+        let payload = match self.output(packed)? {
+            (Status::Ok, payload) => payload,
+            (status, payload) => {
+                let message = String::from_utf8_lossy(&payload).into_owned();
+                let e = match status {
+                    Status::IllegalAction => Error::IllegalAction { action: first.unwrap_or(0).to_string(), message },
+                    Status::BadRequest => Error::InvalidCall { message },
+                    _ => Error::Guest { message },
+                };
+                if matches!(e, Error::Guest { .. }) {
+                    self.sandbox.poison(&e);
+                }
+                return Err(e);
+            }
+        };
+        let mut rollout = self.protocol(wire::Rollout::decode(&payload).map_err(|e| e.0))?;
+        let bad_player = [rollout.after_first, rollout.current_player].into_iter().flatten().find(|&p| p >= players);
+        if let Some(player) = bad_player {
+            return self.protocol(Err(format!("rollout reports player {player} to move, but the spec has {players}")));
+        }
+        if rollout.returns.len() != players as usize {
+            let n = rollout.returns.len();
+            return self.protocol(Err(format!("rollout has {n} returns, but the spec has {players} players")));
+        }
+        let vars = &mut self.sandbox.store.data_mut().vars;
+        vars.steps += u64::from(rollout.steps);
+        vars.episode = match rollout.current_player {
+            Some(player) => Episode::Running { player },
+            None => Episode::Over,
+        };
+        if let Some(t) = stepped {
+            rollout.steps += 1;
+            rollout.after_first = t.current_player;
+            rollout.returns.iter_mut().enumerate().for_each(|(p, r)| *r += t.reward(p as u32));
+        }
+        Ok(Some(rollout))
+    }
+
+    /// For text action spaces: the commands the environment lists as valid now (like Jericho's
+    /// `get_valid_actions`; empty once the episode is over). `Ok(None)` if the module does not
+    /// export `wasmgym_text_actions`.
+    pub fn text_actions(&mut self) -> Result<Option<Vec<String>>> {
+        if self.exports.text_actions.is_none() {
+            return Ok(None);
+        }
+        let payload = self.invoke(Call::TextActions, &[])?;
+        self.protocol(wire::decode_text_actions(&payload).map(Some).map_err(|e| e.0))
+    }
+
+    /// The actions a search may try now: the legal actions of a discrete space, the valid text
+    /// actions of a text space (none if the module lists none).
+    pub fn actions(&mut self) -> Result<Vec<Action>> {
+        match self.spec().action_space {
+            Space::Text { .. } => Ok(self.text_actions()?.unwrap_or_default().into_iter().map(Action::Text).collect()),
+            _ => Ok(self.legal_actions()?.into_iter().map(Action::Discrete).collect()),
+        }
+    }
+
+    /// The observation in the current state (after a `restore`, too), as `reset` and `step`
+    /// report it. `Ok(None)` if the module does not export `wasmgym_observe`; before `reset` an
+    /// [`Error::InvalidCall`].
+    pub fn observe(&mut self) -> Result<Option<Observation>> {
+        if self.exports.observe.is_none() {
+            return Ok(None);
+        }
+        let payload = self.invoke(Call::Observe, &[])?;
+        let space = &self.module.spec().observation_space;
+        let observation = Observation::decode(space, &payload).map_err(|e| e.0);
+        self.protocol(observation).map(Some)
+    }
+
+    /// The environment's key for the game state (equal keys: equal futures, whatever path led
+    /// there), for transposition tables. `Ok(None)` if the module does not export
+    /// `wasmgym_state_key` or the environment gives no key; fall back to [`Env::state_hash`].
+    pub fn state_key(&mut self) -> Result<Option<Vec<u8>>> {
+        if self.exports.state_key.is_none() {
+            return Ok(None);
+        }
+        let payload = self.invoke(Call::StateKey, &[])?;
+        self.protocol(wire::decode_state_key(&payload).map_err(|e| e.0))
+    }
+
+    /// Reseeds the host generator the guest draws randomness from (WASI `random_get`), without a
+    /// reset: a search samples another outcome of a stochastic step from the same snapshot this
+    /// way. The generator is part of every snapshot.
+    pub fn reseed(&mut self, seed: u64) {
+        self.sandbox.store.data_mut().vars.rng = Rng::seed_from_u64(seed);
+    }
+
     /// A text rendering of the current state.
     pub fn render(&mut self) -> Result<String> {
         let payload = self.invoke(Call::Render, &[])?;
@@ -216,6 +355,12 @@ impl Env {
     /// Total size of the instance's linear memories, in bytes.
     pub fn memory_bytes(&self) -> u64 {
         self.sandbox.memory_bytes()
+    }
+
+    /// Pages of memory 0 written since the last snapshot or restore (what the next restore
+    /// writes back), counting the page after each marked one as the tracking does.
+    pub fn dirty_pages(&self) -> usize {
+        self.sandbox.marked_pages().len()
     }
 
     /// Whether an earlier error left the instance refusing calls until a restore.
@@ -309,7 +454,6 @@ impl Env {
     }
 
     fn invoke_inner(&mut self, call: Call, request: &[u8]) -> Result<(Status, Vec<u8>)> {
-        let memory = self.sandbox.memory();
         let (ptr, len) = if request.is_empty() {
             (0, 0)
         } else {
@@ -327,7 +471,16 @@ impl Env {
             Call::Step => self.sandbox.call(&e.step, (ptr, len)),
             Call::LegalActions => self.sandbox.call(&e.legal_actions, ()),
             Call::Render => self.sandbox.call(&e.render, ()),
+            Call::TextActions => self.sandbox.call(e.text_actions.as_ref().expect("checked by the caller"), ()),
+            Call::Observe => self.sandbox.call(e.observe.as_ref().expect("checked by the caller"), ()),
+            Call::StateKey => self.sandbox.call(e.state_key.as_ref().expect("checked by the caller"), ()),
         }?;
+        self.output(packed)
+    }
+
+    /// The status and payload of the output a call returned (`packed` pointer and length).
+    fn output(&mut self, packed: i64) -> Result<(Status, Vec<u8>)> {
+        let memory = self.sandbox.memory();
         let (out_ptr, out_len) = wasmgym_abi::unpack(packed);
         let data = memory.data(&self.sandbox.store);
         let out = (out_ptr as usize)

@@ -839,6 +839,9 @@ impl Sandbox {
                 }
                 continue;
             }
+            // A copy-on-write memory compares first, so equal pages stay shared with the file;
+            // a private one just copies (cheaper than comparing).
+            let compare = cow.is_some() && i == 0;
             let copy = |page: usize| {
                 let at = page * PAGE;
                 if at >= bytes.len() {
@@ -846,7 +849,9 @@ impl Sandbox {
                 }
                 let end = (at + PAGE).min(bytes.len());
                 let want = &target.page(page)[..end - at];
-                if bytes[at..end] != *want {
+                if !compare {
+                    copy(&mut bytes[at..end], want);
+                } else if bytes[at..end] != *want {
                     copy(&mut bytes[at..end], want);
                     if i == 0
                         && let Some(cow) = &mut cow

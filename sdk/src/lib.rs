@@ -103,7 +103,7 @@ impl std::fmt::Display for EnvError {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Transition {
     /// Reward per player (a single entry for single-agent environments).
-    pub rewards: Vec<f64>,
+    pub rewards: Rewards,
     /// The new state is terminal.
     pub terminated: bool,
 }
@@ -111,12 +111,13 @@ pub struct Transition {
 impl Transition {
     /// A non-terminal step of a single-agent environment with reward `r`.
     pub fn reward(r: f64) -> Self {
-        Transition { rewards: vec![r], terminated: false }
+        Transition { rewards: Rewards::from([r]), terminated: false }
     }
 
-    /// A non-terminal step with one reward per player.
-    pub fn rewards(rewards: Vec<f64>) -> Self {
-        Transition { rewards, terminated: false }
+    /// A non-terminal step with one reward per player: an array (`[1.0, -1.0]`, kept inline
+    /// for up to four players, so a step allocates nothing) or a `Vec`.
+    pub fn rewards(rewards: impl Into<Rewards>) -> Self {
+        Transition { rewards: rewards.into(), terminated: false }
     }
 
     /// The same step, marked terminal.
@@ -129,6 +130,51 @@ impl Transition {
     pub fn terminated_if(mut self, done: bool) -> Self {
         self.terminated = done;
         self
+    }
+}
+
+/// One reward per player, inline for up to four players (no allocation per step), on the heap
+/// beyond. Reads as a slice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rewards(RewardsInner);
+
+#[derive(Clone, Debug, PartialEq)]
+enum RewardsInner {
+    Inline(u8, [f64; 4]),
+    Heap(Vec<f64>),
+}
+
+impl std::ops::Deref for Rewards {
+    type Target = [f64];
+    fn deref(&self) -> &[f64] {
+        match &self.0 {
+            RewardsInner::Inline(n, values) => &values[..*n as usize],
+            RewardsInner::Heap(values) => values,
+        }
+    }
+}
+
+impl<const N: usize> From<[f64; N]> for Rewards {
+    fn from(values: [f64; N]) -> Self {
+        if N <= 4 {
+            let mut inline = [0.0; 4];
+            inline[..N].copy_from_slice(&values);
+            Rewards(RewardsInner::Inline(N as u8, inline))
+        } else {
+            Rewards(RewardsInner::Heap(values.to_vec()))
+        }
+    }
+}
+
+impl From<Vec<f64>> for Rewards {
+    fn from(values: Vec<f64>) -> Self {
+        Rewards(RewardsInner::Heap(values))
+    }
+}
+
+impl PartialEq<Vec<f64>> for Rewards {
+    fn eq(&self, other: &Vec<f64>) -> bool {
+        **self == **other
     }
 }
 
@@ -183,6 +229,14 @@ pub trait Environment: Sized + 'static {
         }
     }
 
+    /// [`legal_actions`](Environment::legal_actions) written into `out` (cleared first), for the
+    /// SDK's random rollouts, which call it at every step: override it to list the actions
+    /// without allocating. Default: `legal_actions`.
+    fn legal_actions_into(&self, out: &mut Vec<i64>) {
+        out.clear();
+        out.extend(self.legal_actions());
+    }
+
     /// Whose turn it is (the episode is not over). Default: player 0.
     fn current_player(&self) -> u32 {
         0
@@ -196,6 +250,21 @@ pub trait Environment: Sized + 'static {
     /// Extra information about the current state as a JSON object. Default: none.
     fn info(&self) -> Options {
         Options::Null
+    }
+
+    /// For `Text` action spaces: the commands that are valid now, like Jericho's
+    /// `get_valid_actions`. Search proposes these and random rollouts pick among them; any text in
+    /// the action space may still be stepped. Default: none.
+    fn valid_text_actions(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// A key for the game state (not the machine state): equal keys must mean equal futures under
+    /// equal actions (same legal actions, rewards and observations), whatever path led there.
+    /// Transposition tables merge states on it. Default: none, and search falls back to the
+    /// machine's state hash, which never merges wrongly but merges less.
+    fn state_key(&self) -> Option<Vec<u8>> {
+        None
     }
 }
 
@@ -244,6 +313,27 @@ macro_rules! export_env {
             #[unsafe(no_mangle)]
             extern "C" fn wasmgym_render() -> i64 {
                 RUNNER.with(|r| $crate::__private::packed(r.render_bytes()))
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn wasmgym_rollout(seed: i64, max_steps: i32, has_first: i32, first: i64) -> i64 {
+                let first = (has_first != 0).then_some(first);
+                RUNNER.with(|r| $crate::__private::packed(r.rollout_bytes(seed as u64, max_steps as u32, first)))
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn wasmgym_text_actions() -> i64 {
+                RUNNER.with(|r| $crate::__private::packed(r.text_actions_bytes()))
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn wasmgym_observe() -> i64 {
+                RUNNER.with(|r| $crate::__private::packed(r.observe_bytes()))
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn wasmgym_state_key() -> i64 {
+                RUNNER.with(|r| $crate::__private::packed(r.state_key_bytes()))
             }
         };
     };

@@ -1,6 +1,6 @@
 //! The bookkeeping between the ABI and an author's [`Environment`]: one `Runner` per guest.
 
-use wasmgym_abi::wire::{self, Status, check_text};
+use wasmgym_abi::wire::{self, Rollout, RolloutRequest, Status, check_text};
 use wasmgym_abi::{Action, EnvSpec, ResetRequest, Space};
 
 use crate::{Environment, Options, Rng};
@@ -19,6 +19,8 @@ pub struct Runner<E: Environment> {
     input: Vec<u8>,
     out: Vec<u8>,
     obs: Vec<u8>,
+    /// The legal actions of a rollout's step (reused).
+    legal: Vec<i64>,
 }
 
 /// A call the guest refused, as the native [`Runner`] reports it.
@@ -50,6 +52,7 @@ impl<E: Environment> Runner<E> {
             input: Vec::new(),
             out: Vec::new(),
             obs: Vec::new(),
+            legal: Vec::new(),
         }
     }
 
@@ -83,6 +86,20 @@ impl<E: Environment> Runner<E> {
     pub fn legal_actions(&mut self) -> Vec<i64> {
         let out = self.legal_actions_bytes();
         wire::decode_legal_actions(&out[1..]).expect("the runner encodes legal actions itself")
+    }
+
+    /// A random playout inside the environment (typed form of the `wasmgym_rollout` call; a
+    /// text `first` action is applied the same way).
+    pub fn rollout(&mut self, request: &RolloutRequest) -> Result<Rollout, StepError> {
+        let result = self.rollout_inner(request.seed, request.max_steps, request.first.as_ref());
+        self.finish(result);
+        match Status::from_byte(self.out[0]) {
+            Some(Status::Ok) => Ok(Rollout::decode(&self.out[1..]).expect("the runner encodes rollouts itself")),
+            status => Err(StepError {
+                status: status.unwrap_or(Status::GuestError),
+                message: String::from_utf8_lossy(&self.out[1..]).into_owned(),
+            }),
+        }
     }
 
     /// The text rendering (typed form of the `wasmgym_render` call).
@@ -162,6 +179,51 @@ impl<E: Environment> Runner<E> {
         &self.out
     }
 
+    /// `wasmgym_rollout`: a random playout from `seed` of at most `max_steps` steps after the
+    /// discrete action `first` (if any).
+    pub fn rollout_bytes(&mut self, seed: u64, max_steps: u32, first: Option<i64>) -> &[u8] {
+        let result = self.rollout_inner(seed, max_steps, first.map(Action::Discrete).as_ref());
+        self.finish(result)
+    }
+
+    /// `wasmgym_text_actions`: the valid commands of a text action space (none before reset or
+    /// after the episode ended).
+    pub fn text_actions_bytes(&mut self) -> &[u8] {
+        self.out.clear();
+        self.out.push(Status::Ok as u8);
+        let actions = match &self.env {
+            Some(env) if !self.over => env.valid_text_actions(),
+            _ => Vec::new(),
+        };
+        wire::encode_text_actions(&mut self.out, &actions);
+        &self.out
+    }
+
+    /// `wasmgym_observe`: the current observation, encoded as `step` encodes it.
+    pub fn observe_bytes(&mut self) -> &[u8] {
+        self.out.clear();
+        match &self.env {
+            Some(env) => {
+                self.out.push(Status::Ok as u8);
+                env.observation().encode(&mut self.out);
+            }
+            None => {
+                self.out.push(Status::BadRequest as u8);
+                self.out.extend_from_slice(b"observe called before reset: call reset first");
+            }
+        }
+        &self.out
+    }
+
+    /// `wasmgym_state_key`: the author's game-state key, if any (none before reset).
+    pub fn state_key_bytes(&mut self) -> &[u8] {
+        self.out.clear();
+        self.out.push(Status::Ok as u8);
+        let key = self.env.as_ref().and_then(|env| env.state_key());
+        wire::encode_state_key(&mut self.out, key.as_deref());
+        &self.out
+    }
+
     /// `wasmgym_render`: the author's text rendering.
     pub fn render_bytes(&mut self) -> &[u8] {
         self.out.clear();
@@ -206,16 +268,32 @@ impl<E: Environment> Runner<E> {
     }
 
     fn step_inner(&mut self, input: &[u8]) -> Result<(), Refusal> {
-        let Some(env) = self.env.as_mut() else {
-            return Err((Status::BadRequest, "step called before reset: call reset first".into()));
-        };
+        self.check_running("step")?;
+        let action = Action::decode(input).map_err(|e| (Status::BadRequest, e.0))?;
+        let (rewards, terminated, truncated) = self.apply(&action, true)?;
+        self.write_transition(&rewards, terminated, truncated)
+    }
+
+    /// Refuses `call` before reset and after the episode ended.
+    fn check_running(&self, call: &str) -> Result<(), Refusal> {
+        if self.env.is_none() {
+            return Err((Status::BadRequest, format!("{call} called before reset: call reset first")));
+        }
         if self.over {
             return Err((Status::BadRequest, "the episode is over (terminated or truncated): call reset".into()));
         }
-        let action = Action::decode(input).map_err(|e| (Status::BadRequest, e.0))?;
-        check_action(&self.spec.action_space, &action, || env.legal_actions())
-            .map_err(|m| (Status::IllegalAction, m))?;
-        let t = env.step(&action, &mut self.rng).map_err(|e| refusal(e, Status::IllegalAction))?;
+        Ok(())
+    }
+
+    /// Validates and applies one action of a running episode: the bookkeeping of `step` without
+    /// encoding anything. `check_legal` false skips the legal-set query (for actions picked from
+    /// that set); the action space is checked either way. Returns the rewards and whether the
+    /// episode terminated or was truncated.
+    fn apply(&mut self, action: &Action, check_legal: bool) -> Result<(crate::Rewards, bool, bool), Refusal> {
+        let env = self.env.as_mut().expect("checked by the caller");
+        let legal = || if check_legal { env.legal_actions() } else { Vec::new() };
+        check_action(&self.spec.action_space, action, check_legal, legal).map_err(|m| (Status::IllegalAction, m))?;
+        let t = env.step(action, &mut self.rng).map_err(|e| refusal(e, Status::IllegalAction))?;
         if t.rewards.len() != self.spec.players as usize {
             return Err((
                 Status::GuestError,
@@ -230,7 +308,76 @@ impl<E: Environment> Runner<E> {
         // Gymnasium's TimeLimit: truncated on the limit step, whether or not it also terminated.
         let truncated = self.spec.max_episode_steps.is_some_and(|m| self.steps >= m);
         self.over = t.terminated || truncated;
-        self.write_transition(&t.rewards, t.terminated, truncated)
+        Ok((t.rewards, t.terminated, truncated))
+    }
+
+    /// Who moves now, or `None` once the episode is over.
+    fn player(&self) -> Option<u32> {
+        self.env.as_ref().filter(|_| !self.over).map(|env| env.current_player())
+    }
+
+    fn rollout_inner(&mut self, seed: u64, max_steps: u32, first: Option<&Action>) -> Result<(), Refusal> {
+        self.check_running("rollout")?;
+        let mut rollout = Rollout { returns: vec![0.0; self.spec.players as usize], ..Rollout::default() };
+        let add = |rollout: &mut Rollout, (rewards, terminated, truncated): (crate::Rewards, bool, bool)| {
+            rollout.steps += 1;
+            rollout.terminated = terminated;
+            rollout.truncated = truncated;
+            rollout.returns.iter_mut().zip(rewards.iter()).for_each(|(sum, r)| *sum += r);
+        };
+        if let Some(first) = first {
+            let outcome = self.apply(first, true)?; // refused: nothing changed
+            add(&mut rollout, outcome);
+        }
+        rollout.after_first = self.player();
+        let mut rng = wasmgym_abi::rng::Rng::seed_from_u64(seed);
+        let mut legal = std::mem::take(&mut self.legal);
+        let outcome = self.play_out(&mut rollout, &mut rng, max_steps, &mut legal, add);
+        self.legal = legal;
+        outcome?;
+        rollout.current_player = self.player();
+        self.out.clear();
+        self.out.push(Status::Ok as u8);
+        rollout.encode(&mut self.out);
+        Ok(())
+    }
+
+    /// The random part of a rollout: up to `max_steps` actions picked from `rng` among the
+    /// listed ones. `legal` is a reused buffer.
+    fn play_out(
+        &mut self,
+        rollout: &mut Rollout,
+        rng: &mut wasmgym_abi::rng::Rng,
+        max_steps: u32,
+        legal: &mut Vec<i64>,
+        add: impl Fn(&mut Rollout, (crate::Rewards, bool, bool)),
+    ) -> Result<(), Refusal> {
+        for _ in 0..max_steps {
+            let Some(env) = self.env.as_ref().filter(|_| !self.over) else { break };
+            let action = match self.spec.action_space {
+                Space::Text { .. } => {
+                    let mut texts = env.valid_text_actions();
+                    if texts.is_empty() {
+                        break;
+                    }
+                    Action::Text(texts.swap_remove(wire::rollout_pick(rng, texts.len())))
+                }
+                _ => {
+                    env.legal_actions_into(legal);
+                    if legal.is_empty() {
+                        break;
+                    }
+                    Action::Discrete(legal[wire::rollout_pick(rng, legal.len())])
+                }
+            };
+            let outcome = self.apply(&action, false).map_err(|(_, message)| {
+                let listed = if matches!(action, Action::Text(_)) { "valid_text_actions" } else { "legal_actions" };
+                let fix = format!("{listed} must list only actions that step accepts");
+                (Status::GuestError, format!("the rollout's action {action} was refused ({message}): {fix}"))
+            })?;
+            add(rollout, outcome);
+        }
+        Ok(())
     }
 
     fn write_transition(&mut self, rewards: &[f64], terminated: bool, truncated: bool) -> Result<(), Refusal> {
@@ -257,12 +404,21 @@ fn refusal(e: crate::EnvError, caller_status: Status) -> Refusal {
     }
 }
 
-/// Checks an action against the action space and, for discrete spaces, the legal set.
-fn check_action(space: &Space, action: &Action, legal: impl FnOnce() -> Vec<i64>) -> Result<(), String> {
+/// Checks an action against the action space and, for discrete spaces when `check_legal`, the
+/// legal set.
+fn check_action(
+    space: &Space,
+    action: &Action,
+    check_legal: bool,
+    legal: impl FnOnce() -> Vec<i64>,
+) -> Result<(), String> {
     match (space, action) {
         (Space::Discrete { n }, Action::Discrete(a)) => {
             if u64::try_from(*a).map_or(true, |a| a >= *n) {
                 return Err(format!("action {a} is outside the action space Discrete({n})"));
+            }
+            if !check_legal {
+                return Ok(());
             }
             let legal = legal();
             if legal.contains(a) {

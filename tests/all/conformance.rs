@@ -6,7 +6,8 @@ use wasmgym_tests::{all_envs, module};
 #[test]
 fn every_builtin_env_passes_the_conformance_suite() {
     let envs = all_envs();
-    assert_eq!(envs.len(), 4, "expected bandit, cart_pole, connect_four, tic_tac_toe: {envs:?}");
+    let expected = ["bandit", "cart_pole", "connect_four", "game_of_24", "text_adventure", "tic_tac_toe"];
+    assert_eq!(envs, expected, "every environment of envs/ is built in");
     for name in envs {
         let report = run(&module(name), &CheckOptions { episodes: 12, ..CheckOptions::default() });
         assert!(report.passed, "{name} failed conformance: {report:#?}");

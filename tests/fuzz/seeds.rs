@@ -9,7 +9,7 @@ use wasmgym::Runtime;
 pub type Seed = (String, Vec<u8>);
 
 /// Snapshot bytes of every built-in environment after `reset(Some(0))` and after three steps
-/// (each the first legal action).
+/// (each the first action listed: legal action, or valid command of a text environment).
 pub fn snapshots(runtime: &Runtime) -> Vec<Seed> {
     let mut seeds = Vec::new();
     for builtin in wasmgym_builtin::ENVS {
@@ -18,7 +18,7 @@ pub fn snapshots(runtime: &Runtime) -> Vec<Seed> {
         env.reset(Some(0), None).expect("reset");
         seeds.push((format!("{}-reset", builtin.name), env.snapshot().expect("snapshot").to_bytes()));
         for _ in 0..3 {
-            let action = env.legal_actions().expect("legal actions").first().copied().unwrap_or(0);
+            let Some(action) = env.actions().expect("actions").into_iter().next() else { break };
             if env.step(action).expect("step").done() {
                 break;
             }

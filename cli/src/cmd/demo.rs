@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use wasmgym::check::{fingerprint, random_action};
+use wasmgym::check::{fingerprint, random_action, text_choices};
 use wasmgym::{Action, Env, EnvModule, Snapshot};
 use wasmgym_abi::rng::Rng;
 
@@ -170,7 +170,8 @@ fn game_at_fork_point(module: &EnvModule) -> Result<(u64, Vec<Action>, Env), Err
         let mut prefix = Vec::new();
         while env.is_running() && prefix.len() < FORK_AT {
             let legal = env.legal_actions().context(|| "listing legal actions".into())?;
-            let Some(action) = random_action(&env.spec().action_space, &legal, &mut rng) else { break };
+            let texts = text_choices(&mut env).context(|| "listing valid commands".into())?;
+            let Some(action) = random_action(&env.spec().action_space, &legal, &texts, &mut rng) else { break };
             env.step(action.clone()).context(|| format!("playing move {}", prefix.len()))?;
             prefix.push(action);
         }
@@ -191,7 +192,8 @@ fn play_out(env: &mut Env, rng: &mut Rng) -> Result<Trace, Error> {
     let mut trace = Trace { actions: Vec::new(), prints: Vec::new(), returns: vec![0.0; env.spec().players as usize] };
     while env.is_running() {
         let legal = env.legal_actions().context(|| "listing legal actions in a branch".into())?;
-        let Some(action) = random_action(&env.spec().action_space, &legal, rng) else { break };
+        let texts = text_choices(env).context(|| "listing valid commands in a branch".into())?;
+        let Some(action) = random_action(&env.spec().action_space, &legal, &texts, rng) else { break };
         let t = env.step(action.clone()).context(|| format!("stepping a branch with {action}"))?;
         for (p, r) in trace.returns.iter_mut().enumerate() {
             *r += t.reward(p as u32);

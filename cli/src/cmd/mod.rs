@@ -11,3 +11,4 @@ pub mod inspect;
 pub mod play;
 pub mod run;
 pub mod search;
+pub mod selfplay;

@@ -4,7 +4,7 @@
 
 use std::io::{self, BufRead, IsTerminal, Write};
 
-use wasmgym::check::random_action;
+use wasmgym::check::{random_action, text_choices};
 use wasmgym::{Action, Env, Space};
 use wasmgym_abi::rng::Rng;
 
@@ -65,13 +65,19 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
             writeln!(out, "\n{}", indent(&env.render().context(|| format!("rendering at step {step}"))?))?;
             let legal = env.legal_actions().context(|| format!("listing legal actions at step {step}"))?;
             writeln!(out, "legal actions: {}", describe_legal(&spec.action_space, &legal))?;
+            let texts = text_choices(&mut env).context(|| format!("listing valid commands at step {step}"))?;
+            if !texts.is_empty() {
+                let texts: Vec<String> = texts.iter().map(|t| output::printable(t)).collect();
+                writeln!(out, "valid commands: {}", texts.join(" | "))?;
+            }
             match ask(&mut env, &mut input, &mut out, player, echo)? {
                 Some(t) => t,
                 None => return Ok(Outcome::Passed),
             }
         } else {
             let legal = env.legal_actions().context(|| format!("listing legal actions at step {step}"))?;
-            let Some(action) = random_action(&spec.action_space, &legal, &mut rng) else {
+            let texts = text_choices(&mut env).context(|| format!("listing valid commands at step {step}"))?;
+            let Some(action) = random_action(&spec.action_space, &legal, &texts, &mut rng) else {
                 writeln!(out, "player {player} has no legal action: stopping.")?;
                 return Ok(Outcome::Passed);
             };

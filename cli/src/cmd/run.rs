@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use wasmgym::Env;
-use wasmgym::check::random_action;
+use wasmgym::check::{random_action, text_choices};
 use wasmgym_abi::rng::Rng;
 
 use crate::error::{Context, Error, Outcome};
@@ -157,7 +157,8 @@ pub fn random_episode(
     let mut truncated = false;
     while env.is_running() && length < max_steps {
         let legal = env.legal_actions().context(at(length))?;
-        let Some(action) = random_action(&space, &legal, rng) else { break };
+        let texts = text_choices(env).context(at(length))?;
+        let Some(action) = random_action(&space, &legal, &texts, rng) else { break };
         let t = env.step(action).context(at(length))?;
         for (p, r) in returns.iter_mut().enumerate() {
             *r += t.reward(p as u32);

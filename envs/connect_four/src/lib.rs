@@ -30,11 +30,6 @@ enum Cell {
 }
 
 impl Cell {
-    /// The disc of `player`: player 0 plays crosses.
-    fn of(player: u32) -> Cell {
-        if player == 0 { Cell::Cross } else { Cell::Nought }
-    }
-
     fn symbol(self) -> char {
         match self {
             Cell::Empty => '.',
@@ -44,35 +39,44 @@ impl Cell {
     }
 }
 
-/// A game of Connect Four: the board (row 0 at the bottom) and whose turn it is.
+/// Bits per column in a bitboard: the six rows and one always-empty guard bit, so lines never
+/// wrap from one column into the next.
+const H: usize = ROWS + 1;
+
+/// A game of Connect Four as two bitboards (bit `col * 7 + row`, row 0 at the bottom), one per
+/// player, the height of every column and whose turn it is. Lines are found with shifts (the
+/// classic bitboard method), so a step costs a few instructions; the observation, rendering and
+/// rules are OpenSpiel's.
 #[derive(Clone, Debug)]
 pub struct ConnectFour {
-    board: [[Cell; COLS]; ROWS],
+    discs: [u64; 2],
+    heights: [u8; COLS],
     player: u32,
     over: bool,
 }
 
 impl ConnectFour {
-    /// Whether the disc at `(row, col)` is part of four in a row.
-    fn makes_line(&self, row: usize, col: usize) -> bool {
-        let cell = self.board[row][col];
-        let run = |dr: isize, dc: isize| {
-            let (mut r, mut c, mut n) = (row as isize + dr, col as isize + dc, 0);
-            while (0..ROWS as isize).contains(&r)
-                && (0..COLS as isize).contains(&c)
-                && self.board[r as usize][c as usize] == cell
-            {
-                n += 1;
-                r += dr;
-                c += dc;
-            }
-            n
-        };
-        [(0, 1), (1, 0), (1, 1), (1, -1)].iter().any(|&(dr, dc)| 1 + run(dr, dc) + run(-dr, -dc) >= 4)
+    /// Whether `board` holds four in a row in any direction.
+    fn has_four(board: u64) -> bool {
+        [1, H, H - 1, H + 1].iter().any(|&d| {
+            let pairs = board & (board >> d);
+            pairs & (pairs >> (2 * d)) != 0
+        })
+    }
+
+    fn cell(&self, row: usize, col: usize) -> Cell {
+        let bit = 1u64 << (col * H + row);
+        if self.discs[0] & bit != 0 {
+            Cell::Cross
+        } else if self.discs[1] & bit != 0 {
+            Cell::Nought
+        } else {
+            Cell::Empty
+        }
     }
 
     fn column_is_full(&self, col: usize) -> bool {
-        self.board[ROWS - 1][col] != Cell::Empty
+        self.heights[col] as usize == ROWS
     }
 }
 
@@ -91,13 +95,15 @@ impl Environment for ConnectFour {
     }
 
     fn reset(_rng: &mut Rng, _options: &Options) -> Result<Self, EnvError> {
-        Ok(ConnectFour { board: [[Cell::Empty; COLS]; ROWS], player: 0, over: false })
+        Ok(ConnectFour { discs: [0; 2], heights: [0; COLS], player: 0, over: false })
     }
 
     fn observation(&self) -> Observation {
         let mut planes = vec![0.0f32; 3 * ROWS * COLS];
-        for (i, &cell) in self.board.iter().flatten().enumerate() {
-            planes[cell as usize * ROWS * COLS + i] = 1.0;
+        for row in 0..ROWS {
+            for col in 0..COLS {
+                planes[self.cell(row, col) as usize * ROWS * COLS + row * COLS + col] = 1.0;
+            }
         }
         Observation::F32(planes)
     }
@@ -105,24 +111,38 @@ impl Environment for ConnectFour {
     fn step(&mut self, action: &Action, _rng: &mut Rng) -> Result<Transition, EnvError> {
         // The SDK has checked the action is one of `legal_actions`, so the column has room.
         let col = action.discrete() as usize;
-        let row = (0..ROWS).find(|&r| self.board[r][col] == Cell::Empty).expect("a legal column has an empty cell");
-        self.board[row][col] = Cell::of(self.player);
-        let mover = self.player;
+        let mover = self.player as usize;
+        self.discs[mover] |= 1u64 << (col * H + self.heights[col] as usize);
+        self.heights[col] += 1;
         self.player = 1 - self.player;
-        if self.makes_line(row, col) {
+        if Self::has_four(self.discs[mover]) {
             self.over = true;
-            let won = if mover == 0 { vec![1.0, -1.0] } else { vec![-1.0, 1.0] };
+            let won = if mover == 0 { [1.0, -1.0] } else { [-1.0, 1.0] };
             return Ok(Transition::rewards(won).terminal());
         }
-        self.over = (0..COLS).all(|c| self.column_is_full(c));
-        Ok(Transition::rewards(vec![0.0, 0.0]).terminated_if(self.over))
+        self.over = self.heights.iter().all(|&h| h as usize == ROWS);
+        Ok(Transition::rewards([0.0, 0.0]).terminated_if(self.over))
     }
 
     fn legal_actions(&self) -> Vec<i64> {
-        if self.over {
-            return Vec::new();
+        let mut legal = Vec::with_capacity(COLS);
+        self.legal_actions_into(&mut legal);
+        legal
+    }
+
+    fn legal_actions_into(&self, out: &mut Vec<i64>) {
+        out.clear();
+        if !self.over {
+            out.extend((0..COLS).filter(|&c| !self.column_is_full(c)).map(|c| c as i64));
         }
-        (0..COLS).filter(|&c| !self.column_is_full(c)).map(|c| c as i64).collect()
+    }
+
+    fn state_key(&self) -> Option<Vec<u8>> {
+        let mut key = Vec::with_capacity(17);
+        key.extend_from_slice(&self.discs[0].to_le_bytes());
+        key.extend_from_slice(&self.discs[1].to_le_bytes());
+        key.push(self.player as u8);
+        Some(key)
     }
 
     fn current_player(&self) -> u32 {
@@ -131,8 +151,8 @@ impl Environment for ConnectFour {
 
     fn render(&self) -> String {
         let mut out = String::with_capacity(ROWS * (COLS + 1));
-        for row in self.board.iter().rev() {
-            out.extend(row.iter().map(|c| c.symbol()));
+        for row in (0..ROWS).rev() {
+            out.extend((0..COLS).map(|col| self.cell(row, col).symbol()));
             out.push('\n');
         }
         out

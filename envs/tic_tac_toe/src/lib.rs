@@ -33,29 +33,25 @@ impl Cell {
     }
 }
 
-/// The eight lines of three cells that win the game.
-const LINES: [[usize; 3]; 8] = [[0, 1, 2], [3, 4, 5], [6, 7, 8], [0, 3, 6], [1, 4, 7], [2, 5, 8], [0, 4, 8], [2, 4, 6]];
+/// The eight lines of three cells that win the game, as bit masks over the cells.
+const LINES: [u16; 8] = [0o007, 0o070, 0o700, 0o111, 0o222, 0o444, 0o421, 0o124];
 
-/// A game of tic-tac-toe: the board and whose turn it is.
+/// Every cell.
+const FULL: u16 = 0o777;
+
+/// Whether the cells of `marks` complete a line.
+fn has_line(marks: u16) -> bool {
+    LINES.iter().map(|line| marks & line).zip(LINES).any(|(held, line)| held == line)
+}
+
+/// A game of tic-tac-toe: the board, each player's cells as a bit mask (for fast rules), whose
+/// turn it is and whether the game is over.
 #[derive(Clone, Debug)]
 pub struct TicTacToe {
     board: [Cell; 9],
+    marks: [u16; 2],
     player: u32,
-}
-
-impl TicTacToe {
-    fn has_line(&self, cell: Cell) -> bool {
-        LINES.iter().any(|line| line.iter().all(|&i| self.board[i] == cell))
-    }
-
-    fn is_full(&self) -> bool {
-        self.board.iter().all(|&c| c != Cell::Empty)
-    }
-
-    /// The game is won by either player or the board is full.
-    fn is_over(&self) -> bool {
-        self.has_line(Cell::Cross) || self.has_line(Cell::Nought) || self.is_full()
-    }
+    over: bool,
 }
 
 impl Environment for TicTacToe {
@@ -73,7 +69,7 @@ impl Environment for TicTacToe {
     }
 
     fn reset(_rng: &mut Rng, _options: &Options) -> Result<Self, EnvError> {
-        Ok(TicTacToe { board: [Cell::Empty; 9], player: 0 })
+        Ok(TicTacToe { board: [Cell::Empty; 9], marks: [0; 2], player: 0, over: false })
     }
 
     fn observation(&self) -> Observation {
@@ -86,23 +82,39 @@ impl Environment for TicTacToe {
 
     fn step(&mut self, action: &Action, _rng: &mut Rng) -> Result<Transition, EnvError> {
         // The SDK has checked the action is one of `legal_actions`, so the cell is empty.
-        let mark = Cell::of(self.player);
-        self.board[action.discrete() as usize] = mark;
-        let mover = self.player;
+        let cell = action.discrete() as usize;
+        let mover = self.player as usize;
+        self.board[cell] = Cell::of(self.player);
+        self.marks[mover] |= 1 << cell;
         self.player = 1 - self.player;
-        if self.has_line(mark) {
-            let won = if mover == 0 { vec![1.0, -1.0] } else { vec![-1.0, 1.0] };
+        if has_line(self.marks[mover]) {
+            self.over = true;
+            let won = if mover == 0 { [1.0, -1.0] } else { [-1.0, 1.0] };
             Ok(Transition::rewards(won).terminal())
         } else {
-            Ok(Transition::rewards(vec![0.0, 0.0]).terminated_if(self.is_full()))
+            self.over = self.marks[0] | self.marks[1] == FULL;
+            Ok(Transition::rewards([0.0, 0.0]).terminated_if(self.over))
         }
     }
 
     fn legal_actions(&self) -> Vec<i64> {
-        if self.is_over() {
-            return Vec::new();
+        let mut legal = Vec::with_capacity(9);
+        self.legal_actions_into(&mut legal);
+        legal
+    }
+
+    fn legal_actions_into(&self, out: &mut Vec<i64>) {
+        out.clear();
+        if !self.over {
+            let taken = self.marks[0] | self.marks[1];
+            out.extend((0..9).filter(|&i| taken & (1 << i) == 0));
         }
-        (0..9).filter(|&i| self.board[i] == Cell::Empty).map(|i| i as i64).collect()
+    }
+
+    fn state_key(&self) -> Option<Vec<u8>> {
+        let mut key: Vec<u8> = self.board.iter().map(|&c| c as u8).collect();
+        key.push(self.player as u8);
+        Some(key)
     }
 
     fn current_player(&self) -> u32 {

@@ -1,0 +1,87 @@
+//! Where a simulation's time goes: the cost of each runtime call a search makes, on a built-in
+//! environment (`cargo run --release -p wasmgym-search --example costs -- connect_four`).
+
+use std::time::Instant;
+
+use wasmgym_abi::wire::RolloutRequest;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let name = std::env::args().nth(1).unwrap_or_else(|| "tic_tac_toe".into());
+    let runtime = wasmgym::Runtime::new()?;
+    let module = runtime.load(wasmgym_builtin::find(&name).ok_or("unknown env")?.bytes)?;
+    let mut env = module.instantiate()?;
+    env.reset(Some(0), None)?;
+    let root = env.snapshot()?;
+    println!("{name}: rollout export {}", env.has_rollout());
+    let n: u64 = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    if std::env::var_os("ONLY_NATIVE").is_some() {
+        native(&name, n);
+        return Ok(());
+    }
+    let time = |what: &str, f: &mut dyn FnMut(u64)| {
+        let started = Instant::now();
+        for i in 0..n {
+            f(i);
+        }
+        println!("{what:>28}: {:>8.2} µs", started.elapsed().as_secs_f64() * 1e6 / n as f64);
+    };
+    time("restore (clean)", &mut |_| env.restore(&root).unwrap());
+    if std::env::var_os("ONLY_LEGAL").is_some() {
+        time("restore + legal_actions", &mut |_| {
+            env.restore(&root).unwrap();
+            env.legal_actions().unwrap();
+        });
+        return Ok(());
+    }
+    time("restore + legal_actions", &mut |_| {
+        env.restore(&root).unwrap();
+        env.legal_actions().unwrap();
+    });
+    time("restore + step", &mut |_| {
+        env.restore(&root).unwrap();
+        env.step(3).unwrap();
+    });
+    time("restore + rollout", &mut |i| {
+        env.restore(&root).unwrap();
+        env.rollout(&RolloutRequest { first: None, seed: i, max_steps: 1000 }).unwrap();
+    });
+    let mut steps = 0u64;
+    time("restore + rollout (steps)", &mut |i| {
+        env.restore(&root).unwrap();
+        steps += env.rollout(&RolloutRequest { first: None, seed: i, max_steps: 1000 }).unwrap().unwrap().steps as u64;
+    });
+    println!("{:>28}: {:.1}", "steps per rollout", steps as f64 / n as f64);
+    env.restore(&root)?;
+    env.rollout(&RolloutRequest { first: None, seed: 1, max_steps: 1000 })?;
+    println!("{:>28}: {}", "dirty pages after a rollout", env.dirty_pages());
+    env.restore(&root)?;
+    env.legal_actions()?;
+    println!("{:>28}: {}", "after legal_actions", env.dirty_pages());
+    native(&name, n);
+    time("restore + snapshot", &mut |_| {
+        env.restore(&root).unwrap();
+        env.step(3).unwrap();
+        env.snapshot().unwrap();
+    });
+    Ok(())
+}
+
+/// The same rollouts natively, through the SDK's `Runner` (no sandbox).
+fn native(name: &str, n: u64) {
+    fn go<E: wasmgym_sdk::Environment>(n: u64) {
+        let mut runner = wasmgym_sdk::Runner::<E>::new();
+        let started = Instant::now();
+        let mut steps = 0u64;
+        for i in 0..n {
+            runner.reset(Some(0), "").unwrap();
+            steps += runner.rollout(&RolloutRequest { first: None, seed: i, max_steps: 1000 }).unwrap().steps as u64;
+        }
+        let per = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+        println!("{:>28}: {per:>8.2} µs ({:.1} steps)", "native reset + rollout", steps as f64 / n as f64);
+    }
+    match name {
+        "tic_tac_toe" => go::<tic_tac_toe::TicTacToe>(n),
+        "connect_four" => go::<connect_four::ConnectFour>(n),
+        _ => {}
+    }
+}
