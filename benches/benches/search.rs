@@ -17,6 +17,9 @@
 //! `scripts/get-openspiel.sh` (run here when the venv is missing); without it the `open_spiel`
 //! benchmarks are skipped with a message.
 //!
+//! `scaling` runs one thread against two (root-parallel MCTS, `expand`, `VecEnv`) and a 1 MiB
+//! environment against a 16 MiB one, each pair in one group.
+//!
 //! After each group, `info: <game>: paired ...` prints the ratio measured in 20 alternating rounds
 //! of 5 searches a side, which a change of the machine's load biases less than criterion's two
 //! figures, taken tens of seconds apart.
@@ -238,5 +241,76 @@ fn openspiel_python() -> Option<PathBuf> {
     }
 }
 
-criterion_group! { name = benches; config = config(); targets = search }
+/// Scaling, each group with its baseline in the same group: one thread against two (root-parallel
+/// MCTS with two trees, `expand` of every child, `VecEnv` stepping 256 cart-poles), and a
+/// 1 MiB environment against a 16 MiB one (the `dirty` test guest, one page written per step).
+fn scaling(c: &mut Criterion) {
+    let connect_four = &modules().connect_four;
+    let mut group = c.benchmark_group("mcts_threads/connect_four");
+    group.sampling_mode(SamplingMode::Flat).throughput(Throughput::Elements(2 * SIMULATIONS as u64));
+    for threads in [1, 2] {
+        let mut env = connect_four.instantiate().unwrap();
+        env.reset(Some(0), None).unwrap();
+        let mut seed = 0;
+        group.bench_function(format!("{threads}_threads"), |b| {
+            b.iter(|| {
+                seed += 1;
+                let options =
+                    MctsOptions { simulations: 2 * SIMULATIONS, trees: 2, threads, seed, ..Default::default() };
+                black_box(mcts(&mut env, &options).unwrap())
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("expand/connect_four");
+    group.throughput(Throughput::Elements(7));
+    let mut env = connect_four.instantiate().unwrap();
+    env.reset(Some(0), None).unwrap();
+    let actions: Vec<wasmgym::Action> = env.actions().unwrap();
+    for threads in [1, 2] {
+        group.bench_function(format!("{threads}_threads"), |b| {
+            b.iter(|| black_box(wasmgym_search::expand(&mut env, &actions, threads).unwrap()))
+        });
+    }
+    group.finish();
+
+    // Cart-pole: both actions are always legal, so the loop times the steps alone.
+    let mut group = c.benchmark_group("vec_env/cart_pole_256");
+    group.throughput(Throughput::Elements(256));
+    for threads in [1, 2] {
+        let mut vector = wasmgym_search::VecEnv::new(&modules().cart_pole, 256, 0, threads, true).unwrap();
+        let mut step = 0i64;
+        group.bench_function(format!("{threads}_threads"), |b| {
+            b.iter(|| {
+                step += 1;
+                let actions: Vec<wasmgym::Action> =
+                    (0..256).map(|i| wasmgym::Action::Discrete((step + i) % 2)).collect();
+                black_box(vector.step(&actions).unwrap())
+            })
+        });
+    }
+    group.finish();
+
+    let dirty = modules().runtime.load(wasmgym_builtin::find_test_guest("dirty").unwrap().bytes).unwrap();
+    let mut group = c.benchmark_group("mcts_memory/dirty");
+    group.sampling_mode(SamplingMode::Flat).throughput(Throughput::Elements(SIMULATIONS as u64));
+    for mib in [1, 16] {
+        let mut env = dirty.instantiate().unwrap();
+        let options = format!(r#"{{"memory_kib": {}, "dirty_pages": 1}}"#, mib * 1024);
+        env.reset(Some(0), Some(&options)).unwrap();
+        let mut seed = 0;
+        group.bench_function(format!("{mib}_MiB"), |b| {
+            b.iter(|| {
+                seed += 1;
+                let options =
+                    MctsOptions { simulations: SIMULATIONS, max_rollout_steps: 20, seed, ..Default::default() };
+                black_box(mcts(&mut env, &options).unwrap())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! { name = benches; config = config(); targets = search, scaling }
 criterion_main!(benches);

@@ -14,6 +14,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = env.snapshot()?;
     println!("{name}: rollout export {}", env.has_rollout());
     let n: u64 = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    if let Some(searches) = std::env::var("MCTS").ok().and_then(|s| s.parse::<u64>().ok()) {
+        let options = wasmgym_search::MctsOptions { simulations: 1000, exploration: 2.0, ..Default::default() };
+        let started = Instant::now();
+        for seed in 0..searches {
+            wasmgym_search::mcts(&mut env, &wasmgym_search::MctsOptions { seed, ..options.clone() })?;
+        }
+        let rate = (searches * 1000) as f64 / started.elapsed().as_secs_f64();
+        println!("{:>28}: {rate:>8.0} simulations/s", "mcts, 1000 per search");
+        return Ok(());
+    }
     if std::env::var_os("ONLY_NATIVE").is_some() {
         native(&name, n);
         return Ok(());

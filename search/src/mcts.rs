@@ -467,10 +467,10 @@ impl<'o> Search<'o> {
     fn take_state(&mut self, env: &mut Env, at: usize) -> Result<(), SearchError> {
         let (parent, edge) = self.nodes[at].parent.expect("the root always has a state");
         self.go_to(env, parent)?;
-        let transition = env.step(self.nodes[parent].edges[edge].action.clone())?;
+        let (player, reward) = step_quietly(env, self.nodes[parent].edges[edge].action.clone(), self.players)?;
         let node = &mut self.nodes[at];
-        node.reward_in = Some(rewards(&transition.rewards, self.players));
-        node.player = transition.current_player.filter(|_| !transition.done());
+        node.reward_in = Some(reward);
+        node.player = player;
         if node.player.is_some() {
             node.edges = edges(env.actions()?, None);
             node.state = Some(env.snapshot()?);
@@ -823,6 +823,20 @@ fn observe(env: &mut Env) -> Result<Observation, SearchError> {
                 .into(),
         )
     })
+}
+
+/// Applies `action` and returns who moves next (`None`: the episode is over) and the step's
+/// rewards. Through `wasmgym_rollout` with no random steps when the module has it: one call that
+/// encodes no observation.
+fn step_quietly(env: &mut Env, action: Action, players: usize) -> Result<(Option<u32>, Vec<f64>), SearchError> {
+    if env.has_rollout() && matches!(action, Action::Discrete(_)) {
+        let request = RolloutRequest { first: Some(action.clone()), seed: 0, max_steps: 0 };
+        if let Some(r) = env.rollout(&request)? {
+            return Ok((r.after_first, rewards(&r.returns, players)));
+        }
+    }
+    let t = env.step(action)?;
+    Ok((t.current_player.filter(|_| !t.done()), rewards(&t.rewards, players)))
 }
 
 /// What a rollout reports: who moves after its first action (`None`: the episode ended there),

@@ -1,6 +1,10 @@
 //! Stepping many states at once over threads: [`expand`] (every child of a state) and [`VecEnv`]
 //! (N environments in lockstep, EnvPool-like).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rayon::iter::{IndexedParallelIterator, IntoParallelRefMutIterator, ParallelIterator};
 use wasmgym::{Env, EnvModule, Transition};
 use wasmgym_abi::Action;
 
@@ -33,20 +37,26 @@ pub fn expand(env: &mut Env, actions: &[Action], threads: usize) -> Result<Vec<C
     Ok(children)
 }
 
-/// Runs `f` on every item, the items split into `threads` contiguous chunks, one thread each.
-fn for_each_parallel<T: Send>(items: &mut [T], threads: usize, f: impl Fn(&mut T) + Sync) {
+/// Runs `f` on every item on a pool of `threads` threads (kept for the process's life, one pool
+/// per thread count, so a call does not pay for starting threads).
+fn for_each_parallel<T: Send>(items: &mut [T], threads: usize, f: impl Fn(&mut T) + Sync + Send) {
     let threads = threads.clamp(1, items.len().max(1));
     if threads == 1 {
         items.iter_mut().for_each(f);
         return;
     }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        for part in items.chunks_mut(chunk) {
-            let f = &f;
-            scope.spawn(move || part.iter_mut().for_each(f));
-        }
+    pool(threads).install(|| items.par_iter_mut().with_min_len(1).for_each(f));
+}
+
+/// The shared pool of `threads` threads.
+fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let mut pools = POOLS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let pool = pools.entry(threads).or_insert_with(|| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("wasmgym-search-{i}"));
+        Arc::new(pool.build().expect("starting a thread pool"))
     });
+    pool.clone()
 }
 
 /// What one environment of a [`VecEnv`] did in a step.
