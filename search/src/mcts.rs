@@ -396,11 +396,11 @@ impl<'o> Search<'o> {
     fn simulate_uct(&mut self, env: &mut Env) -> Result<(), SearchError> {
         let mut path = Vec::new();
         let leaf = self.select(env, &mut path, false)?;
-        let tail = match leaf {
-            Reached::Expand { parent, edge } => self.expand_by_rollout(env, parent, edge)?,
-            Reached::Node(at) => self.rollout_from(env, at)?,
+        let (tail, leaf) = match leaf {
+            Reached::Expand { parent, edge } => (self.expand_by_rollout(env, parent, edge)?, None),
+            Reached::Node(at) => (self.rollout_from(env, at)?, Some(at)),
         };
-        self.backup(&path, tail, matches!(leaf, Reached::Expand { .. }));
+        self.backup(&path, tail, leaf);
         Ok(())
     }
 
@@ -572,16 +572,14 @@ impl<'o> Search<'o> {
     }
 
     /// Adds `tail` (each player's return from the leaf on) and the rewards along `path` to the
-    /// path's edges, each scored for the player who chose it. `expanded`: the last edge's reward
-    /// is already in `tail`.
-    fn backup(&mut self, path: &[(usize, usize)], mut tail: Vec<f64>, expanded: bool) {
+    /// path's edges, each scored for the player who chose it. `leaf`: the node the last edge led
+    /// to, whose reward joins the tail; `None` when the last edge was expanded by a rollout, which
+    /// counted its reward already.
+    fn backup(&mut self, path: &[(usize, usize)], mut tail: Vec<f64>, leaf: Option<usize>) {
         for (i, &(at, edge)) in path.iter().enumerate().rev() {
-            let last = i + 1 == path.len();
-            if !(last && expanded) {
-                let child = self.child_of(at, edge, path.get(i + 1).map(|p| p.0));
-                if let Some(reward) = child.and_then(|c| self.nodes[c].reward_in.as_ref()) {
-                    tail.iter_mut().zip(reward).for_each(|(t, r)| *t += r);
-                }
+            let child = path.get(i + 1).map(|p| p.0).or(leaf);
+            if let Some(reward) = child.and_then(|c| self.nodes[c].reward_in.as_ref()) {
+                tail.iter_mut().zip(reward).for_each(|(t, r)| *t += r);
             }
             let node = &mut self.nodes[at];
             let player = node.player.unwrap_or(0) as usize;
@@ -589,14 +587,6 @@ impl<'o> Search<'o> {
             node.edges[edge].visits += 1;
             node.edges[edge].total += tail.get(player).copied().unwrap_or(0.0);
         }
-    }
-
-    /// The child the path went to through `edge` of `at`: the next node on the path, or the
-    /// leaf.
-    fn child_of(&self, at: usize, edge: usize, next_on_path: Option<usize>) -> Option<usize> {
-        next_on_path
-            .or(self.nodes[at].edges[edge].child)
-            .or_else(|| self.nodes[at].edges[edge].outcomes.last().map(|o| o.1))
     }
 
     fn run_puct(
@@ -658,7 +648,7 @@ impl<'o> Search<'o> {
                     Some(v) => v.clone(),
                     None => self.rollout_from(env, leaf)?,
                 };
-                self.backup(&path, tail, false);
+                self.backup(&path, tail, Some(leaf));
                 done += 1;
             }
         }

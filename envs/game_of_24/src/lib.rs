@@ -266,7 +266,9 @@ impl Environment for GameOf24 {
             observation_space: Space::Text { max_length: 64, charset: Some("0123456789 -/".into()) },
             action_space: Space::Text { max_length: 32, charset: Some(ACTION_CHARSET.into()) },
             reward_range: (0.0, 1.0),
-            max_episode_steps: Some(3),
+            // Every episode ends on its third step by the rules; a limit of 3 would also mark
+            // that step truncated (Gymnasium's TimeLimit), which it is not.
+            max_episode_steps: None,
             determinism: Determinism::Deterministic,
         }
     }
