@@ -247,7 +247,6 @@ fn diff_nodes(a: &Node, b: &Node, level: u32, first: usize, pages: usize, f: &mu
     if first >= pages {
         return;
     }
-    let span = FAN.pow(level);
     match (a, b) {
         (Node::Zero, Node::Zero) => {}
         (Node::Page(x), Node::Page(y)) if Arc::ptr_eq(x, y) => {}
@@ -263,8 +262,11 @@ fn diff_nodes(a: &Node, b: &Node, level: u32, first: usize, pages: usize, f: &mu
                     _ => &ZERO_NODE,
                 }
             }
-            for i in 0..FAN {
-                diff_nodes(child(a, i), child(b, i), level - 1, first + i * span / FAN, pages, f);
+            // Children cover FAN^(level-1) pages each; none starts past the last page.
+            let span = FAN.pow(level - 1);
+            let children = (pages - first).div_ceil(span).min(FAN);
+            for i in 0..children {
+                diff_nodes(child(a, i), child(b, i), level - 1, first + i * span, pages, f);
             }
         }
     }

@@ -146,6 +146,7 @@ enum RewardsInner {
 
 impl std::ops::Deref for Rewards {
     type Target = [f64];
+    #[inline]
     fn deref(&self) -> &[f64] {
         match &self.0 {
             RewardsInner::Inline(n, values) => &values[..*n as usize],

@@ -352,17 +352,18 @@ impl<E: Environment> Runner<E> {
         legal: &mut Vec<i64>,
         add: impl Fn(&mut Rollout, (crate::Rewards, bool, bool)),
     ) -> Result<(), Refusal> {
+        let text = matches!(self.spec.action_space, Space::Text { .. });
         for _ in 0..max_steps {
             let Some(env) = self.env.as_ref().filter(|_| !self.over) else { break };
-            let action = match self.spec.action_space {
-                Space::Text { .. } => {
+            let action = match text {
+                true => {
                     let mut texts = env.valid_text_actions();
                     if texts.is_empty() {
                         break;
                     }
                     Action::Text(texts.swap_remove(wire::rollout_pick(rng, texts.len())))
                 }
-                _ => {
+                false => {
                     env.legal_actions_into(legal);
                     if legal.is_empty() {
                         break;
