@@ -13,6 +13,9 @@ use crate::module::EnvModule;
 use crate::sandbox::{Episode, Sandbox};
 use crate::snapshot::Snapshot;
 
+/// Valid commands a text environment may list at once (Jericho's games list tens).
+pub const MAX_TEXT_ACTIONS: usize = 1 << 16;
+
 /// The result of `reset` or `step`, decoded.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Transition {
@@ -270,7 +273,22 @@ impl Env {
             return Ok(None);
         }
         let payload = self.invoke(Call::TextActions, &[])?;
-        self.protocol(wire::decode_text_actions(&payload).map(Some).map_err(|e| e.0))
+        let actions = self.protocol(wire::decode_text_actions(&payload).map_err(|e| e.0))?;
+        let problem = match &self.spec().action_space {
+            _ if actions.len() > MAX_TEXT_ACTIONS => {
+                Some(format!("{} valid commands listed, more than the {MAX_TEXT_ACTIONS} allowed", actions.len()))
+            }
+            Space::Text { max_length, charset } => actions.iter().find_map(|a| {
+                let fits = wire::check_text(a, *max_length, charset.as_deref());
+                fits.err().map(|why| format!("valid command {a:?} does not fit the action space: {why}"))
+            }),
+            space if !actions.is_empty() => Some(format!("text actions listed for the action space {space:?}")),
+            _ => None,
+        };
+        match problem {
+            Some(message) => self.protocol(Err(message)),
+            None => Ok(Some(actions)),
+        }
     }
 
     /// The actions a search may try now: the legal actions of a discrete space, the valid text

@@ -342,3 +342,68 @@ fn loading_a_program_or_checker_as_an_environment_names_its_kind() {
         }
     }
 }
+
+/// The bandit with `extra` (functions, data) added after its memory.
+fn bandit_plus(extra: &str) -> String {
+    bandit_with(r#"(memory (export "memory") 1)"#, &format!("(memory (export \"memory\") 1)\n{extra}"))
+}
+
+/// A packed (ptr, len) answer at 0x8000 of `len` bytes, as an export body.
+fn answer_at_0x8000(len: u32) -> String {
+    format!("(i64.or (i64.shl (i64.const 0x8000) (i64.const 32)) (i64.const {len}))")
+}
+
+#[test]
+fn hostile_optional_exports_get_typed_errors_and_a_wrong_signature_is_refused_at_load() {
+    let runtime = runtime();
+    // A rollout naming a player the spec does not have: a protocol error that poisons.
+    let rollout = r#"(data (i32.const 0x8000) "\00\01\00\00\00\09\00\00\00\ff\ff\ff\ff\01\00\01\00\00\00\00\00\00\00\00\00\00\00")"#;
+    let wat = bandit_plus(&format!(
+        "{rollout} (func (export \"wasmgym_rollout\") (param i64 i32 i32 i64) (result i64) {})",
+        answer_at_0x8000(27)
+    ));
+    let mut env = runtime.load(wat.as_bytes()).unwrap().instantiate().unwrap();
+    env.reset(Some(0), None).unwrap();
+    let request = wasmgym_abi::wire::RolloutRequest { first: None, seed: 1, max_steps: 10 };
+    let e = env.rollout(&request).unwrap_err();
+    assert!(matches!(e, Error::Protocol { .. }) && e.to_string().contains("player 9"), "{e}");
+    assert!(env.is_poisoned());
+    // A rollout that never returns stops at the fuel limit, poisons, and a restore recovers.
+    let wat = bandit_plus(
+        r#"(func (export "wasmgym_rollout") (param i64 i32 i32 i64) (result i64) (loop $l (br $l)) (i64.const 0))"#,
+    );
+    let mut env = runtime.load(wat.as_bytes()).unwrap().instantiate().unwrap();
+    env.set_limits(wasmgym::Limits { fuel_per_call: Some(1_000_000), ..env.limits().clone() });
+    env.reset(Some(0), None).unwrap();
+    let start = env.snapshot().unwrap();
+    assert!(matches!(env.rollout(&request), Err(Error::OutOfFuel { .. })));
+    assert!(env.is_poisoned());
+    env.restore(&start).unwrap();
+    assert_eq!(env.legal_actions().unwrap(), vec![0, 1]);
+    // A state key answer that is neither "none" nor a key, and text actions that claim more
+    // entries than their bytes hold (or any, for a discrete space).
+    for (export, data, len) in [
+        ("wasmgym_state_key", r#""\00\07""#, 2),
+        ("wasmgym_text_actions", r#""\00\e8\03\00\00""#, 5),
+        ("wasmgym_text_actions", r#""\00\01\00\00\00\01\00\00\00a""#, 10),
+    ] {
+        let wat = bandit_plus(&format!(
+            "(data (i32.const 0x8000) {data}) (func (export \"{export}\") (result i64) {})",
+            answer_at_0x8000(len)
+        ));
+        let mut env = runtime.load(wat.as_bytes()).unwrap().instantiate().unwrap();
+        env.reset(Some(0), None).unwrap();
+        let e =
+            if export == "wasmgym_state_key" { env.state_key().unwrap_err() } else { env.text_actions().unwrap_err() };
+        assert!(matches!(e, Error::Protocol { .. }), "{export} {data}: {e}");
+    }
+    // An optional export with another signature: refused at load, naming the signature.
+    let wat = bandit_plus(r#"(func (export "wasmgym_state_key") (param i32) (result i64) (i64.const 0))"#);
+    match runtime.load(wat.as_bytes()) {
+        Err(Error::MissingExport { name, expected }) => {
+            assert_eq!(name, "wasmgym_state_key");
+            assert!(expected.contains("found"), "{expected}");
+        }
+        other => panic!("{:?}", other.map(|_| "loaded")),
+    }
+}
