@@ -66,9 +66,10 @@ pub struct Args {
     /// Draw the search tree to this file: `.svg`, or `.html` (interactive: expand and collapse).
     #[arg(long)]
     pub tree: Option<PathBuf>,
-    /// Nodes drawn at most in --tree (the most visited, with their ancestors).
-    #[arg(long, default_value_t = 200)]
-    pub tree_nodes: usize,
+    /// Nodes drawn at most in --tree (the most visited, with their ancestors); default 60 for
+    /// .svg (a picture to take in at a glance), 2,000 for .html (expanded by hand).
+    #[arg(long)]
+    pub tree_nodes: Option<usize>,
     /// Print one JSON document: `action`, `value`, `nodes`, `distinct_states`, `simulations`,
     /// `seconds`, `simulations_per_second`, and the algorithm's details.
     #[arg(long)]
@@ -117,8 +118,8 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
     report.env = loaded.source;
     if let (Some(path), Some(tree)) = (&args.tree, &tree) {
         let picture = match path.extension().and_then(|e| e.to_str()) {
-            Some("html") => tree_view::html(tree, args.tree_nodes),
-            _ => tree_view::svg(tree, args.tree_nodes),
+            Some("html") => tree_view::html(tree, args.tree_nodes.unwrap_or(2000)),
+            _ => tree_view::svg(tree, args.tree_nodes.unwrap_or(60)),
         };
         std::fs::write(path, picture)?;
         report.tree_file = Some(path.display().to_string());
