@@ -543,6 +543,10 @@ fn search_runs_every_algorithm_and_draws_the_tree() {
     ]);
     assert_exit(&o, 0);
     assert!(std::fs::read_to_string(&html).unwrap().contains("<details"));
+    // Transpositions: every state held once.
+    let doc = json(&wasmgym(&["search", "tic_tac_toe", "--simulations", "2000", "--transpositions", "--json"]));
+    let held = doc["children"].as_array().unwrap().len();
+    assert!(held == 9 && doc["distinct_states"].as_u64().unwrap() > 9, "{doc}");
     // Threads: the same trees, the same answer.
     let one =
         json(&wasmgym(&["search", "connect_four", "--simulations", "400", "--trees", "2", "--threads", "1", "--json"]));

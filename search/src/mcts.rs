@@ -49,6 +49,12 @@ pub struct MctsOptions {
     pub keep_tree: bool,
     /// Count [`SearchResult::distinct_states`] after the search (a key query per state held).
     pub count_distinct: bool,
+    /// Merge transpositions: a state reached by another path (the same key, from
+    /// [`Env::state_key`], else the machine hash; and the same reward for the step into it) becomes
+    /// one node, whose statistics every path to it shares (the tree becomes a graph; a cycle
+    /// ends a selection). [`mcts`] on deterministic environments only; one key query per state
+    /// taken.
+    pub transpositions: bool,
 }
 
 /// Dirichlet noise on the root's priors: `(1 - fraction)·P + fraction·Dir(alpha)`.
@@ -74,6 +80,7 @@ impl Default for MctsOptions {
             batch_size: 1,
             keep_tree: false,
             count_distinct: false,
+            transpositions: false,
         }
     }
 }
@@ -340,11 +347,22 @@ struct Node {
     visits: u64,
     /// A PUCT leaf waiting for its evaluation in the current batch.
     pending: bool,
+    /// Merged into an equal node reached first (transpositions): no edge leads here any more.
+    merged: bool,
 }
 
 impl Node {
     fn new(parent: Option<(usize, usize)>, player: Option<u32>) -> Node {
-        Node { parent, state: None, player, reward_in: None, edges: Vec::new(), visits: 0, pending: false }
+        Node {
+            parent,
+            state: None,
+            player,
+            reward_in: None,
+            edges: Vec::new(),
+            visits: 0,
+            pending: false,
+            merged: false,
+        }
     }
 }
 
@@ -356,6 +374,8 @@ struct Search<'o> {
     stochastic: bool,
     /// The node whose state the environment holds now (it was just snapshotted there).
     env_at: Option<usize>,
+    /// Transpositions: the node of every state key taken.
+    table: std::collections::HashMap<Vec<u8>, usize>,
 }
 
 /// The end of a selection: where to score from.
@@ -377,7 +397,12 @@ impl<'o> Search<'o> {
         }
         let stochastic = env.spec().determinism == Determinism::Stochastic;
         let players = env.spec().players.max(1) as usize;
-        Ok(Search { nodes: vec![root], rng: Rng::seed_from_u64(seed), options, players, stochastic, env_at: Some(0) })
+        let mut table = std::collections::HashMap::new();
+        if options.transpositions && !stochastic {
+            table.insert(crate::beam::key(env, crate::KeyKind::Env)?, 0);
+        }
+        let rng = Rng::seed_from_u64(seed);
+        Ok(Search { nodes: vec![root], rng, options, players, stochastic, env_at: Some(0), table })
     }
 
     fn run<'e>(
@@ -411,8 +436,14 @@ impl<'o> Search<'o> {
             if self.nodes[at].player.is_none() || self.nodes[at].pending {
                 return Ok(Reached::Node(at));
             }
-            if self.nodes[at].state.is_none() {
-                self.take_state(env, at)?;
+            if self.nodes[at].state.is_none()
+                && let Some(other) = self.take_state(env, at)?
+            {
+                at = other;
+                if path.iter().any(|&(n, _)| n == at) {
+                    return Ok(Reached::Node(at)); // a cycle through a transposition
+                }
+                continue;
             }
             if self.nodes[at].edges.is_empty() {
                 return Ok(Reached::Node(at));
@@ -427,6 +458,9 @@ impl<'o> Search<'o> {
                 continue;
             }
             match self.nodes[at].edges[edge].child {
+                Some(child) if self.options.transpositions && path.iter().any(|&(n, _)| n == child) => {
+                    return Ok(Reached::Node(child)); // a cycle through a transposition
+                }
                 Some(child) => at = child,
                 None if puct => {
                     let child = self.step_to_new_child(env, at, edge)?;
@@ -463,14 +497,32 @@ impl<'o> Search<'o> {
         argmax(node.edges.iter().map(score))
     }
 
-    /// Takes the state of a node that has none yet: restore its parent, step, snapshot.
-    fn take_state(&mut self, env: &mut Env, at: usize) -> Result<(), SearchError> {
+    /// Takes the state of a node that has none yet: restore its parent, step, snapshot. With
+    /// transpositions, a state already in the graph merges: the edge is redirected to the node
+    /// reached first, which is returned.
+    fn take_state(&mut self, env: &mut Env, at: usize) -> Result<Option<usize>, SearchError> {
         let (parent, edge) = self.nodes[at].parent.expect("the root always has a state");
         self.go_to(env, parent)?;
         let (player, reward) = step_quietly(env, self.nodes[parent].edges[edge].action.clone(), self.players)?;
         let node = &mut self.nodes[at];
         node.reward_in = Some(reward);
         node.player = player;
+        if player.is_some() && self.options.transpositions && !self.stochastic {
+            let key = crate::beam::key(env, crate::KeyKind::Env)?;
+            match self.table.get(&key) {
+                Some(&other) if self.nodes[other].reward_in == self.nodes[at].reward_in => {
+                    self.nodes[parent].edges[edge].child = Some(other);
+                    self.nodes[at].merged = true;
+                    self.env_at = None;
+                    return Ok(Some(other));
+                }
+                Some(_) => {}
+                None => {
+                    self.table.insert(key, at);
+                }
+            }
+        }
+        let node = &mut self.nodes[at];
         if node.player.is_some() {
             node.edges = edges(env.actions()?, None);
             node.state = Some(env.snapshot()?);
@@ -478,7 +530,7 @@ impl<'o> Search<'o> {
         } else {
             self.env_at = None;
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Puts the environment in `node`'s state (a no-op if it is there already).
@@ -762,7 +814,9 @@ impl<'o> Search<'o> {
         }
         for i in 1..tree.nodes.len() {
             let parent = tree.nodes[i].parent.expect("every node but the root has a parent");
-            tree.nodes[parent].children.push(i);
+            if !self.nodes[i].merged {
+                tree.nodes[parent].children.push(i);
+            }
         }
         if let Some(root) = tree.nodes.first_mut() {
             let edges = &self.nodes[0].edges;

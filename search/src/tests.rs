@@ -497,3 +497,23 @@ fn self_play_records_sum_to_one_over_legal_actions_and_replay_to_their_outcomes(
     .unwrap();
     assert_eq!(again, games);
 }
+
+#[test]
+fn mcts_with_transpositions_holds_each_state_once_and_still_plays_well() {
+    let options = MctsOptions { simulations: 3000, transpositions: true, count_distinct: true, ..Default::default() };
+    let mut game = env("tic_tac_toe");
+    play(&mut game, &[0, 4, 1]); // O must block at 2
+    let before = game.state_hash().unwrap();
+    let merged = mcts(&mut game, &options).unwrap();
+    assert_eq!(merged.action, Action::Discrete(2), "{merged:?}");
+    assert_eq!(merged.distinct_states, Some(merged.snapshots), "every state held once: {merged:?}");
+    let plain = mcts(&mut game, &MctsOptions { transpositions: false, ..options.clone() }).unwrap();
+    assert!(plain.distinct_states.unwrap() < plain.snapshots, "without merging, states repeat: {plain:?}");
+    assert_eq!(game.state_hash().unwrap(), before);
+    assert_eq!(mcts(&mut game, &options).unwrap().children, merged.children, "deterministic");
+    // The text adventure's rooms form cycles: selection stops at a cycle instead of looping.
+    let mut adventure = env("text_adventure");
+    let options = MctsOptions { simulations: 400, max_rollout_steps: 30, transpositions: true, ..Default::default() };
+    let result = mcts(&mut adventure, &options).unwrap();
+    assert_eq!(result.children.iter().map(|c| c.visits).sum::<u64>(), 400);
+}

@@ -47,6 +47,10 @@ pub struct Args {
     /// Threads the trees run on (MCTS).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// MCTS: merge states reached by different paths into one node (by the environment's state
+    /// key, else the machine hash).
+    #[arg(long)]
+    pub transpositions: bool,
     /// States kept per depth (beam).
     #[arg(long, default_value_t = BeamOptions::default().width)]
     pub width: usize,
@@ -172,6 +176,7 @@ fn run_mcts(env: &mut Env, args: &Args) -> Result<(Report, Option<Tree>), Error>
         threads: args.threads.max(1),
         keep_tree: true,
         count_distinct: true,
+        transpositions: args.transpositions,
         ..Default::default()
     };
     let result = match args.algo {
