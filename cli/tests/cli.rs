@@ -553,6 +553,16 @@ fn search_runs_every_algorithm_and_draws_the_tree() {
     let two =
         json(&wasmgym(&["search", "connect_four", "--simulations", "400", "--trees", "2", "--threads", "2", "--json"]));
     assert_eq!(one["children"], two["children"]);
+    // A search that would hold more than the memory cap stops with an error naming the flags.
+    let o = wasmgym(&["search", "connect_four", "--algo", "bfs", "--memory-cap-mib", "64", "--json"]);
+    assert_exit(&o, 1);
+    let doc = json(&o);
+    assert_eq!(doc["error"]["kind"], "memory_cap", "{doc}");
+    assert!(doc["error"]["message"].as_str().unwrap().contains("--memory-cap-mib"), "{doc}");
+    // A game too large to solve is refused with the budget named.
+    let o = wasmgym(&["search", "connect_four", "--algo", "solve", "--max-nodes", "10000", "--json"]);
+    assert_exit(&o, 2);
+    assert!(json(&o)["error"]["message"].as_str().unwrap().contains("--max-nodes"), "{}", json(&o));
     // A picture format we cannot draw is a usage error before any work.
     let o = wasmgym(&["search", "tic_tac_toe", "--tree", "tree.png", "--json"]);
     assert_exit(&o, 2);

@@ -371,15 +371,19 @@ pub struct Solution {
 
 /// Exhaustive search of every state reachable from `env`'s state, each distinct state (by `key`)
 /// solved once: the value under perfect play. For games small enough to enumerate (tic-tac-toe:
-/// 5,478 states); `max_nodes` bounds the steps.
+/// 5,478 states); `max_nodes` bounds the steps and [`MAX_SOLVE_DEPTH`] the length of a line of
+/// play (both refused with a message). A step back to a state on the current line (a cycle, as in
+/// the text adventure) counts as a repetition worth 0, so values of games with cycles are those of
+/// that rule.
 pub fn solve(env: &mut Env, key_kind: KeyKind, max_nodes: usize) -> Result<Solution, SearchError> {
     let started = Instant::now();
     crate::check_decision(env)?;
     let players = env.spec().players.max(1) as usize;
     let root = env.snapshot()?;
-    let mut solver = Solver { memo: HashMap::new(), nodes: 0, max_nodes, players, key_kind };
+    let mut solver = Solver { memo: HashMap::new(), on_path: HashSet::new(), nodes: 0, max_nodes, players, key_kind };
     let outcome = (|| -> Result<_, SearchError> {
         let root_key = key(env, key_kind)?;
+        solver.on_path.insert(root_key.clone());
         let (values, action) = solver.solve(env, &root)?;
         solver.memo.insert(root_key, values.clone());
         Ok((values, action))
@@ -396,9 +400,14 @@ pub fn solve(env: &mut Env, key_kind: KeyKind, max_nodes: usize) -> Result<Solut
     })
 }
 
+/// How deep [`solve`] recurses before it refuses: each level is a frame on the caller's stack.
+pub const MAX_SOLVE_DEPTH: usize = 1_000;
+
 struct Solver {
     /// The solved states: each player's return from there.
     memo: HashMap<Vec<u8>, Vec<f64>>,
+    /// The states on the current path (a step back to one is a repetition, worth 0).
+    on_path: HashSet<Vec<u8>>,
     nodes: usize,
     max_nodes: usize,
     players: usize,
@@ -415,7 +424,7 @@ impl Solver {
         for action in actions {
             if self.nodes >= self.max_nodes {
                 return Err(SearchError::NoDecision(format!(
-                    "the game has more than {} states to step through: raise max_nodes or search instead",
+                    "the game has more than {} states to step through: raise max_nodes (--max-nodes) or search it with mcts, beam or bfs",
                     self.max_nodes
                 )));
             }
@@ -425,12 +434,22 @@ impl Solver {
             let child_key = key(env, self.key_kind)?;
             let future = match self.memo.get(&child_key) {
                 Some(values) => values.clone(),
+                None if self.on_path.contains(&child_key) => vec![0.0; self.players],
                 None => {
                     let values = if t.done() {
                         vec![0.0; self.players]
                     } else {
+                        if self.on_path.len() >= MAX_SOLVE_DEPTH {
+                            return Err(SearchError::NoDecision(format!(
+                                "the game goes deeper than {MAX_SOLVE_DEPTH} moves without ending: \
+                                 search it with mcts, beam or bfs instead"
+                            )));
+                        }
                         let child = env.snapshot()?;
-                        self.solve(env, &child)?.0
+                        self.on_path.insert(child_key.clone());
+                        let solved = self.solve(env, &child);
+                        self.on_path.remove(&child_key);
+                        solved?.0
                     };
                     self.memo.insert(child_key, values.clone());
                     values

@@ -38,8 +38,8 @@ mod tests;
 mod tree;
 
 pub use beam::{
-    BeamOptions, CheckerEvaluator, KeyKind, Scored, Solution, StateEvaluator, Trajectory, TreeSearchResult, beam, bfs,
-    solve,
+    BeamOptions, CheckerEvaluator, KeyKind, MAX_SOLVE_DEPTH, Scored, Solution, StateEvaluator, Trajectory,
+    TreeSearchResult, beam, bfs, solve,
 };
 pub use mcts::{
     ChildStats, Dirichlet, Evaluation, Evaluator, Leaf, MctsOptions, RolloutEvaluator, SearchResult, mcts, puct,

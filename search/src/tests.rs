@@ -517,3 +517,22 @@ fn mcts_with_transpositions_holds_each_state_once_and_still_plays_well() {
     let result = mcts(&mut adventure, &options).unwrap();
     assert_eq!(result.children.iter().map(|c| c.visits).sum::<u64>(), 400);
 }
+
+#[test]
+fn solve_survives_cycles_and_endless_games_with_an_answer() {
+    // The text adventure's rooms form cycles: solved, and the goal is worth its points.
+    let mut adventure = env("text_adventure");
+    let solution = solve(&mut adventure, KeyKind::Env, 5_000_000).unwrap();
+    assert!(solution.values[0] >= 1.0, "{solution:?}");
+    // The dirty guest never ends (one action, no limit): refused at the depth bound, not a crash.
+    let runtime = Runtime::new().unwrap();
+    let dirty = runtime.load(wasmgym_builtin::find_test_guest("dirty").unwrap().bytes).unwrap();
+    let mut endless = dirty.instantiate().unwrap();
+    endless.reset(Some(0), None).unwrap();
+    let e = solve(&mut endless, KeyKind::Machine, 10_000_000).unwrap_err();
+    assert!(e.to_string().contains("deeper than"), "{e}");
+    // And a step budget smaller than the game is refused with the budget named.
+    let mut game = env("connect_four");
+    let e = solve(&mut game, KeyKind::Env, 10_000).unwrap_err();
+    assert!(e.to_string().contains("10000"), "{e}");
+}

@@ -57,6 +57,14 @@ pub struct Args {
     /// Steps from the position at most (beam, bfs).
     #[arg(long, default_value_t = BeamOptions::default().depth)]
     pub depth: usize,
+    /// States to create at most (beam, bfs: then `complete` is false; default 200,000) or steps
+    /// to take (solve: then an error says the game is too large; default 5,000,000).
+    #[arg(long)]
+    pub max_nodes: Option<usize>,
+    /// Memory the search's instances and snapshots may hold, in MiB: past it the search stops
+    /// with an error (`memory_cap`) instead of exhausting the machine.
+    #[arg(long, default_value_t = 4096)]
+    pub memory_cap_mib: u64,
     /// Seed of the search (and of the environment's reset).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -110,14 +118,20 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
     {
         return Err(Error::Usage(format!("--tree {}: name an .svg or .html file", path.display())));
     }
-    let loaded = load::load(&load::runtime()?, &args.env)?;
+    let config = wasmgym::RuntimeConfig {
+        compile_cache: load::cache_dir("modules"),
+        memory_cap: Some(args.memory_cap_mib.saturating_mul(1 << 20)),
+        ..Default::default()
+    };
+    let runtime = wasmgym::Runtime::with_config(config).context(|| "starting the WebAssembly runtime".into())?;
+    let loaded = load::load(&runtime, &args.env)?;
     let mut env = loaded.module.instantiate().context(|| "creating an instance".into())?;
     env.reset(Some(args.seed), args.options.as_deref()).context(|| "resetting".into())?;
     play_moves(&mut env, &args.moves)?;
     let (mut report, tree) = match args.algo {
         Algo::Mcts | Algo::Puct => run_mcts(&mut env, &args)?,
         Algo::Beam | Algo::Bfs => run_tree_search(&mut env, &args)?,
-        Algo::Solve => run_solve(&mut env)?,
+        Algo::Solve => run_solve(&mut env, args.max_nodes.unwrap_or(5_000_000))?,
     };
     report.env = loaded.source;
     if let (Some(path), Some(tree)) = (&args.tree, &tree) {
@@ -161,6 +175,10 @@ fn play_moves(env: &mut Env, moves: &[String]) -> Result<(), Error> {
 fn search_error(e: SearchError) -> Error {
     match e {
         SearchError::NoDecision(why) => Error::Usage(format!("nothing to search: {why}")),
+        SearchError::Env(source @ wasmgym::Error::MemoryCap { .. }) => Error::Env {
+            context: "searching (raise --memory-cap-mib, or lower --max-nodes, --depth or --simulations)".into(),
+            source,
+        },
         SearchError::Env(source) => Error::Env { context: "searching".into(), source },
         e => Error::Usage(e.to_string()),
     }
@@ -207,6 +225,7 @@ fn run_tree_search(env: &mut Env, args: &Args) -> Result<(Report, Option<Tree>),
         width: args.width.max(1),
         depth: args.depth,
         key: KeyKind::Env,
+        max_nodes: args.max_nodes.unwrap_or(200_000),
         keep_tree: true,
         ..Default::default()
     };
@@ -234,9 +253,9 @@ fn run_tree_search(env: &mut Env, args: &Args) -> Result<(Report, Option<Tree>),
     Ok((report, result.tree))
 }
 
-fn run_solve(env: &mut Env) -> Result<(Report, Option<Tree>), Error> {
+fn run_solve(env: &mut Env, max_nodes: usize) -> Result<(Report, Option<Tree>), Error> {
     let player = env.current_player().unwrap_or(0) as usize;
-    let solution = wasmgym_search::solve(env, KeyKind::Env, 50_000_000).map_err(search_error)?;
+    let solution = wasmgym_search::solve(env, KeyKind::Env, max_nodes).map_err(search_error)?;
     let report = Report {
         env: String::new(),
         algo: "solve",
