@@ -391,7 +391,7 @@ impl<'o> Search<'o> {
         let player = env.current_player();
         let mut root = Node::new(None, player);
         root.state = Some(env.snapshot()?);
-        root.edges = edges(env.actions()?, None);
+        root.edges = edges(env.actions()?);
         if root.edges.is_empty() {
             return Err(SearchError::NoDecision("no action is legal in this state".into()));
         }
@@ -524,7 +524,7 @@ impl<'o> Search<'o> {
         }
         let node = &mut self.nodes[at];
         if node.player.is_some() {
-            node.edges = edges(env.actions()?, None);
+            node.edges = edges(env.actions()?);
             node.state = Some(env.snapshot()?);
             self.env_at = Some(at);
         } else {
@@ -595,7 +595,7 @@ impl<'o> Search<'o> {
         let mut node = Node::new(Some((at, edge)), transition.current_player.filter(|_| !transition.done()));
         node.reward_in = Some(rewards(&transition.rewards, self.players));
         if node.player.is_some() {
-            node.edges = edges(env.actions()?, None);
+            node.edges = edges(env.actions()?);
             node.state = Some(env.snapshot()?);
         }
         self.nodes.push(node);
@@ -749,7 +749,7 @@ impl<'o> Search<'o> {
             let observation = observe(env)?;
             self.env_at = None; // the queries wrote to the guest's memory
             if self.nodes[leaf].edges.is_empty() {
-                self.nodes[leaf].edges = edges(actions.clone(), None);
+                self.nodes[leaf].edges = edges(actions.clone());
             }
             batch.push(Leaf { observation, actions, player: self.nodes[leaf].player.unwrap_or(0) });
         }
@@ -839,19 +839,12 @@ fn argmax(scores: impl Iterator<Item = f64>) -> usize {
     best.0
 }
 
-fn edges(actions: Vec<Action>, priors: Option<&[f64]>) -> Vec<Edge> {
+/// One edge per action, with uniform priors (PUCT sets its evaluator's later).
+fn edges(actions: Vec<Action>) -> Vec<Edge> {
     let n = actions.len().max(1) as f64;
     actions
         .into_iter()
-        .enumerate()
-        .map(|(i, action)| Edge {
-            action,
-            prior: priors.map_or(1.0 / n, |p| p[i]),
-            child: None,
-            outcomes: Vec::new(),
-            visits: 0,
-            total: 0.0,
-        })
+        .map(|action| Edge { action, prior: 1.0 / n, child: None, outcomes: Vec::new(), visits: 0, total: 0.0 })
         .collect()
 }
 
