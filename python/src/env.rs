@@ -1,0 +1,401 @@
+//! `Env` and `Snapshot`: one live instance and its complete state, as Python objects.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use numpy::{IntoPyArray, PyArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+use wasmgym::{Action, EnvModule, Limits, Observation, Runtime, RuntimeConfig, Space, Transition};
+
+use crate::errors;
+
+/// The process's runtime, made on first use (one per process: after `os.fork` the child makes
+/// its own, since the parent's epoch thread does not exist there).
+pub fn runtime() -> PyResult<&'static Runtime> {
+    static RUNTIMES: OnceLock<Mutex<HashMap<u32, &'static Runtime>>> = OnceLock::new();
+    let mut runtimes = RUNTIMES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    if let Some(runtime) = runtimes.get(&pid) {
+        return Ok(runtime);
+    }
+    let config = RuntimeConfig { compile_cache: cache_dir("modules"), ..Default::default() };
+    let runtime: &'static Runtime = Box::leak(Box::new(Runtime::with_config(config).map_err(errors::runtime)?));
+    runtimes.insert(pid, runtime);
+    Ok(runtime)
+}
+
+/// `what` in wasmgym's cache: `$WASMGYM_CACHE_DIR` (empty: no cache), else
+/// `$XDG_CACHE_HOME/wasmgym`, else `~/.cache/wasmgym` (as the CLI).
+pub fn cache_dir(what: &str) -> Option<std::path::PathBuf> {
+    let root = match std::env::var_os("WASMGYM_CACHE_DIR") {
+        Some(dir) if dir.is_empty() => return None,
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|h| std::path::Path::new(&h).join(".cache")))?
+            .join("wasmgym"),
+    };
+    Some(root.join(what))
+}
+
+/// A compiled module by built-in name or path, compiled once per process.
+pub fn module(source: &str) -> PyResult<EnvModule> {
+    static MODULES: OnceLock<Mutex<HashMap<(u32, String), EnvModule>>> = OnceLock::new();
+    let key = (std::process::id(), source.to_owned());
+    if let Some(module) = MODULES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(module.clone());
+    }
+    let runtime = runtime()?;
+    let module = match wasmgym_builtin::find(source) {
+        Some(builtin) => runtime.load(builtin.bytes).map_err(errors::runtime)?,
+        None if looks_like_path(source) => runtime.load_file(source).map_err(errors::runtime)?,
+        None => {
+            return Err(PyValueError::new_err(format!(
+                "unknown environment `{source}`: the built-ins are {}; a path to a .wasm or .wat file works too",
+                wasmgym_builtin::names().join(", ")
+            )));
+        }
+    };
+    MODULES.get().expect("made above").lock().unwrap_or_else(|e| e.into_inner()).insert(key, module.clone());
+    Ok(module)
+}
+
+fn looks_like_path(arg: &str) -> bool {
+    let path = std::path::Path::new(arg);
+    path.exists() || arg.contains('/') || path.extension().is_some_and(|e| e == "wasm" || e == "wat")
+}
+
+/// Limits from keyword arguments, over the runtime's defaults. `0` for fuel or the deadline
+/// means none.
+pub fn limits(fuel_per_call: Option<u64>, deadline_s: Option<f64>, memory_mib: Option<u64>) -> PyResult<Limits> {
+    let mut limits = Limits::default();
+    if let Some(fuel) = fuel_per_call {
+        limits.fuel_per_call = (fuel > 0).then_some(fuel);
+    }
+    if let Some(seconds) = deadline_s {
+        if !seconds.is_finite() || !(0.0..=1e9).contains(&seconds) {
+            return Err(PyValueError::new_err(format!(
+                "deadline_s = {seconds} is not a duration: give seconds between 0 (no deadline) and 1e9"
+            )));
+        }
+        limits.deadline = (seconds > 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    if let Some(mib) = memory_mib {
+        if mib == 0 || mib > 65_536 {
+            return Err(PyValueError::new_err(format!(
+                "memory_mib = {mib} is out of range: give 1 to 65536 (wasm32 memories are at most 4 GiB each)"
+            )));
+        }
+        limits.memory_bytes = mib << 20;
+    }
+    Ok(limits)
+}
+
+/// A Python int (or anything with `__index__`, such as a numpy integer) or str as an action.
+pub fn action(value: &Bound<'_, PyAny>) -> PyResult<Action> {
+    if let Ok(text) = value.extract::<String>() {
+        return Ok(Action::Text(text));
+    }
+    if let Ok(n) = value.extract::<i64>() {
+        return Ok(Action::Discrete(n));
+    }
+    Err(PyTypeError::new_err(format!(
+        "an action is an int (Discrete action spaces) or a str (Text action spaces), not {}",
+        value.get_type().name()?
+    )))
+}
+
+/// An action as Python: int or str.
+pub fn action_to_py<'py>(py: Python<'py>, action: &Action) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match action {
+        Action::Discrete(a) => a.into_pyobject(py)?.into_any(),
+        Action::Text(t) => t.into_pyobject(py)?.into_any(),
+    })
+}
+
+/// The shape of a `Box` observation space (empty for the others).
+pub fn box_shape(space: &Space) -> Vec<usize> {
+    match space {
+        Space::Box { shape, .. } => shape.iter().map(|&d| d as usize).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// An observation as Python: a numpy array of the space's dtype and shape, an int, an int64 array
+/// (multi-discrete) or a str.
+pub fn observation_to_py<'py>(py: Python<'py>, obs: &Observation, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+    fn shaped<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+        let array = v.into_pyarray(py);
+        if shape.len() == 1 { Ok(array.into_any()) } else { Ok(array.reshape(shape.to_vec())?.into_any()) }
+    }
+    Ok(match obs {
+        Observation::F32(v) => shaped(py, v.clone(), shape)?,
+        Observation::F64(v) => shaped(py, v.clone(), shape)?,
+        Observation::I32(v) => shaped(py, v.clone(), shape)?,
+        Observation::Discrete(d) => d.into_pyobject(py)?.into_any(),
+        Observation::MultiDiscrete(v) => v.clone().into_pyarray(py).into_any(),
+        Observation::Text(t) => t.into_pyobject(py)?.into_any(),
+    })
+}
+
+/// A transition as the tuple `(observation, rewards, terminated, truncated, info_json,
+/// current_player)`.
+fn transition_to_py<'py>(py: Python<'py>, t: &Transition, shape: &[usize]) -> PyResult<Bound<'py, PyTuple>> {
+    let observation = observation_to_py(py, &t.observation, shape)?;
+    (observation, t.rewards.clone(), t.terminated, t.truncated, t.info.as_str(), t.current_player).into_pyobject(py)
+}
+
+/// One live environment instance (`wasmgym.make` wraps it in a `gymnasium.Env`).
+///
+/// Safe to share between Python threads: calls on one `Env` take turns (a lock), and each call
+/// into the guest releases the GIL, so envs in different threads step in parallel.
+#[pyclass(module = "wasmgym._core", frozen)]
+pub struct Env {
+    env: Mutex<wasmgym::Env>,
+    spec_json: String,
+    shape: Vec<usize>,
+    source: String,
+}
+
+impl Env {
+    pub fn new(env: wasmgym::Env, source: String) -> PyResult<Env> {
+        let spec_json = serde_json::to_string(env.spec()).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let shape = box_shape(&env.spec().observation_space);
+        Ok(Env { env: Mutex::new(env), spec_json, shape, source })
+    }
+
+    /// The instance, for one call (a poisoned lock only means another thread panicked between
+    /// calls: the instance's own state is guarded by the runtime's poisoning).
+    pub fn lock(&self) -> MutexGuard<'_, wasmgym::Env> {
+        self.env.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the instance with the GIL released.
+    fn with<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut wasmgym::Env) -> wasmgym::Result<T> + Send) -> PyResult<T> {
+        py.detach(|| f(&mut self.lock())).map_err(errors::runtime)
+    }
+}
+
+#[pymethods]
+impl Env {
+    /// A new instance of a built-in environment (by name) or of a `.wasm` / `.wat` file, under
+    /// the given limits (`fuel_per_call`, `deadline_s`: 0 for none; `memory_mib`).
+    #[new]
+    #[pyo3(signature = (source, *, fuel_per_call=None, deadline_s=None, memory_mib=None))]
+    fn py_new(
+        py: Python<'_>,
+        source: &str,
+        fuel_per_call: Option<u64>,
+        deadline_s: Option<f64>,
+        memory_mib: Option<u64>,
+    ) -> PyResult<Env> {
+        let limits = limits(fuel_per_call, deadline_s, memory_mib)?;
+        let module = module(source)?;
+        let env = py.detach(|| module.instantiate_with(limits)).map_err(errors::runtime)?;
+        Env::new(env, source.to_owned())
+    }
+
+    /// Where the environment came from: a built-in name or the path given.
+    #[getter]
+    fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The environment's spec as JSON (`name`, `players`, spaces, `reward_range`, ...).
+    #[getter]
+    fn spec_json(&self) -> &str {
+        &self.spec_json
+    }
+
+    /// Starts an episode: `seed` seeds the environment's only source of randomness; `options` is
+    /// a JSON object the environment reads (or None). Returns `(observation, rewards,
+    /// terminated, truncated, info_json, current_player)`.
+    #[pyo3(signature = (seed=None, options=None))]
+    fn reset<'py>(&self, py: Python<'py>, seed: Option<u64>, options: Option<&str>) -> PyResult<Bound<'py, PyTuple>> {
+        let options = options.map(str::to_owned);
+        let t = self.with(py, |env| env.reset(seed, options.as_deref()))?;
+        transition_to_py(py, &t, &self.shape)
+    }
+
+    /// Takes one action (an int, or a str for text action spaces). Returns `(observation,
+    /// rewards, terminated, truncated, info_json, current_player)`. An illegal action raises
+    /// `IllegalActionError` and changes nothing.
+    fn step<'py>(&self, py: Python<'py>, action: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+        let action = self::action(action)?;
+        let t = self.with(py, |env| env.step(action))?;
+        transition_to_py(py, &t, &self.shape)
+    }
+
+    /// The legal discrete actions now (every action when the environment restricts none).
+    fn legal_actions(&self, py: Python<'_>) -> PyResult<Vec<i64>> {
+        self.with(py, |env| env.legal_actions())
+    }
+
+    /// The actions a search or an agent may take now: the legal discrete actions, or the valid
+    /// commands of a text environment that lists them.
+    fn actions<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let actions = self.with(py, |env| env.actions())?;
+        actions.iter().map(|a| action_to_py(py, a)).collect()
+    }
+
+    /// The valid commands of a text environment now, or None if it lists none.
+    fn text_actions(&self, py: Python<'_>) -> PyResult<Option<Vec<String>>> {
+        self.with(py, |env| env.text_actions())
+    }
+
+    /// The current observation without stepping, or None if the environment does not export it.
+    fn observe<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let obs = self.with(py, |env| env.observe())?;
+        obs.map(|o| observation_to_py(py, &o, &self.shape)).transpose()
+    }
+
+    /// The environment's text picture of the state.
+    fn render(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, |env| env.render())
+    }
+
+    /// Whose turn it is, or None once the episode is over (or before reset).
+    #[getter]
+    fn current_player(&self) -> Option<u32> {
+        self.lock().current_player()
+    }
+
+    /// Steps taken in this episode.
+    #[getter]
+    fn steps(&self) -> u64 {
+        self.lock().steps()
+    }
+
+    /// Fuel the instance has used in all.
+    #[getter]
+    fn fuel_consumed(&self) -> u64 {
+        self.lock().fuel_consumed()
+    }
+
+    /// Bytes of linear memory the instance has.
+    #[getter]
+    fn memory_bytes(&self) -> u64 {
+        self.lock().memory_bytes()
+    }
+
+    /// An earlier call stopped the guest mid-way; only `restore` works until a snapshot is restored.
+    #[getter]
+    fn poisoned(&self) -> bool {
+        self.lock().is_poisoned()
+    }
+
+    /// The complete state (memories, globals, RNG, clock, step count): restore it here or into
+    /// any instance of the same module, in this process or another.
+    fn snapshot(&self, py: Python<'_>) -> PyResult<Snapshot> {
+        Ok(Snapshot(self.with(py, |env| env.snapshot())?))
+    }
+
+    /// Returns the instance to `snapshot`'s state exactly (also un-poisons it).
+    fn restore(&self, py: Python<'_>, snapshot: &Snapshot) -> PyResult<()> {
+        let snap = snapshot.0.clone();
+        self.with(py, move |env| env.restore(&snap))
+    }
+
+    /// An independent copy of this environment in its current state.
+    fn fork(&self, py: Python<'_>) -> PyResult<Env> {
+        let child = self.with(py, |env| env.fork())?;
+        Env::new(child, self.source.clone())
+    }
+
+    /// BLAKE3 of the complete machine state (32 bytes): equal states hash equal.
+    fn state_hash<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let hash = self.with(py, |env| env.state_hash())?;
+        Ok(PyBytes::new(py, &hash))
+    }
+
+    /// The environment's own key of the game state (equal for transpositions), or None.
+    fn state_key<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let key = self.with(py, |env| env.state_key())?;
+        Ok(key.map(|k| PyBytes::new(py, &k)))
+    }
+
+    /// Plays a uniformly random game from here inside the guest (`max_steps` at most, the
+    /// playout's own generator seeded with `seed`), leaving the env where the game ended.
+    /// Returns `(steps, returns, terminated, truncated)`.
+    #[pyo3(signature = (seed, max_steps=1000))]
+    fn rollout(&self, py: Python<'_>, seed: u64, max_steps: u32) -> PyResult<(u32, Vec<f64>, bool, bool)> {
+        let request = wasmgym_abi::wire::RolloutRequest { first: None, seed, max_steps };
+        let rollout = self.with(py, |env| env.rollout(&request))?;
+        match rollout {
+            Some(r) => Ok((r.steps, r.returns, r.terminated, r.truncated)),
+            None => Err(errors::runtime(wasmgym::Error::InvalidCall {
+                message: "this environment does not export wasmgym_rollout: rebuild it with a wasmgym-sdk that has it"
+                    .into(),
+            })),
+        }
+    }
+
+    fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> PyResult<Env> {
+        self.fork(py)
+    }
+
+    fn __repr__(&self) -> String {
+        let env = self.lock();
+        format!("<wasmgym._core.Env {} ({}), {} steps>", env.spec().name, self.source, env.steps())
+    }
+}
+
+/// The complete state of an environment instance: plain data, shareable, picklable (as its
+/// checksummed bytes).
+#[pyclass(module = "wasmgym._core", frozen)]
+#[derive(Clone)]
+pub struct Snapshot(pub wasmgym::Snapshot);
+
+#[pymethods]
+impl Snapshot {
+    /// The snapshot's checksummed, compressed bytes (format `wasmgym._core.SNAPSHOT_FORMAT`).
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let bytes = py.detach(|| self.0.to_bytes());
+        PyBytes::new(py, &bytes)
+    }
+
+    /// A snapshot from `to_bytes` output; corrupt or truncated bytes raise `BadSnapshotError`.
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Snapshot> {
+        let data = data.to_vec();
+        py.detach(move || wasmgym::Snapshot::from_bytes(&data)).map(Snapshot).map_err(errors::runtime)
+    }
+
+    /// BLAKE3 of the module it belongs to (hex).
+    #[getter]
+    fn module_hash(&self) -> String {
+        self.0.module_hash().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Steps the episode had taken.
+    #[getter]
+    fn steps(&self) -> u64 {
+        self.0.steps()
+    }
+
+    /// Bytes of linear memory it describes.
+    #[getter]
+    fn memory_bytes(&self) -> usize {
+        self.0.memory_bytes()
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let py = slf.py();
+        let from_bytes = py.get_type::<Snapshot>().getattr("from_bytes")?;
+        Ok((from_bytes, (slf.get().to_bytes(py),)))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<wasmgym._core.Snapshot {} steps, {} bytes of memory>", self.0.steps(), self.0.memory_bytes())
+    }
+}
+
+/// The names of the built-in environments.
+#[pyfunction]
+pub fn builtin_envs() -> Vec<&'static str> {
+    wasmgym_builtin::names()
+}

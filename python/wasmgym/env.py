@@ -1,0 +1,172 @@
+"""`wasmgym.make`: a wasmgym environment as a `gymnasium.Env`."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Literal, SupportsFloat
+
+import gymnasium
+import numpy as np
+
+from . import _core
+from ._core import IllegalActionError, InvalidCallError, Snapshot
+from .spaces import to_gymnasium
+
+
+class WasmgymEnv(gymnasium.Env[Any, Any]):
+    """A wasmgym environment (a WebAssembly instance) behind Gymnasium's API, forkable in microseconds.
+
+    * ``reset(seed=, options=)``: ``seed`` seeds the environment's only randomness; without one, a
+      seed is drawn from ``self.np_random`` (Gymnasium's rule: random on the first reset, the same
+      sequence after a seeded one). ``options`` is passed to the environment as JSON.
+    * ``step(action)`` returns ``(obs, reward, terminated, truncated, info)``. ``reward`` is the
+      reward of the player who acted; ``info`` has ``rewards`` (every player's),
+      ``current_player`` (None at the end), ``legal_actions`` and, for Discrete action spaces,
+      ``action_mask`` (int8), plus whatever the environment reports.
+    * An illegal action (outside the space or not legal now) changes nothing in the environment.
+      With ``illegal_action="terminate"`` (the default, so that random agents and
+      ``gymnasium.utils.env_checker.check_env`` run) it ends the episode: ``terminated=True``,
+      ``reward = illegal_reward`` (default: the lowest reward a step can give), and
+      ``info["illegal_action"]`` says why; a further ``step`` raises ``InvalidCallError`` until
+      ``reset``. With ``illegal_action="raise"`` it raises ``IllegalActionError``.
+    * ``fork()``, ``snapshot()``, ``restore()``, ``state_hash()``; ``copy.deepcopy(env)`` forks.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        render_mode: str | None = None,
+        illegal_action: Literal["terminate", "raise"] = "terminate",
+        illegal_reward: float | None = None,
+        fuel_per_call: int | None = None,
+        deadline_s: float | None = None,
+        memory_mib: int | None = None,
+        _native: _core.Env | None = None,
+    ) -> None:
+        if illegal_action not in ("terminate", "raise"):
+            raise ValueError(f"illegal_action={illegal_action!r}: use 'terminate' or 'raise'")
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode={render_mode!r}: wasmgym environments render text, use 'ansi' or None")
+        self.native = _native or _core.Env(
+            source, fuel_per_call=fuel_per_call, deadline_s=deadline_s, memory_mib=memory_mib
+        )
+        self.wasm_spec: dict[str, Any] = json.loads(self.native.spec_json)
+        self.observation_space = to_gymnasium(self.wasm_spec["observation_space"])
+        self.action_space = to_gymnasium(self.wasm_spec["action_space"])
+        low, high = (float(x) if not isinstance(x, str) else float(x) for x in self.wasm_spec["reward_range"])
+        self.reward_range = (low, high)
+        self.render_mode = render_mode
+        self.illegal_action = illegal_action
+        self.illegal_reward = low if illegal_reward is None else float(illegal_reward)
+        self._discrete = self.wasm_spec["action_space"]["type"] == "discrete"
+        self._n = int(self.wasm_spec["action_space"].get("n", 0))
+        self._over = False
+        self._last_obs: Any = None
+        self._settings = dict(
+            render_mode=render_mode, illegal_action=illegal_action, illegal_reward=illegal_reward
+        )
+
+    # Gymnasium's API.
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is None:
+            seed = int(self.np_random.integers(0, 2**63 - 1))
+        obs, _rewards, _terminated, _truncated, info_json, player = self.native.reset(
+            seed, None if options is None else json.dumps(options)
+        )
+        self._over = False
+        self._last_obs = obs
+        return obs, self._info(info_json, player, None)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        if self._over:
+            raise InvalidCallError("the episode ended with an illegal action: call reset() first")
+        player = self.native.current_player
+        try:
+            obs, rewards, terminated, truncated, info_json, next_player = self.native.step(action)
+        except IllegalActionError as e:
+            if self.illegal_action == "raise":
+                raise
+            self._over = True
+            info = self._info("{}", None, None)
+            info["illegal_action"] = str(e)
+            return _copy(self._last_obs), self.illegal_reward, True, False, info
+        self._last_obs = obs
+        reward = rewards[player] if player is not None and player < len(rewards) else 0.0
+        return obs, reward, terminated, truncated, self._info(info_json, next_player, rewards)
+
+    def render(self) -> str | None:  # type: ignore[override]
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() needs render_mode='ansi' (wasmgym environments render text)")
+            return None
+        return self.native.render()
+
+    def close(self) -> None:
+        pass
+
+    # Branching.
+
+    def fork(self) -> WasmgymEnv:
+        """An independent copy of this environment in its current state (a new instance)."""
+        child = WasmgymEnv(self.native.source, _native=self.native.fork(), **self._settings)  # type: ignore[arg-type]
+        child._over, child._last_obs = self._over, _copy(self._last_obs)
+        child._np_random = copy.deepcopy(self._np_random)
+        return child
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> WasmgymEnv:
+        return self.fork()
+
+    def snapshot(self) -> Snapshot:
+        """The complete state of the instance (picklable; restore it into any instance of the module)."""
+        return self.native.snapshot()
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Returns the environment to ``snapshot``'s state exactly."""
+        self.native.restore(snapshot)
+        self._over = False
+        self._last_obs = self.native.observe()
+
+    def state_hash(self) -> bytes:
+        """BLAKE3 of the complete machine state: equal states hash equal."""
+        return self.native.state_hash()
+
+    # OpenSpiel's vocabulary.
+
+    def legal_actions(self) -> list[Any]:
+        """The actions legal now (ints, or the valid commands of a text environment)."""
+        return self.native.actions()
+
+    @property
+    def current_player(self) -> int | None:
+        """Whose turn it is (None once the episode is over)."""
+        return self.native.current_player
+
+    def _info(self, info_json: str, player: int | None, rewards: list[float] | None) -> dict[str, Any]:
+        info: dict[str, Any] = json.loads(info_json) if info_json not in ("", "{}") else {}
+        info["current_player"] = player
+        info["rewards"] = list(rewards) if rewards is not None else [0.0] * int(self.wasm_spec["players"])
+        legal = self.native.actions() if player is not None else []
+        info["legal_actions"] = legal
+        if self._discrete:
+            mask = np.zeros(self._n, dtype=np.int8)
+            if legal:
+                mask[np.asarray(legal, dtype=np.int64)] = 1
+            info["action_mask"] = mask
+        return info
+
+
+def _copy(obs: Any) -> Any:
+    return obs.copy() if isinstance(obs, np.ndarray) else obs
+
+
+def make(source: str, **kwargs: Any) -> WasmgymEnv:
+    """A built-in environment by name (``wasmgym.builtin_envs()``) or any ``.wasm``/``.wat`` by path, as a
+    ``gymnasium.Env``. Keywords: ``render_mode`` ("ansi"), ``illegal_action`` ("terminate" or
+    "raise"), ``illegal_reward``, and limits ``fuel_per_call``, ``deadline_s`` (0: none) and
+    ``memory_mib``."""
+    return WasmgymEnv(str(source), **kwargs)
