@@ -36,7 +36,9 @@ pub fn cache_dir(what: &str) -> Option<std::path::PathBuf> {
         None => std::env::var_os("XDG_CACHE_HOME")
             .filter(|d| !d.is_empty())
             .map(std::path::PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|h| std::path::Path::new(&h).join(".cache")))?
+            .or_else(|| {
+                std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|h| std::path::Path::new(&h).join(".cache"))
+            })?
             .join("wasmgym"),
     };
     Some(root.join(what))
@@ -50,7 +52,8 @@ pub fn module(source: &str) -> PyResult<EnvModule> {
         return Ok(module.clone());
     }
     let runtime = runtime()?;
-    let module = match wasmgym_builtin::find(source) {
+    let builtin = wasmgym_builtin::find(source).or_else(|| wasmgym_builtin::find_program(source));
+    let module = match builtin {
         Some(builtin) => runtime.load(builtin.bytes).map_err(errors::runtime)?,
         None if looks_like_path(source) => runtime.load_file(source).map_err(errors::runtime)?,
         None => {
@@ -175,7 +178,11 @@ impl Env {
     }
 
     /// Runs `f` on the instance with the GIL released.
-    fn with<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut wasmgym::Env) -> wasmgym::Result<T> + Send) -> PyResult<T> {
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut wasmgym::Env) -> wasmgym::Result<T> + Send,
+    ) -> PyResult<T> {
         py.detach(|| f(&mut self.lock())).map_err(errors::runtime)
     }
 }

@@ -6,21 +6,86 @@ use pyo3::prelude::*;
 use pyo3::{PyErr, create_exception};
 
 create_exception!(wasmgym, WasmgymError, PyException, "Base of every error wasmgym raises; `kind` names the cause.");
-create_exception!(wasmgym, ModuleError, WasmgymError, "The module cannot be loaded: invalid, wrong kind, over the load limits, unknown imports.");
-create_exception!(wasmgym, AbiMismatchError, ModuleError, "The module speaks another ABI version: rebuild it against this wasmgym-sdk.");
-create_exception!(wasmgym, LimitError, WasmgymError, "A call hit one of its limits (fuel, deadline, memory, table, stack, output); the instance is poisoned.");
+create_exception!(
+    wasmgym,
+    ModuleError,
+    WasmgymError,
+    "The module cannot be loaded: invalid, wrong kind, over the load limits, unknown imports."
+);
+create_exception!(
+    wasmgym,
+    AbiMismatchError,
+    ModuleError,
+    "The module speaks another ABI version: rebuild it against this wasmgym-sdk."
+);
+create_exception!(
+    wasmgym,
+    LimitError,
+    WasmgymError,
+    "A call hit one of its limits (fuel, deadline, memory, table, stack, output); the instance is poisoned."
+);
 create_exception!(wasmgym, OutOfFuelError, LimitError, "The call used its fuel budget (`fuel_per_call`).");
 create_exception!(wasmgym, DeadlineError, LimitError, "The call ran past its deadline (`deadline_s`).");
-create_exception!(wasmgym, MemoryLimitError, LimitError, "The guest asked for more linear memory than `memory_mib` allows.");
-create_exception!(wasmgym, MemoryCapError, LimitError, "The runtime's total memory cap would be exceeded: drop forks and envs you no longer need.");
-create_exception!(wasmgym, TrapError, WasmgymError, "The guest trapped, exited or broke the ABI; the instance is poisoned until a snapshot is restored.");
-create_exception!(wasmgym, IllegalActionError, WasmgymError, "The action is outside the action space or not legal now; nothing changed.");
-create_exception!(wasmgym, InvalidCallError, WasmgymError, "The call is not valid now (step before reset or after the end); nothing changed.");
-create_exception!(wasmgym, GuestError, WasmgymError, "The environment reported an error of its own (for example bad reset options).");
-create_exception!(wasmgym, BadSnapshotError, WasmgymError, "Snapshot bytes are corrupt, truncated, of another format or of another module.");
-create_exception!(wasmgym, PoisonedError, WasmgymError, "An earlier call stopped the guest mid-way: restore a snapshot or make a new env.");
-create_exception!(wasmgym, SearchError, WasmgymError, "A search could not run: nothing to decide, or a callback answered something unusable.");
-create_exception!(wasmgym, GradeError, WasmgymError, "A batch could not be graded: the program, the tests, the checker or the toolchain.");
+create_exception!(
+    wasmgym,
+    MemoryLimitError,
+    LimitError,
+    "The guest asked for more linear memory than `memory_mib` allows."
+);
+create_exception!(
+    wasmgym,
+    MemoryCapError,
+    LimitError,
+    "The runtime's total memory cap would be exceeded: drop forks and envs you no longer need."
+);
+create_exception!(
+    wasmgym,
+    TrapError,
+    WasmgymError,
+    "The guest trapped, exited or broke the ABI; the instance is poisoned until a snapshot is restored."
+);
+create_exception!(
+    wasmgym,
+    IllegalActionError,
+    WasmgymError,
+    "The action is outside the action space or not legal now; nothing changed."
+);
+create_exception!(
+    wasmgym,
+    InvalidCallError,
+    WasmgymError,
+    "The call is not valid now (step before reset or after the end); nothing changed."
+);
+create_exception!(
+    wasmgym,
+    GuestError,
+    WasmgymError,
+    "The environment reported an error of its own (for example bad reset options)."
+);
+create_exception!(
+    wasmgym,
+    BadSnapshotError,
+    WasmgymError,
+    "Snapshot bytes are corrupt, truncated, of another format or of another module."
+);
+create_exception!(
+    wasmgym,
+    PoisonedError,
+    WasmgymError,
+    "An earlier call stopped the guest mid-way: restore a snapshot or make a new env."
+);
+create_exception!(
+    wasmgym,
+    SearchError,
+    WasmgymError,
+    "A search could not run: nothing to decide, or a callback answered something unusable."
+);
+create_exception!(
+    wasmgym,
+    GradeError,
+    WasmgymError,
+    "A batch could not be graded: the program, the tests, the checker or the toolchain."
+);
 
 /// Adds every exception class to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

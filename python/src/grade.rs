@@ -142,9 +142,8 @@ impl Checker {
     ) -> PyResult<Checker> {
         let limits = crate::env::limits(fuel_per_call, deadline_s, memory_mib)?;
         let runtime = crate::env::runtime()?;
-        let checker = py
-            .detach(|| runtime.load_checker(&module).and_then(|m| m.instantiate(limits)))
-            .map_err(errors::runtime)?;
+        let checker =
+            py.detach(|| runtime.load_checker(&module).and_then(|m| m.instantiate(limits))).map_err(errors::runtime)?;
         Ok(Checker(Mutex::new(checker)))
     }
 

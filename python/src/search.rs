@@ -178,8 +178,14 @@ pub fn tree_search<'py>(
     max_nodes: usize,
     results: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let options =
-        BeamOptions { width: width.unwrap_or(1).max(1), depth, key: key_kind(key)?, max_nodes, results, keep_tree: false };
+    let options = BeamOptions {
+        width: width.unwrap_or(1).max(1),
+        depth,
+        key: key_kind(key)?,
+        max_nodes,
+        results,
+        keep_tree: false,
+    };
     let shape = crate::env::box_shape(&env.lock().spec().observation_space);
     let failed = |e: PyErr| SearchError::Evaluator(format!("the Python callback raised {e}"));
     let mut proposer = propose.map(|propose| {

@@ -187,11 +187,14 @@ impl VecEnv {
         let limits = limits(fuel_per_call, deadline_s, memory_mib)?;
         let module = module(source)?;
         let envs = py
-            .detach(|| (0..num_envs).map(|_| module.instantiate_with(limits.clone())).collect::<wasmgym::Result<Vec<_>>>())
+            .detach(|| {
+                (0..num_envs).map(|_| module.instantiate_with(limits.clone())).collect::<wasmgym::Result<Vec<_>>>()
+            })
             .map_err(errors::runtime)?;
         let spec = module.spec().clone();
         let pool = if threads > 1 {
-            let builder = rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("wasmgym-vec-{i}"));
+            let builder =
+                rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("wasmgym-vec-{i}"));
             Some(builder.build().map_err(|e| PyValueError::new_err(format!("cannot start {threads} threads: {e}")))?)
         } else {
             None

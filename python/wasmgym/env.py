@@ -95,6 +95,8 @@ class WasmgymEnv(gymnasium.Env[Any, Any]):
             self._over = True
             info = self._info("{}", None, None)
             info["illegal_action"] = str(e)
+            if self._last_obs is None:
+                self._last_obs = self.native.observe()
             return _copy(self._last_obs), self.illegal_reward, True, False, info
         self._last_obs = obs
         reward = rewards[player] if player is not None and player < len(rewards) else 0.0
@@ -129,7 +131,7 @@ class WasmgymEnv(gymnasium.Env[Any, Any]):
         """Returns the environment to ``snapshot``'s state exactly."""
         self.native.restore(snapshot)
         self._over = False
-        self._last_obs = self.native.observe()
+        self._last_obs = None  # read on demand: a query now would change the machine state's hash
 
     def state_hash(self) -> bytes:
         """BLAKE3 of the complete machine state: equal states hash equal."""

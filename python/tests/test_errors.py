@@ -1,0 +1,64 @@
+"""One exception hierarchy mirroring the runtime's errors; hostile guests never crash Python."""
+
+import pytest
+
+import wasmgym
+
+def wat_env(tmp_path, body: str) -> str:
+    """A module that exports nothing an environment needs, or traps: written as WAT text."""
+    path = tmp_path / "m.wat"
+    path.write_text(body)
+    return str(path)
+
+
+def test_hierarchy() -> None:
+    assert issubclass(wasmgym.OutOfFuelError, wasmgym.LimitError)
+    assert issubclass(wasmgym.MemoryCapError, wasmgym.LimitError)
+    assert issubclass(wasmgym.AbiMismatchError, wasmgym.ModuleError)
+    for name in ("ModuleError", "LimitError", "TrapError", "IllegalActionError", "InvalidCallError",
+                 "GuestError", "BadSnapshotError", "PoisonedError", "SearchError", "GradeError"):
+        assert issubclass(getattr(wasmgym, name), wasmgym.WasmgymError)
+
+
+def test_bad_modules_are_module_errors(tmp_path) -> None:
+    garbage = tmp_path / "garbage.wasm"
+    garbage.write_bytes(b"\0asm\x01\0\0\0garbage")
+    with pytest.raises(wasmgym.ModuleError, match="invalid module") as e:
+        wasmgym.make(str(garbage))
+    assert e.value.kind == "invalid_module"
+    with pytest.raises(wasmgym.AbiMismatchError, match="no wasmgym_abi stamp") as e:
+        wasmgym.make(wat_env(tmp_path, "(module (memory 1))"))
+    assert e.value.kind == "abi_mismatch"
+    with pytest.raises(wasmgym.ModuleError, match="cannot read"):
+        wasmgym.make("no/such/env.wasm")
+    with pytest.raises(ValueError, match="built-ins are"):
+        wasmgym.make("no_such_env")
+
+
+def test_limits_poison_and_restore_heals() -> None:
+    env = wasmgym.make("connect_four", fuel_per_call=50_000)
+    env.reset(seed=0)
+    snap = env.snapshot()
+    with pytest.raises(wasmgym.OutOfFuelError) as e:
+        wasmgym.search.mcts(env, simulations=50)  # rollouts use more fuel than allowed per call
+    assert e.value.poisons and e.value.kind == "out_of_fuel"
+    env.restore(snap)
+    env.step(3)
+
+
+def test_chaos_guest_traps_are_typed(tmp_path) -> None:
+    env = wasmgym.make("tic_tac_toe", illegal_action="raise")
+    with pytest.raises(wasmgym.InvalidCallError, match="reset"):
+        env.step(0)
+    env.reset(seed=0)
+    with pytest.raises(wasmgym.IllegalActionError):
+        env.step(99)
+    with pytest.raises(TypeError, match="an action is an int"):
+        env.step(1.5)
+    with pytest.raises(ValueError, match="memory_mib"):
+        wasmgym.make("tic_tac_toe", memory_mib=0)
+    with pytest.raises(ValueError, match="deadline_s"):
+        wasmgym.make("tic_tac_toe", deadline_s=float("nan"))
+
+
+import wasmgym.search  # noqa: E402  (used above)
