@@ -100,11 +100,11 @@ pub fn limits(fuel_per_call: Option<u64>, deadline_s: Option<f64>, memory_mib: O
 
 /// A Python int (or anything with `__index__`, such as a numpy integer) or str as an action.
 pub fn action(value: &Bound<'_, PyAny>) -> PyResult<Action> {
-    if let Ok(text) = value.extract::<String>() {
-        return Ok(Action::Text(text));
-    }
     if let Ok(n) = value.extract::<i64>() {
         return Ok(Action::Discrete(n));
+    }
+    if let Ok(text) = value.extract::<String>() {
+        return Ok(Action::Text(text));
     }
     Err(PyTypeError::new_err(format!(
         "an action is an int (Discrete action spaces) or a str (Text action spaces), not {}",
@@ -152,6 +152,36 @@ fn transition_to_py<'py>(py: Python<'py>, t: &Transition, shape: &[usize]) -> Py
     (observation, t.rewards.clone(), t.terminated, t.truncated, t.info.as_str(), t.current_player).into_pyobject(py)
 }
 
+/// What the Gymnasium wrapper needs after a reset or step, gathered in one call: the transition,
+/// the acting player's reward, and the actions (with their mask) for the player to move next.
+struct Full {
+    transition: Transition,
+    reward: f64,
+    actions: Vec<Action>,
+}
+
+fn full_to_py<'py>(py: Python<'py>, f: &Full, shape: &[usize], mask: Option<u64>) -> PyResult<Bound<'py, PyTuple>> {
+    let t = &f.transition;
+    let observation = observation_to_py(py, &t.observation, shape)?;
+    let actions: Vec<Bound<'py, PyAny>> = f.actions.iter().map(|a| action_to_py(py, a)).collect::<PyResult<_>>()?;
+    let mask = mask.map(|n| {
+        let mut m = vec![0i8; n as usize];
+        for a in &f.actions {
+            if let Action::Discrete(a) = a
+                && let Some(slot) = usize::try_from(*a).ok().and_then(|a| m.get_mut(a))
+            {
+                *slot = 1;
+            }
+        }
+        m.into_pyarray(py)
+    });
+    let head = (observation, f.reward, t.terminated, t.truncated, t.info.as_str(), t.current_player);
+    let tail = (t.rewards.clone(), actions, mask);
+    let mut items: Vec<Bound<'py, PyAny>> = head.into_pyobject(py)?.iter().collect();
+    items.extend(tail.into_pyobject(py)?.iter());
+    PyTuple::new(py, items)
+}
+
 /// One live environment instance (`wasmgym.make` wraps it in a `gymnasium.Env`).
 ///
 /// Safe to share between Python threads: calls on one `Env` take turns (a lock), and each call
@@ -165,6 +195,14 @@ pub struct Env {
 }
 
 impl Env {
+    /// The size of an action mask: a Discrete action space's `n`, when it is at most 65,536.
+    fn mask_size(&self) -> Option<u64> {
+        match self.lock().spec().action_space {
+            Space::Discrete { n } if n <= 1 << 16 => Some(n),
+            _ => None,
+        }
+    }
+
     pub fn new(env: wasmgym::Env, source: String) -> PyResult<Env> {
         let spec_json = serde_json::to_string(env.spec()).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let shape = box_shape(&env.spec().observation_space);
@@ -235,6 +273,39 @@ impl Env {
         let action = self::action(action)?;
         let t = self.with(py, |env| env.step(action))?;
         transition_to_py(py, &t, &self.shape)
+    }
+
+    /// `reset` with what the Gymnasium wrapper reports, in one call: `(observation, 0.0,
+    /// terminated, truncated, info_json, current_player, rewards, actions, action_mask)`; the mask
+    /// (int8, over a Discrete action space of at most 65,536 actions) is None otherwise.
+    #[pyo3(signature = (seed=None, options=None))]
+    fn reset_full<'py>(
+        &self,
+        py: Python<'py>,
+        seed: Option<u64>,
+        options: Option<&str>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let options = options.map(str::to_owned);
+        let full = self.with(py, |env| {
+            let transition = env.reset(seed, options.as_deref())?;
+            let actions = if transition.current_player.is_some() { env.actions()? } else { Vec::new() };
+            Ok(Full { transition, reward: 0.0, actions })
+        })?;
+        full_to_py(py, &full, &self.shape, self.mask_size())
+    }
+
+    /// `step` with what the Gymnasium wrapper reports, in one call: `(observation, reward of the
+    /// player who acted, terminated, truncated, info_json, current_player, rewards, actions,
+    /// action_mask)`, the actions and mask for the player to move next.
+    fn step_full<'py>(&self, py: Python<'py>, action: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+        let action = self::action(action)?;
+        let full = self.with(py, |env| {
+            let player = env.current_player().unwrap_or(0);
+            let transition = env.step(action)?;
+            let actions = if transition.current_player.is_some() { env.actions()? } else { Vec::new() };
+            Ok(Full { reward: transition.reward(player), transition, actions })
+        })?;
+        full_to_py(py, &full, &self.shape, self.mask_size())
     }
 
     /// The legal discrete actions now (every action when the environment restricts none).

@@ -117,3 +117,17 @@ def test_options_reach_the_environment() -> None:
     assert env.step("take key")[1] == 0.1
     with pytest.raises(wasmgym.InvalidCallError, match="key_room"):
         env.reset(seed=1, options={"key_room": "no such room"})
+
+
+def test_fork_shares_nothing_mutable_and_copies_np_random() -> None:
+    env = wasmgym.make("cart_pole")
+    env.reset(seed=3)
+    env.step(0)
+    child = env.fork()
+    assert child.observation_space is env.observation_space  # shared: spaces never change
+    parent_next, _ = env.reset()  # draws a seed from the parent's np_random
+    child_next, _ = child.reset()  # the child's copy draws the same one
+    assert np.array_equal(parent_next, child_next)
+    twice, _ = env.reset()  # the parent moved on; the child's generator did not move with it
+    assert np.array_equal(child.reset()[0], twice)
+    assert not np.array_equal(parent_next, twice)

@@ -40,6 +40,7 @@ from ._core import (
     WasmgymError,
     builtin_envs,
 )
+from . import search, vector
 from .env import WasmgymEnv, make
 from .grading import Report, Summary, TestResult, grade
 
@@ -73,7 +74,18 @@ __all__ = [
     "builtin_envs",
     "grade",
     "make",
+    "search",
+    "vector",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Submodules with optional dependencies (``pettingzoo``) or rarely needed, imported on first use."""
+    if name in ("pettingzoo", "rewards", "trl", "bench"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'wasmgym' has no attribute {name!r}")
 
 
 def _register() -> None:

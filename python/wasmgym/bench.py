@@ -110,7 +110,7 @@ def machine() -> dict[str, Any]:
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
-        usable = os.cpu_count()
+        usable = os.cpu_count() or 1
     return {
         "cpu_model": model,
         "cores": os.cpu_count(),

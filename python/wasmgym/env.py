@@ -62,10 +62,13 @@ class WasmgymEnv(gymnasium.Env[Any, Any]):
         self.render_mode = render_mode
         self.illegal_action = illegal_action
         self.illegal_reward = low if illegal_reward is None else float(illegal_reward)
-        self._discrete = self.wasm_spec["action_space"]["type"] == "discrete"
         self._n = int(self.wasm_spec["action_space"].get("n", 0))
+        # Discrete spaces of at most 65,536 actions get an action mask in info.
+        self._discrete = self.wasm_spec["action_space"]["type"] == "discrete" and self._n <= 1 << 16
+        self._players = int(self.wasm_spec["players"])
         self._over = False
         self._last_obs: Any = None
+        self._rng_state: tuple[type[np.random.BitGenerator], Any] | None = None  # a fork's np_random, made on first use
         self._settings = dict(
             render_mode=render_mode, illegal_action=illegal_action, illegal_reward=illegal_reward
         )
@@ -73,34 +76,34 @@ class WasmgymEnv(gymnasium.Env[Any, Any]):
     # Gymnasium's API.
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        if seed is not None:
+            self._rng_state = None
         super().reset(seed=seed)
         if seed is None:
             seed = int(self.np_random.integers(0, 2**63 - 1))
-        obs, _rewards, _terminated, _truncated, info_json, player = self.native.reset(
-            seed, None if options is None else json.dumps(options)
-        )
+        out = self.native.reset_full(seed, None if options is None else json.dumps(options))
         self._over = False
-        self._last_obs = obs
-        return obs, self._info(info_json, player, None)
+        self._last_obs = out[0]
+        return out[0], self._info(out)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         if self._over:
             raise InvalidCallError("the episode ended with an illegal action: call reset() first")
-        player = self.native.current_player
         try:
-            obs, rewards, terminated, truncated, info_json, next_player = self.native.step(action)
+            out = self.native.step_full(action)
         except IllegalActionError as e:
             if self.illegal_action == "raise":
                 raise
             self._over = True
-            info = self._info("{}", None, None)
+            info: dict[str, Any] = {"current_player": None, "rewards": [0.0] * self._players, "legal_actions": []}
+            if self._discrete:
+                info["action_mask"] = np.zeros(self._n, dtype=np.int8)
             info["illegal_action"] = str(e)
             if self._last_obs is None:
                 self._last_obs = self.native.observe()
             return _copy(self._last_obs), self.illegal_reward, True, False, info
-        self._last_obs = obs
-        reward = rewards[player] if player is not None and player < len(rewards) else 0.0
-        return obs, reward, terminated, truncated, self._info(info_json, next_player, rewards)
+        self._last_obs = out[0]
+        return out[0], out[1], out[2], out[3], self._info(out)
 
     def render(self) -> str | None:  # type: ignore[override]
         if self.render_mode is None:
@@ -114,11 +117,30 @@ class WasmgymEnv(gymnasium.Env[Any, Any]):
     # Branching.
 
     def fork(self) -> WasmgymEnv:
-        """An independent copy of this environment in its current state (a new instance)."""
-        child = WasmgymEnv(self.native.source, _native=self.native.fork(), **self._settings)  # type: ignore[arg-type]
-        child._over, child._last_obs = self._over, _copy(self._last_obs)
-        child._np_random = copy.deepcopy(self._np_random)
+        """An independent copy of this environment in its current state (a new instance). The spec,
+        spaces and settings are shared (they never change); ``np_random`` is copied when first used."""
+        child = object.__new__(WasmgymEnv)
+        child.__dict__.update(self.__dict__)
+        child.native = self.native.fork()
+        if self._np_random is not None:
+            child._np_random = None
+            child._rng_state = (type(self._np_random.bit_generator), self._np_random.bit_generator.state)
         return child
+
+    @property
+    def np_random(self) -> np.random.Generator:
+        """Gymnasium's generator of this env (seeds for ``reset()`` without a seed)."""
+        if self._np_random is None and self._rng_state is not None:
+            kind, state = self._rng_state
+            bit_generator = kind()
+            bit_generator.state = state
+            self._np_random, self._rng_state = np.random.Generator(bit_generator), None
+        return gymnasium.Env.np_random.fget(self)  # type: ignore[attr-defined,no-any-return]
+
+    @np_random.setter
+    def np_random(self, value: np.random.Generator) -> None:
+        self._rng_state = None
+        gymnasium.Env.np_random.fset(self, value)  # type: ignore[attr-defined]
 
     def __deepcopy__(self, memo: dict[int, Any]) -> WasmgymEnv:
         return self.fork()
@@ -148,16 +170,13 @@ class WasmgymEnv(gymnasium.Env[Any, Any]):
         """Whose turn it is (None once the episode is over)."""
         return self.native.current_player
 
-    def _info(self, info_json: str, player: int | None, rewards: list[float] | None) -> dict[str, Any]:
-        info: dict[str, Any] = json.loads(info_json) if info_json not in ("", "{}") else {}
+    def _info(self, out: tuple[Any, ...]) -> dict[str, Any]:
+        info_json, player, rewards, legal, mask = out[4], out[5], out[6], out[7], out[8]
+        info: dict[str, Any] = json.loads(info_json) if info_json != "{}" else {}
         info["current_player"] = player
-        info["rewards"] = list(rewards) if rewards is not None else [0.0] * int(self.wasm_spec["players"])
-        legal = self.native.actions() if player is not None else []
+        info["rewards"] = rewards if rewards else [0.0] * self._players
         info["legal_actions"] = legal
-        if self._discrete:
-            mask = np.zeros(self._n, dtype=np.int8)
-            if legal:
-                mask[np.asarray(legal, dtype=np.int64)] = 1
+        if mask is not None:
             info["action_mask"] = mask
         return info
 

@@ -98,6 +98,8 @@ class WasmgymAECEnv(AECEnv[str, dict[str, Any], int]):
             self._was_dead_step(action)
             return
         self._cumulative_rewards[agent] = 0.0
+        if action is None:
+            raise ValueError(f"{agent} is to move: step(None) is only for agents whose game is over")
         try:
             obs, rewards, terminated, truncated, info_json, player = self.native.step(action)
         except IllegalActionError as e:
@@ -120,7 +122,7 @@ class WasmgymAECEnv(AECEnv[str, dict[str, Any], int]):
             self._next_agent(agent)
         else:
             self._legal = self.native.legal_actions()
-            self.agent_selection = self.possible_agents[player]
+            self.agent_selection = self.possible_agents[player or 0]
         self._accumulate_rewards()
 
     def _next_agent(self, agent: str) -> None:

@@ -34,7 +34,7 @@ def to_gymnasium(space: dict[str, Any]) -> spaces.Space[Any]:
         low = np.array([_bound(x) for x in space["low"]], dtype=np.float64).reshape(shape)
         high = np.array([_bound(x) for x in space["high"]], dtype=np.float64).reshape(shape)
         if np.issubdtype(dtype, np.integer):
-            info = np.iinfo(dtype)
+            info = np.iinfo(np.int32)  # the only integer dtype of a Box
             low = np.clip(low, info.min, info.max)
             high = np.clip(high, info.min, info.max)
         return spaces.Box(low=low.astype(dtype), high=high.astype(dtype), shape=shape, dtype=dtype)
