@@ -30,7 +30,7 @@ from typing import Any
 import ray
 
 import wasmgym
-import wasmgym.search  # a submodule: `import wasmgym` alone does not import it
+import wasmgym.search
 
 ENV = "connect_four"
 OPENING = (3, 3, 2, 4)  # the driver's first moves, before the snapshot

@@ -24,6 +24,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(search::puct, m)?)?;
     m.add_function(wrap_pyfunction!(search::tree_search, m)?)?;
     m.add_function(wrap_pyfunction!(search::solve, m)?)?;
+    m.add_function(wrap_pyfunction!(search::selfplay, m)?)?;
     m.add("SNAPSHOT_FORMAT", wasmgym::SNAPSHOT_FORMAT)?;
     m.add("ABI_VERSION", wasmgym::ABI_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -187,7 +187,13 @@ pub fn tree_search<'py>(
         keep_tree: false,
     };
     let shape = crate::env::box_shape(&env.lock().spec().observation_space);
-    let failed = |e: PyErr| SearchError::Evaluator(format!("the Python callback raised {e}"));
+    // A callback's exception stops the search and is raised as it is, after it.
+    let raised: std::cell::RefCell<Option<PyErr>> = std::cell::RefCell::new(None);
+    let failed = |e: PyErr| {
+        let message = format!("the Python callback raised {e}");
+        raised.borrow_mut().get_or_insert(e);
+        SearchError::Evaluator(message)
+    };
     let mut proposer = propose.map(|propose| {
         move |env: &mut wasmgym::Env| -> Result<Vec<wasmgym::Action>, SearchError> {
             let actions = env.actions()?;
@@ -231,6 +237,10 @@ pub fn tree_search<'py>(
         Some(_) => wasmgym_search::beam(&mut guard, propose, evaluate, &options),
     };
     drop(guard);
+    drop((proposer, evaluator));
+    if let Some(e) = raised.into_inner() {
+        return Err(e);
+    }
     to_py(py, &result.map_err(errors::search)?)
 }
 
@@ -242,4 +252,55 @@ pub fn solve<'py>(py: Python<'py>, env: &Env, key: &str, max_nodes: usize) -> Py
     let key = key_kind(key)?;
     let solution = py.detach(|| wasmgym_search::solve(&mut env.lock(), key, max_nodes)).map_err(errors::search)?;
     to_py(py, &solution)
+}
+
+/// AlphaZero-style self-play: `games` games of an environment (by name or path) against itself,
+/// each move chosen by UCT MCTS. Returns one tuple per move: `(game, move_index, seed,
+/// observation, legal_mask, policy, action, player, outcome)`; `python/wasmgym/search.py` stacks
+/// them into arrays.
+#[pyfunction]
+#[pyo3(signature = (source, *, games=10, simulations=200, exploration=std::f64::consts::SQRT_2, temperature_moves=0, seed=0, max_moves=10_000, trees=1, threads=1))]
+#[allow(clippy::too_many_arguments)]
+pub fn selfplay<'py>(
+    py: Python<'py>,
+    source: &str,
+    games: usize,
+    simulations: usize,
+    exploration: f64,
+    temperature_moves: usize,
+    seed: u64,
+    max_moves: usize,
+    trees: usize,
+    threads: usize,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    let module = crate::env::module(source)?;
+    let mcts = mcts_options(simulations, exploration, 1000, seed, 0.0, trees, threads, 1)?;
+    let options = wasmgym_search::SelfPlayOptions { games, mcts, seed, temperature_moves, max_moves };
+    let mut records = Vec::new();
+    py.detach(|| {
+        wasmgym_search::selfplay(&module, &options, |game| {
+            records.extend(game);
+            Ok(())
+        })
+    })
+    .map_err(errors::search)?;
+    let shape = crate::env::box_shape(&module.spec().observation_space);
+    records
+        .iter()
+        .map(|r| {
+            let observation = observation_to_py(py, &r.observation, &shape)?;
+            let item = (
+                r.game,
+                r.move_index,
+                r.seed,
+                observation,
+                r.legal_mask.clone(),
+                r.policy.clone(),
+                r.action,
+                r.player,
+                r.outcome,
+            );
+            Ok(item.into_pyobject(py)?.into_any())
+        })
+        .collect()
 }

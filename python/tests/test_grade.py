@@ -73,3 +73,13 @@ def test_bad_input_gets_clear_errors() -> None:
         wasmgym.grade(source="print(1)", tests=SUM_TESTS)
     with pytest.raises(FileNotFoundError):
         wasmgym.grade("no/such/file.wasm", SUM_TESTS)
+
+
+def test_a_checker_scores_instead_of_the_diff() -> None:
+    # sum_checker ignores the expected output: the "wrong on purpose" test is right by the checker.
+    report = wasmgym.grade("sum", SUM_TESTS, checker="sum_checker")
+    assert [t.verdict for t in report.tests] == ["accepted"] * 3
+    checker = wasmgym.Checker(wasmgym._core.builtin_program("sum_checker"))
+    assert checker.check(b"2 3", b"", b"5\n")[0] == 1.0
+    score, message = checker.check(b"2 3", b"", b"6\n")
+    assert score == 0.5 and message

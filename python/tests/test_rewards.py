@@ -43,7 +43,7 @@ def test_trl_reward_function_shape_and_scores() -> None:
         trainer_state=None,
     )
     assert scores == [1.0, 0.0, 0.5, 1.0]
-    assert reward(prompts=["p"], completions=[GOOD], tests=[None]) == [None]
+    assert reward(prompts=["p"], completions=[GOOD, GOOD], tests=[None, []]) == [None, None]
     strict = code_reward("python", partial=False)
     assert strict(completions=[HALF], tests=[TRUTH]) == [0.0]
     with pytest.raises(KeyError, match="tests_column"):

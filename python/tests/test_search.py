@@ -112,3 +112,38 @@ def test_search_refuses_a_finished_episode() -> None:
         search.mcts(connect_four(), simulations=0)
     with pytest.raises(TypeError):
         search.mcts("connect_four")
+
+
+def test_beam_callback_errors_reach_python_as_raised() -> None:
+    env = wasmgym.make("game_of_24")
+    env.reset(seed=3)
+
+    def propose(state):
+        raise LookupError("the proposer failed")
+
+    with pytest.raises(LookupError, match="the proposer failed"):
+        search.beam(env, width=2, depth=2, propose=propose)
+    with pytest.raises(ZeroDivisionError):
+        search.beam(env, width=2, depth=2, evaluate=lambda states: [1 / 0 for _ in states])
+    assert search.bfs(env, depth=1)["nodes"] > 0  # the env is usable after
+
+
+def test_selfplay_data_replays_and_is_a_function_of_the_seed() -> None:
+    data = search.selfplay("tic_tac_toe", games=3, simulations=50, temperature_moves=2, seed=9)
+    again = search.selfplay("tic_tac_toe", games=3, simulations=50, temperature_moves=2, seed=9)
+    n = len(data["action"])
+    assert data["observation"].shape == (n, 3, 3, 3) and data["policy"].shape == (n, 9)
+    assert all(np.array_equal(data[k], again[k]) for k in data)
+    assert np.allclose(data["policy"].sum(axis=1), 1.0)
+    assert not (data["policy"] * ~data["legal_mask"]).any()
+    for game in range(3):
+        rows = np.flatnonzero(data["game"] == game)
+        env = wasmgym.make("tic_tac_toe")
+        env.reset(seed=int(data["seed"][rows[0]]))
+        for r in rows:
+            assert np.array_equal(env.native.observe(), data["observation"][r])
+            _, reward, terminated, _, info = env.step(int(data["action"][r]))
+        assert terminated
+        final = info["rewards"]
+        for r in rows:  # tic-tac-toe pays only at the end: the outcome is the final reward
+            assert data["outcome"][r] == final[data["player"][r]]

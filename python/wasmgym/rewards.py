@@ -121,8 +121,12 @@ def code_reward(
             if truth is None:
                 out.append(None)
                 continue
+            tests = ground_truth_tests(truth)
+            if not tests:
+                out.append(None)
+                continue
             code = extract_code(completion_text(completion), language)
-            out.append(score_code(code, ground_truth_tests(truth), language, partial=partial, **grade_kwargs))
+            out.append(score_code(code, tests, language, partial=partial, **grade_kwargs))
         return out
 
     reward.__name__ = name or f"wasmgym_{language}_tests"

@@ -133,3 +133,39 @@ def solve(env: Any, *, key: str = "env", max_nodes: int = 5_000_000) -> dict[str
     player's return under perfect play), ``"action"`` (a best move), ``"distinct_states"``,
     ``"nodes"``, ``"seconds"}``."""
     return _core.solve(_native(env), key=key, max_nodes=max_nodes)
+
+
+def selfplay(
+    source: str,
+    *,
+    games: int = 10,
+    simulations: int = 200,
+    exploration: float = 2**0.5,
+    temperature_moves: int = 0,
+    seed: int = 0,
+    max_moves: int = 10_000,
+    trees: int = 1,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """AlphaZero-style self-play data: ``games`` games of a built-in (by name) or ``.wasm`` environment
+    against itself, every move chosen by UCT MCTS (the first ``temperature_moves`` of each game drawn
+    in proportion to visits). Returns arrays with one row per move: ``observation``, ``legal_mask``
+    (bool), ``policy`` (the visit distribution over the action space), ``action``, ``player``,
+    ``outcome`` (that player's return from the move to the end), ``game``, ``move_index`` and ``seed``
+    (``reset(seed)`` and the actions replay the game). A function of ``seed``."""
+    import numpy as np
+
+    rows = _core.selfplay(
+        source, games=games, simulations=simulations, exploration=exploration,
+        temperature_moves=temperature_moves, seed=seed, max_moves=max_moves, trees=trees, threads=threads,
+    )
+    names = ("game", "move_index", "seed", "observation", "legal_mask", "policy", "action", "player", "outcome")
+    dtypes = {"legal_mask": np.bool_, "policy": np.float64, "outcome": np.float64, "seed": np.uint64}
+    columns = list(zip(*rows)) if rows else [()] * len(names)
+    out: dict[str, Any] = {}
+    for name, column in zip(names, columns):
+        if name == "observation" and column and isinstance(column[0], str):
+            out[name] = list(column)
+        else:
+            out[name] = np.asarray(column, dtype=dtypes.get(name, np.int64 if name != "observation" else None))
+    return out
