@@ -131,3 +131,19 @@ def test_fork_shares_nothing_mutable_and_copies_np_random() -> None:
     twice, _ = env.reset()  # the parent moved on; the child's generator did not move with it
     assert np.array_equal(child.reset()[0], twice)
     assert not np.array_equal(parent_next, twice)
+
+
+def test_forks_of_forks_each_draw_the_generator_state_at_their_fork() -> None:
+    root = wasmgym.make("cart_pole")
+    root.reset(seed=11)
+    a = root.fork()
+    b = a.fork()
+    expected = [wasmgym.make("cart_pole") for _ in range(3)]
+    for e in expected:
+        e.reset(seed=11)
+    want = [e.reset()[0] for e in expected]  # the first unseeded reset after reset(seed=11)
+    assert np.array_equal(b.reset()[0], want[0])
+    assert np.array_equal(root.reset()[0], want[1])
+    assert np.array_equal(a.reset()[0], want[2])
+    root.reset(seed=12)  # reseeding one does not touch the others
+    assert np.array_equal(a.reset()[0], expected[2].reset()[0])

@@ -68,7 +68,7 @@ class WasmgymEnv(gymnasium.Env[Any, Any]):
         self._players = int(self.wasm_spec["players"])
         self._over = False
         self._last_obs: Any = None
-        self._rng_state: tuple[type[np.random.BitGenerator], Any] | None = None  # a fork's np_random, made on first use
+        self._rng_shared: _SharedRng | None = None  # np_random shared with forks until first used
         self._settings = dict(
             render_mode=render_mode, illegal_action=illegal_action, illegal_reward=illegal_reward
         )
@@ -77,7 +77,7 @@ class WasmgymEnv(gymnasium.Env[Any, Any]):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         if seed is not None:
-            self._rng_state = None
+            self._release_rng()
         super().reset(seed=seed)
         if seed is None:
             seed = int(self.np_random.integers(0, 2**63 - 1))
@@ -118,29 +118,36 @@ class WasmgymEnv(gymnasium.Env[Any, Any]):
 
     def fork(self) -> WasmgymEnv:
         """An independent copy of this environment in its current state (a new instance). The spec,
-        spaces and settings are shared (they never change); ``np_random`` is copied when first used."""
+        spaces and settings are shared (they never change); ``np_random`` is shared copy-on-use: the
+        first of the envs to use it after the fork takes its own copy."""
+        if self._rng_shared is None and self._np_random is not None:
+            self._rng_shared, self._np_random = _SharedRng(self._np_random), None
+        if self._rng_shared is not None:
+            self._rng_shared.users += 1
         child = object.__new__(WasmgymEnv)
         child.__dict__.update(self.__dict__)
         child.native = self.native.fork()
-        if self._np_random is not None:
-            child._np_random = None
-            child._rng_state = (type(self._np_random.bit_generator), self._np_random.bit_generator.state)
         return child
 
     @property
     def np_random(self) -> np.random.Generator:
         """Gymnasium's generator of this env (seeds for ``reset()`` without a seed)."""
-        if self._np_random is None and self._rng_state is not None:
-            kind, state = self._rng_state
-            bit_generator = kind()
-            bit_generator.state = state
-            self._np_random, self._rng_state = np.random.Generator(bit_generator), None
+        shared = self._rng_shared
+        if shared is not None:
+            self._rng_shared = None
+            shared.users -= 1
+            self._np_random = copy.deepcopy(shared.generator) if shared.users > 0 else shared.generator
         return gymnasium.Env.np_random.fget(self)  # type: ignore[attr-defined,no-any-return]
 
     @np_random.setter
     def np_random(self, value: np.random.Generator) -> None:
-        self._rng_state = None
+        self._release_rng()
         gymnasium.Env.np_random.fset(self, value)  # type: ignore[attr-defined]
+
+    def _release_rng(self) -> None:
+        if self._rng_shared is not None:
+            self._rng_shared.users -= 1
+            self._rng_shared = None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> WasmgymEnv:
         return self.fork()
@@ -179,6 +186,17 @@ class WasmgymEnv(gymnasium.Env[Any, Any]):
         if mask is not None:
             info["action_mask"] = mask
         return info
+
+
+class _SharedRng:
+    """A generator shared by an env and its forks: whoever uses it first copies it (the last user
+    keeps it)."""
+
+    __slots__ = ("generator", "users")
+
+    def __init__(self, generator: np.random.Generator) -> None:
+        self.generator = generator
+        self.users = 1
 
 
 def _copy(obs: Any) -> Any:
