@@ -186,11 +186,6 @@ impl VecEnv {
         }
         let limits = limits(fuel_per_call, deadline_s, memory_mib)?;
         let module = module(source)?;
-        let envs = py
-            .detach(|| {
-                (0..num_envs).map(|_| module.instantiate_with(limits.clone())).collect::<wasmgym::Result<Vec<_>>>()
-            })
-            .map_err(errors::runtime)?;
         let spec = module.spec().clone();
         let pool = if threads > 1 {
             let builder =
@@ -205,14 +200,27 @@ impl VecEnv {
             Space::MultiDiscrete { nvec } => nvec.len(),
             _ => 1,
         };
+        // One batch of observations must fit in memory: at most 2^28 elements (2 GiB of f64).
+        if num_envs.checked_mul(per).is_none_or(|n| n > 1 << 28) {
+            return Err(PyValueError::new_err(format!(
+                "{num_envs} environments with {per} observation elements each is more than one batch can hold (2^28 \
+                 elements): use fewer environments"
+            )));
+        }
+        let envs = py
+            .detach(|| {
+                (0..num_envs).map(|_| module.instantiate_with(limits.clone())).collect::<wasmgym::Result<Vec<_>>>()
+            })
+            .map_err(errors::runtime)?;
         Ok(VecEnv {
             inner: Mutex::new(Inner { autoreset: vec![false; envs.len()], envs, pool }),
             shape: box_shape(&space),
             space,
             per,
             players: spec.players as usize,
+            // Masks for Discrete spaces of at most 65,536 actions, and at most 2^28 mask bytes a batch.
             actions_n: match spec.action_space {
-                Space::Discrete { n } if n <= 1 << 16 => Some(n),
+                Space::Discrete { n } if n <= 1 << 16 && n * num_envs as u64 <= 1 << 28 => Some(n),
                 _ => None,
             },
         })

@@ -76,3 +76,10 @@ def test_vector_env_refuses_bad_input_naming_the_env() -> None:
         vec.step(np.array([4, 0]))
     with pytest.raises(ValueError, match="num_envs"):
         wasmgym.vector.make("cart_pole", 0)
+
+
+def test_absurd_sizes_are_refused_before_anything_is_made() -> None:
+    with pytest.raises(ValueError, match="num_envs"):
+        wasmgym.vector.make("cart_pole", 1 << 21)
+    with pytest.raises(ValueError, match="threads"):
+        wasmgym.vector.make("cart_pole", 2, threads=0)
