@@ -68,20 +68,7 @@ pub fn python_runtime() -> Result<Runtime, Error> {
     Runtime::with_config(config).context(|| "starting the WebAssembly runtime".into())
 }
 
-/// `what` in the cache: under `$WASMGYM_CACHE_DIR` (empty: no cache), else
-/// `$XDG_CACHE_HOME/wasmgym`, else `~/.cache/wasmgym`.
-pub fn cache_dir(what: &str) -> Option<std::path::PathBuf> {
-    let root = match std::env::var_os("WASMGYM_CACHE_DIR") {
-        Some(dir) if dir.is_empty() => return None,
-        Some(dir) => std::path::PathBuf::from(dir),
-        None => std::env::var_os("XDG_CACHE_HOME")
-            .filter(|d| !d.is_empty())
-            .map(std::path::PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|h| Path::new(&h).join(".cache")))?
-            .join("wasmgym"),
-    };
-    Some(root.join(what))
-}
+pub use wasmgym::cache_dir;
 
 /// An existing file, or something written like a path (a separator or a wasm extension).
 fn looks_like_path(arg: &str) -> bool {

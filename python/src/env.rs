@@ -27,22 +27,7 @@ pub fn runtime() -> PyResult<&'static Runtime> {
     Ok(runtime)
 }
 
-/// `what` in wasmgym's cache: `$WASMGYM_CACHE_DIR` (empty: no cache), else
-/// `$XDG_CACHE_HOME/wasmgym`, else `~/.cache/wasmgym` (as the CLI).
-pub fn cache_dir(what: &str) -> Option<std::path::PathBuf> {
-    let root = match std::env::var_os("WASMGYM_CACHE_DIR") {
-        Some(dir) if dir.is_empty() => return None,
-        Some(dir) => std::path::PathBuf::from(dir),
-        None => std::env::var_os("XDG_CACHE_HOME")
-            .filter(|d| !d.is_empty())
-            .map(std::path::PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|h| std::path::Path::new(&h).join(".cache"))
-            })?
-            .join("wasmgym"),
-    };
-    Some(root.join(what))
-}
+pub use wasmgym::cache_dir;
 
 /// A compiled module by built-in name or path, compiled once per process.
 pub fn module(source: &str) -> PyResult<EnvModule> {

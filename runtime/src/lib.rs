@@ -54,7 +54,7 @@ pub use checker::{Checker, CheckerModule, Score};
 pub use error::{Error, Result};
 pub use instance::{Env, Transition};
 pub use limits::{Limits, LoadLimits};
-pub use module::{EnvModule, ModuleInfo, Runtime, RuntimeConfig};
+pub use module::{EnvModule, ModuleInfo, Runtime, RuntimeConfig, cache_dir};
 pub use program::{Program, ProgramModule, RunEnd, RunInput, RunReport};
 pub use reactor::{Reactor, ReactorModule, ReactorSetup};
 pub use snapshot::{SNAPSHOT_FORMAT, Snapshot};

@@ -16,6 +16,22 @@ use crate::rewrite::{self, Layout};
 use crate::sandbox::{HostState, Sandbox};
 use crate::{instrument, wasi};
 
+/// `what` (such as `"modules"`, for [`RuntimeConfig::compile_cache`]) in wasmgym's cache folder:
+/// under `$WASMGYM_CACHE_DIR` (set but empty: no cache, `None`), else `$XDG_CACHE_HOME/wasmgym`, else
+/// `~/.cache/wasmgym`; `None` when none of them is set.
+pub fn cache_dir(what: &str) -> Option<PathBuf> {
+    let root = match std::env::var_os("WASMGYM_CACHE_DIR") {
+        Some(dir) if dir.is_empty() => return None,
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|h| Path::new(&h).join(".cache")))?
+            .join("wasmgym"),
+    };
+    Some(root.join(what))
+}
+
 /// Engine-wide settings. Plain data.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
