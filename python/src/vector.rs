@@ -80,6 +80,7 @@ struct Out {
 #[pyclass(module = "wasmgym._core", frozen)]
 pub struct VecEnv {
     inner: Mutex<Inner>,
+    spec_json: String,
     space: Space,
     per: usize,
     shape: Vec<usize>,
@@ -214,6 +215,7 @@ impl VecEnv {
             .map_err(errors::runtime)?;
         Ok(VecEnv {
             inner: Mutex::new(Inner { autoreset: vec![false; envs.len()], envs, pool }),
+            spec_json: serde_json::to_string(&spec).map_err(|e| PyValueError::new_err(e.to_string()))?,
             shape: box_shape(&space),
             space,
             per,
@@ -226,6 +228,12 @@ impl VecEnv {
         })
     }
 
+    /// The environment's spec as JSON.
+    #[getter]
+    fn spec_json(&self) -> &str {
+        &self.spec_json
+    }
+
     /// Number of environments.
     #[getter]
     fn num_envs(&self) -> usize {
@@ -233,8 +241,8 @@ impl VecEnv {
     }
 
     /// Resets every env (env `i` with `seeds[i]`; None continues its generator's stream).
-    /// Returns `(observations, current_players, action_masks)`; masks are None for text action
-    /// spaces or when `masks` is false.
+    /// Returns the tuple `step` returns (rewards 0, nothing terminated); the masks are None for
+    /// text action spaces or when `masks` is false.
     #[pyo3(signature = (seeds, options=None, masks=false))]
     fn reset<'py>(
         &self,

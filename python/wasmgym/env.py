@@ -45,19 +45,16 @@ class WasmgymEnv(gymnasium.Env[Any, Any]):
         fuel_per_call: int | None = None,
         deadline_s: float | None = None,
         memory_mib: int | None = None,
-        _native: _core.Env | None = None,
     ) -> None:
         if illegal_action not in ("terminate", "raise"):
             raise ValueError(f"illegal_action={illegal_action!r}: use 'terminate' or 'raise'")
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode={render_mode!r}: wasmgym environments render text, use 'ansi' or None")
-        self.native = _native or _core.Env(
-            source, fuel_per_call=fuel_per_call, deadline_s=deadline_s, memory_mib=memory_mib
-        )
+        self.native = _core.Env(source, fuel_per_call=fuel_per_call, deadline_s=deadline_s, memory_mib=memory_mib)
         self.wasm_spec: dict[str, Any] = json.loads(self.native.spec_json)
         self.observation_space = to_gymnasium(self.wasm_spec["observation_space"])
         self.action_space = to_gymnasium(self.wasm_spec["action_space"])
-        low, high = (float(x) if not isinstance(x, str) else float(x) for x in self.wasm_spec["reward_range"])
+        low, high = (float(x) for x in self.wasm_spec["reward_range"])  # "inf" and "-inf" included
         self.reward_range = (low, high)
         self.render_mode = render_mode
         self.illegal_action = illegal_action
@@ -69,9 +66,6 @@ class WasmgymEnv(gymnasium.Env[Any, Any]):
         self._over = False
         self._last_obs: Any = None
         self._rng_shared: _SharedRng | None = None  # np_random shared with forks until first used
-        self._settings = dict(
-            render_mode=render_mode, illegal_action=illegal_action, illegal_reward=illegal_reward
-        )
 
     # Gymnasium's API.
 

@@ -47,7 +47,7 @@ class WasmgymVectorEnv(VectorEnv[Any, Any, Any]):
             deadline_s=deadline_s,
             memory_mib=memory_mib,
         )
-        spec = json.loads(_core.Env(str(source)).spec_json)
+        spec = json.loads(self.native.spec_json)
         self.wasm_spec = spec
         self.num_envs = num_envs
         self.single_observation_space = to_gymnasium(spec["observation_space"])
