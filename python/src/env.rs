@@ -29,10 +29,14 @@ pub fn runtime() -> PyResult<&'static Runtime> {
 
 pub use wasmgym::cache_dir;
 
-/// A compiled module by built-in name or path, compiled once per process.
+/// A compiled module by built-in name or path, compiled once per process (and file version).
 pub fn module(source: &str) -> PyResult<EnvModule> {
-    static MODULES: OnceLock<Mutex<HashMap<(u32, String), EnvModule>>> = OnceLock::new();
-    let key = (std::process::id(), source.to_owned());
+    // Keyed by process, name or path, and a file's modification time and size: a rebuilt file is
+    // loaded again.
+    type Key = (u32, String, Option<(std::time::SystemTime, u64)>);
+    static MODULES: OnceLock<Mutex<HashMap<Key, EnvModule>>> = OnceLock::new();
+    let stamp = std::fs::metadata(source).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
+    let key = (std::process::id(), source.to_owned(), stamp);
     if let Some(module) = MODULES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(module.clone());
     }

@@ -1,8 +1,11 @@
 """One exception hierarchy mirroring the runtime's errors; hostile guests never crash Python."""
 
+import os
+
 import pytest
 
 import wasmgym
+import wasmgym.search
 
 def wat_env(tmp_path, body: str) -> str:
     """A module that exports nothing an environment needs, or traps: written as WAT text."""
@@ -61,4 +64,12 @@ def test_chaos_guest_traps_are_typed(tmp_path) -> None:
         wasmgym.make("tic_tac_toe", deadline_s=float("nan"))
 
 
-import wasmgym.search  # noqa: E402  (used above)
+
+def test_a_rebuilt_env_file_is_loaded_again(tmp_path) -> None:
+    path = tmp_path / "env.wasm"
+    path.write_bytes(wasmgym._core.builtin_program("answer_env"))
+    assert wasmgym.make(str(path)).wasm_spec["name"] == "answer"
+    path.write_bytes(b"\0asm\x01\0\0\0garbage")
+    os.utime(path, ns=(1, 1))  # a different modification time, whatever the clock's resolution
+    with pytest.raises(wasmgym.ModuleError, match="invalid module"):
+        wasmgym.make(str(path))
