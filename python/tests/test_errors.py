@@ -6,6 +6,7 @@ import pytest
 
 import wasmgym
 import wasmgym.search
+import wasmgym.vector
 
 def wat_env(tmp_path, body: str) -> str:
     """A module that exports nothing an environment needs, or traps: written as WAT text."""
@@ -73,3 +74,39 @@ def test_a_rebuilt_env_file_is_loaded_again(tmp_path) -> None:
     os.utime(path, ns=(1, 1))  # a different modification time, whatever the clock's resolution
     with pytest.raises(wasmgym.ModuleError, match="invalid module"):
         wasmgym.make(str(path))
+
+
+@pytest.mark.parametrize(
+    "action, error, kind",
+    [
+        (1, wasmgym.OutOfFuelError, "out_of_fuel"),  # an infinite loop
+        (2, wasmgym.MemoryLimitError, "memory_limit"),  # a memory bomb
+        (3, wasmgym.LimitError, "stack_overflow"),  # unbounded recursion
+        (4, wasmgym.LimitError, "output_limit"),  # a flood of output
+        (5, wasmgym.TrapError, "trap"),  # a panic
+        (6, wasmgym.TrapError, "exit"),  # process::exit
+    ],
+)
+def test_a_misbehaving_guest_gets_a_typed_error_and_restore_heals_it(chaos_wasm, action, error, kind) -> None:
+    env = wasmgym.make(chaos_wasm, fuel_per_call=100_000_000, memory_mib=32, illegal_action="raise")
+    env.reset(seed=0)
+    snap = env.snapshot()
+    with pytest.raises(error) as e:
+        env.step(action)
+    assert e.value.kind == kind and e.value.poisons
+    assert env.native.poisoned
+    with pytest.raises(wasmgym.PoisonedError, match="restore a snapshot"):
+        env.step(0)
+    env.restore(snap)
+    _, reward, *_ = env.step(0)
+    assert reward == 1.0
+
+
+def test_a_misbehaving_guest_in_a_vector_env_names_the_env(chaos_wasm) -> None:
+    import numpy as np
+
+    vec = wasmgym.vector.make(chaos_wasm, 3, threads=2, fuel_per_call=100_000_000)
+    vec.reset(seed=0)
+    with pytest.raises(wasmgym.OutOfFuelError, match="env 1 of the batch") as e:
+        vec.step(np.array([0, 1, 0]))
+    assert e.value.kind == "out_of_fuel"
