@@ -95,6 +95,11 @@ pub mod exports {
     pub const OBSERVE: &str = "wasmgym_observe";
     /// Optional, `() -> i64`: a key for the game state, for transposition tables.
     pub const STATE_KEY: &str = "wasmgym_state_key";
+    /// Optional, `() -> i64`: `(ptr, capacity)` of an input buffer at a fixed address of the
+    /// module's memory (the same in every instance and every state, such as a `static`): the host
+    /// may write a request of at most `capacity` bytes there and pass that pointer instead of
+    /// calling [`ALLOC`], which saves a call per step.
+    pub const INPUT_BUFFER: &str = "wasmgym_input_buffer";
 }
 
 /// Splits the `i64` returned by an ABI call into `(ptr, len)` of the output in guest memory.

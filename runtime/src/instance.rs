@@ -59,6 +59,10 @@ pub(crate) struct Exports {
     text_actions: Option<TypedFunc<(), i64>>,
     observe: Option<TypedFunc<(), i64>>,
     state_key: Option<TypedFunc<(), i64>>,
+    input_buffer: Option<TypedFunc<(), i64>>,
+    /// What `wasmgym_input_buffer` answered, once asked: `(ptr, capacity)` of a buffer at a fixed
+    /// address of the module's memory (so the answer holds in every state), or `None` without one.
+    input: Option<Option<(u32, u32)>>,
 }
 
 impl Exports {
@@ -74,6 +78,8 @@ impl Exports {
             text_actions: sandbox.func(exports::TEXT_ACTIONS).ok(),
             observe: sandbox.func(exports::OBSERVE).ok(),
             state_key: sandbox.func(exports::STATE_KEY).ok(),
+            input_buffer: sandbox.func(exports::INPUT_BUFFER).ok(),
+            input: None,
         })
     }
 }
@@ -475,11 +481,14 @@ impl Env {
         let (ptr, len) = if request.is_empty() {
             (0, 0)
         } else {
-            let ptr = self.sandbox.call(&self.exports.alloc, request.len() as i32)?;
+            let (ptr, export) = match self.input_buffer()? {
+                Some((ptr, capacity)) if request.len() <= capacity as usize => (ptr as i32, exports::INPUT_BUFFER),
+                _ => (self.sandbox.call(&self.exports.alloc, request.len() as i32)?, exports::ALLOC),
+            };
             let written = self.sandbox.write_memory(ptr as u32, request);
-            self.protocol(written.map_err(|_| {
-                format!("{} returned {ptr:#x}, outside memory for {} bytes", exports::ALLOC, request.len())
-            }))?;
+            self.protocol(
+                written.map_err(|_| format!("{export} returned {ptr:#x}, outside memory for {} bytes", request.len())),
+            )?;
             (ptr, request.len() as i32)
         };
         let e = &self.exports;
@@ -494,6 +503,19 @@ impl Env {
             Call::StateKey => self.sandbox.call(e.state_key.as_ref().expect("checked by the caller"), ()),
         }?;
         self.output(packed)
+    }
+
+    /// The guest's fixed input buffer, asked for once per instance (`wasmgym_input_buffer`).
+    fn input_buffer(&mut self) -> Result<Option<(u32, u32)>> {
+        if let Some(known) = self.exports.input {
+            return Ok(known);
+        }
+        let answer = match &self.exports.input_buffer {
+            Some(f) => Some(wasmgym_abi::unpack(self.sandbox.call(f, ())?)),
+            None => None,
+        };
+        self.exports.input = Some(answer);
+        Ok(answer)
     }
 
     /// The status and payload of the output a call returned (`packed` pointer and length).

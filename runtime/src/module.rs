@@ -384,11 +384,12 @@ fn check_exports(module: &Module, layout: &Layout) -> Result<()> {
         (exports::LEGAL_ACTIONS, &[], &[I64]),
         (exports::RENDER, &[], &[I64]),
     ];
-    let optional: [(&str, &[ValType], &[ValType]); 4] = [
+    let optional: [(&str, &[ValType], &[ValType]); 5] = [
         (exports::ROLLOUT, &[I64, I32, I32, I64], &[I64]),
         (exports::TEXT_ACTIONS, &[], &[I64]),
         (exports::OBSERVE, &[], &[I64]),
         (exports::STATE_KEY, &[], &[I64]),
+        (exports::INPUT_BUFFER, &[], &[I64]),
     ];
     let present = optional.into_iter().filter(|(name, ..)| module.get_export(name).is_some());
     for (name, params, results) in expected.into_iter().chain(present) {

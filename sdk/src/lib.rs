@@ -284,6 +284,13 @@ macro_rules! export_env {
             #[used]
             static ABI_VERSION: [u8; 4] = $crate::ABI_VERSION.to_le_bytes();
 
+            static INPUT: $crate::__private::InputBuffer = $crate::__private::InputBuffer::new();
+
+            #[unsafe(no_mangle)]
+            extern "C" fn wasmgym_input_buffer() -> i64 {
+                INPUT.packed()
+            }
+
             #[unsafe(no_mangle)]
             extern "C" fn wasmgym_alloc(len: i32) -> i32 {
                 RUNNER.with(|r| r.input_buffer(len as usize).as_mut_ptr() as i32)
@@ -296,14 +303,18 @@ macro_rules! export_env {
 
             #[unsafe(no_mangle)]
             extern "C" fn wasmgym_reset(ptr: i32, len: i32) -> i64 {
-                let _ = ptr;
-                RUNNER.with(|r| $crate::__private::packed(r.reset_from_input(len as usize)))
+                match INPUT.get(ptr, len) {
+                    Some(input) => RUNNER.with(|r| $crate::__private::packed(r.reset_bytes(input))),
+                    None => RUNNER.with(|r| $crate::__private::packed(r.reset_from_input(len as usize))),
+                }
             }
 
             #[unsafe(no_mangle)]
             extern "C" fn wasmgym_step(ptr: i32, len: i32) -> i64 {
-                let _ = ptr;
-                RUNNER.with(|r| $crate::__private::packed(r.step_from_input(len as usize)))
+                match INPUT.get(ptr, len) {
+                    Some(input) => RUNNER.with(|r| $crate::__private::packed(r.step_bytes(input))),
+                    None => RUNNER.with(|r| $crate::__private::packed(r.step_from_input(len as usize))),
+                }
             }
 
             #[unsafe(no_mangle)]
@@ -363,6 +374,38 @@ pub mod __private {
             // SAFETY: see the `Sync` impl: one thread, no re-entrancy.
             let runner = unsafe { &mut *self.0.get() };
             f(runner.get_or_insert_with(Runner::new))
+        }
+    }
+
+    /// Bytes of [`InputBuffer`]: room for any step request (an action) and most reset options.
+    pub const INPUT_BUFFER_BYTES: usize = 1024;
+
+    /// The fixed input buffer of `wasmgym_input_buffer`: a `static`, so its address is the same in
+    /// every instance and every state of the module.
+    pub struct InputBuffer(UnsafeCell<[u8; INPUT_BUFFER_BYTES]>);
+
+    // SAFETY: as for `Slot`: one thread, and the host never re-enters a running guest.
+    unsafe impl Sync for InputBuffer {}
+
+    impl InputBuffer {
+        #[allow(clippy::new_without_default)] // `const` for a `static`
+        pub const fn new() -> Self {
+            InputBuffer(UnsafeCell::new([0; INPUT_BUFFER_BYTES]))
+        }
+
+        /// `(ptr, capacity)` for the host.
+        pub fn packed(&self) -> i64 {
+            wasmgym_abi::pack(self.0.get() as usize as u32, INPUT_BUFFER_BYTES as u32)
+        }
+
+        /// The request the host wrote here, if `ptr` is this buffer.
+        pub fn get(&self, ptr: i32, len: i32) -> Option<&[u8]> {
+            if ptr as usize as u32 != self.0.get() as usize as u32 {
+                return None;
+            }
+            // SAFETY: see the `Sync` impl; the host wrote the bytes before the call.
+            let bytes = unsafe { &*self.0.get() };
+            Some(&bytes[..(len.max(0) as usize).min(INPUT_BUFFER_BYTES)])
         }
     }
 

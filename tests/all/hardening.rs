@@ -354,6 +354,33 @@ fn answer_at_0x8000(len: u32) -> String {
 }
 
 #[test]
+fn a_fixed_input_buffer_outside_memory_is_a_protocol_error_and_one_inside_serves_requests() {
+    let runtime = runtime();
+    // Past the end of the one-page memory: the first request is refused and poisons.
+    let outside = bandit_plus(
+        r#"(func (export "wasmgym_input_buffer") (result i64) (i64.or (i64.shl (i64.const 0x20000) (i64.const 32)) (i64.const 64)))"#,
+    );
+    let mut env = runtime.load(outside.as_bytes()).unwrap().instantiate().unwrap();
+    let e = env.reset(Some(0), None).unwrap_err();
+    assert!(matches!(e, Error::Protocol { .. }) && e.to_string().contains("wasmgym_input_buffer"), "{e}");
+    assert!(env.is_poisoned());
+    // Inside the bandit's input area (which it reads at `ptr`): the same transitions as through
+    // `wasmgym_alloc`, step for step.
+    let inside = bandit_plus(
+        r#"(func (export "wasmgym_input_buffer") (result i64) (i64.or (i64.shl (i64.const 0x2000) (i64.const 32)) (i64.const 64)))"#,
+    );
+    let mut fixed = runtime.load(inside.as_bytes()).unwrap().instantiate().unwrap();
+    let mut plain = runtime.load(bandit_plus("").as_bytes()).unwrap().instantiate().unwrap();
+    assert_eq!(fixed.reset(Some(3), None).unwrap(), plain.reset(Some(3), None).unwrap());
+    for action in [0, 1, 1, 0, 1] {
+        assert_eq!(fixed.step(action).unwrap(), plain.step(action).unwrap());
+    }
+    // Another signature: refused at load.
+    let wrong = bandit_plus(r#"(func (export "wasmgym_input_buffer") (result i32) (i32.const 0))"#);
+    assert!(matches!(runtime.load(wrong.as_bytes()), Err(Error::MissingExport { .. })));
+}
+
+#[test]
 fn hostile_optional_exports_get_typed_errors_and_a_wrong_signature_is_refused_at_load() {
     let runtime = runtime();
     // A rollout naming a player the spec does not have: a protocol error that poisons.
