@@ -47,6 +47,9 @@ enum Command {
     Search(cmd::search::Args),
     /// Write AlphaZero-style self-play data: MCTS plays every side, one JSON line per move.
     Selfplay(cmd::selfplay::Args),
+    /// Serve environments over OpenEnv's protocol (WebSocket /ws, HTTP) and run code over
+    /// SandboxFusion's (/run_code), for trainers that speak them.
+    Serve(cmd::serve::Args),
 }
 
 impl Command {
@@ -63,6 +66,7 @@ impl Command {
             Command::Bench(a) => a.json(),
             Command::Search(a) => a.json,
             Command::Selfplay(a) => a.json,
+            Command::Serve(a) => a.json,
         }
     }
 
@@ -78,6 +82,7 @@ impl Command {
             Command::Bench(a) => cmd::bench::run(a),
             Command::Search(a) => cmd::search::run(a),
             Command::Selfplay(a) => cmd::selfplay::run(a),
+            Command::Serve(a) => cmd::serve::run(a),
         }
     }
 }

@@ -165,6 +165,9 @@ pub enum Compare {
     Tokens,
     /// The same bytes.
     Exact,
+    /// No comparison: a run that exits with 0 is accepted whatever it prints (running code for
+    /// its output, as SandboxFusion's `/run_code` does). A checker, if given, still decides.
+    RunOnly,
 }
 
 /// How a batch is graded. Plain data.
@@ -180,6 +183,9 @@ pub struct GradeOptions {
     pub jobs: usize,
     /// A directory every test may read (a test's own `dir` takes precedence).
     pub dir: Option<PathBuf>,
+    /// How much of stdout and of stderr each [`TestResult`] keeps ([`OUTPUT_HEAD_BYTES`] by
+    /// default; up to `limits.output_bytes` keeps all of it).
+    pub output_head_bytes: usize,
 }
 
 impl Default for GradeOptions {
@@ -202,6 +208,7 @@ impl Default for GradeOptions {
             compare: Compare::Tokens,
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             dir: None,
+            output_head_bytes: OUTPUT_HEAD_BYTES,
         }
     }
 }
@@ -236,9 +243,9 @@ pub struct TestResult {
     pub wall_time: Duration,
     /// Peak linear memory of the run, in bytes.
     pub peak_memory_bytes: u64,
-    /// The first [`OUTPUT_HEAD_BYTES`] of stdout (lossy UTF-8).
+    /// The first [`GradeOptions::output_head_bytes`] of stdout (lossy UTF-8).
     pub stdout_head: String,
-    /// The first [`OUTPUT_HEAD_BYTES`] of stderr (lossy UTF-8).
+    /// The first [`GradeOptions::output_head_bytes`] of stderr (lossy UTF-8).
     pub stderr_head: String,
 }
 
@@ -595,8 +602,8 @@ impl<'a> Worker<'a> {
             fuel_used: report.fuel_used,
             wall_time: report.wall_time,
             peak_memory_bytes: report.memory_bytes,
-            stdout_head: head(&report.stdout),
-            stderr_head: head(&report.stderr),
+            stdout_head: head(&report.stdout, self.grader.options.output_head_bytes),
+            stderr_head: head(&report.stderr, self.grader.options.output_head_bytes),
         }
     }
 
@@ -635,8 +642,8 @@ fn failed(test: &TestCase, verdict: Verdict) -> TestResult {
     }
 }
 
-fn head(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(&bytes[..bytes.len().min(OUTPUT_HEAD_BYTES)]).into_owned()
+fn head(bytes: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned()
 }
 
 /// `None` if `output` matches `expected`, otherwise where it first differs.
@@ -649,6 +656,7 @@ pub fn compare(mode: Compare, expected: &[u8], output: &[u8]) -> Option<String> 
             let at = expected.iter().zip(output).take_while(|(a, b)| a == b).count();
             Some(format!("byte {at} differs (expected {} bytes, got {})", expected.len(), output.len()))
         }
+        Compare::RunOnly => None,
         Compare::Tokens => {
             let tokens = |b: &[u8]| -> Vec<Vec<u8>> {
                 b.split(|c| c.is_ascii_whitespace()).filter(|t| !t.is_empty()).map(<[u8]>::to_vec).collect()

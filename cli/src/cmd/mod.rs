@@ -12,3 +12,4 @@ pub mod play;
 pub mod run;
 pub mod search;
 pub mod selfplay;
+pub mod serve;
