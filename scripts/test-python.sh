@@ -33,6 +33,14 @@ fi
 # Quiet when everything is installed already (pip checks the pins in a second or two).
 "$PY" -m pip install -q --disable-pip-version-check -r python/requirements-test.txt
 
+# openenv 0.10 installs the same `openenv` package as openenv-core 0.3 (pinned above), so its client
+# goes in a directory of its own, which python/tests/test_server.py puts first on a child's path.
+OPENENV010=$VENV/openenv-0.10.0
+if [[ ! -d $OPENENV010/openenv ]]; then
+    "$PY" -m pip install -q --disable-pip-version-check --no-deps --target "$OPENENV010" openenv==0.10.0
+fi
+export WASMGYM_OPENENV010=$OPENENV010
+
 # The development install: an atomic replace, so a running interpreter never sees half a file.
 tmp=$(mktemp "$ROOT/python/wasmgym/.core.XXXXXX")
 cp "$LIB" "$tmp" && mv -f "$tmp" "$ROOT/python/wasmgym/_core.abi3.so"

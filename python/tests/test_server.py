@@ -104,6 +104,49 @@ def test_openenv_client_plays_the_in_process_trajectory(server: str, name: str) 
             assert state["episode_id"] == f"ep{seed}" and state["step_count"] == steps
 
 
+OPENENV_010_SCRIPT = """
+import json, sys
+import openenv
+from openenv.core.generic_client import GenericEnvClient
+assert openenv.__file__.startswith(sys.argv[2]), openenv.__file__
+out = []
+with GenericEnvClient(base_url=sys.argv[1]).sync() as env:
+    r = env.reset(seed=4)
+    out.append([r.observation["observation"], r.reward, r.done])
+    for a in [0, 1, 1, 0, 1, 0, 0, 1]:
+        r = env.step({"action": a})
+        out.append([r.observation["observation"], r.reward, r.done])
+    try:
+        env.step({"action": 5})
+    except RuntimeError as e:
+        out.append(str(e))
+print(json.dumps(out))
+"""
+
+
+def test_openenv_010_client_plays_the_in_process_trajectory(server: str) -> None:
+    """openenv 0.10 (its own distribution of the `openenv` package, installed apart by
+    scripts/test-python.sh) speaks the same protocol."""
+    site = os.environ.get("WASMGYM_OPENENV010")
+    assert site, "WASMGYM_OPENENV010 is unset: run the tests with scripts/test-python.sh, which installs openenv 0.10"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([site, os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(
+        [sys.executable, "-c", OPENENV_010_SCRIPT, f"{server}/envs/cart_pole", site],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    replies = json.loads(run.stdout.strip().splitlines()[-1])
+    local = _core.Env("cart_pole")
+    obs, *_ = local.reset(4)
+    expected = [[obs.tolist(), None, False]]
+    for a in [0, 1, 1, 0, 1, 0, 0, 1]:
+        obs, rewards, term, trunc, *_ = local.step(a)
+        expected.append([obs.tolist(), rewards[0], term or trunc])
+    got = [[np.asarray(o, dtype=obs.dtype).tolist(), r, d] for o, r, d in replies[:-1]]
+    assert got == expected
+    assert "VALIDATION_ERROR" in replies[-1]
+
+
 def test_openenv_client_sees_errors_and_the_session_survives(server: str) -> None:
     with client(f"{server}/envs/connect_four") as env:
         env.reset(seed=0)
