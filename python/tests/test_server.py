@@ -246,3 +246,19 @@ def test_sandbox_fusion_summary_reads_every_result(server: str) -> None:
         result = sf.run_code(sf.RunCodeRequest(code=code, language="python", run_timeout=1), endpoint=server)
         summaries.append(sf.summary_run_code_result(result, mapping))  # raises on a stage without a return code
     assert summaries == ["Success", "run_failed", "run_timeout"]
+
+
+def test_the_load_test_runs_clean_and_stops_by_itself() -> None:
+    """scripts/load-test.py, short: WebSocket sessions and /run_code at once, zero errors, a flat
+    session count (every phase gets its sessions) and a graceful shutdown."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "load-test.py"
+    run = subprocess.run(
+        [sys.executable, str(script), "--bin", binary(), "--duration", "2", "--sessions", "8", "--clients", "2",
+         "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    report = json.loads(run.stdout)
+    assert run.returncode == 0 and report["ok"], report
+    for phase in ("A", "B", "C"):
+        for load in report["phases"][phase]["loads"]:
+            assert load["count"] > 0 and load["errors"] == 0, load

@@ -25,6 +25,8 @@
 //! [`ServeConfig::queue`]), bodies and messages are bounded, and an optional token guards it all.
 
 #![deny(missing_docs)]
+// Handlers fail with the `Response` to send, axum's idiom; it is 128 bytes and on a cold path.
+#![allow(clippy::result_large_err)]
 
 mod openenv;
 mod run_code;
@@ -120,11 +122,9 @@ impl Server {
         if config.token.as_deref().is_some_and(|t| t.is_empty() || t.contains('/')) {
             return Err("the token must be non-empty and have no `/` (it may stand as a path segment)".into());
         }
-        let runtime = Runtime::with_config(RuntimeConfig {
-            compile_cache: wasmgym::cache_dir("modules"),
-            ..Default::default()
-        })
-        .map_err(|e| format!("starting the WebAssembly runtime: {e}"))?;
+        let runtime =
+            Runtime::with_config(RuntimeConfig { compile_cache: wasmgym::cache_dir("modules"), ..Default::default() })
+                .map_err(|e| format!("starting the WebAssembly runtime: {e}"))?;
         let envs = served::load(&runtime, &config.envs)?;
         let (stop, shutdown) = watch::channel(false);
         let app = App {
@@ -154,7 +154,11 @@ impl Server {
 
     /// Serves on `listener` until `shutdown` completes; then stops accepting, tells every
     /// WebSocket session to close, and waits for requests in flight.
-    pub async fn run(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let router = self.router();
         let stop = self.app.stop.clone();
         axum::serve(listener, router)
@@ -290,8 +294,10 @@ impl Runs {
             return Err(error(StatusCode::TOO_MANY_REQUESTS, "BUSY", message));
         }
         let _waiting = Waiting(&self.waiting);
-        self.permits.clone().acquire_many_owned(n).await.map_err(|_| {
-            error(StatusCode::SERVICE_UNAVAILABLE, "SHUTTING_DOWN", "the server is shutting down")
-        })
+        self.permits
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "SHUTTING_DOWN", "the server is shutting down"))
     }
 }

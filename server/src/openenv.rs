@@ -136,18 +136,24 @@ async fn step(State(app): State<Arc<App>>, name: Option<Path<String>>, body: Bod
     };
     let result = blocking(move || {
         let Value::Object(mut fields) = body else {
-            return Err(Failure::new(Code::ValidationError, r#"step takes {"action": ...} (and optionally seed, options and history)"#));
+            return Err(Failure::new(
+                Code::ValidationError,
+                r#"step takes {"action": ...} (and optionally seed, options and history)"#,
+            ));
         };
         let space = &served.spec().action_space;
-        let action = fields.remove("action").ok_or_else(|| {
-            Failure::new(Code::ValidationError, r#"the body has no `action`: send {"action": 3}"#)
-        })?;
+        let action = fields
+            .remove("action")
+            .ok_or_else(|| Failure::new(Code::ValidationError, r#"the body has no `action`: send {"action": 3}"#))?;
         let action = crate::spaces::parse_action(space, &action).map_err(|e| Failure::new(Code::ValidationError, e))?;
         let history = match fields.remove("history") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(actions)) => actions,
             Some(other) => {
-                let e = format!("history is an array of the actions played since reset, not {}", crate::spaces::kind(&other));
+                let e = format!(
+                    "history is an array of the actions played since reset, not {}",
+                    crate::spaces::kind(&other)
+                );
                 return Err(Failure::new(Code::ValidationError, e));
             }
         };
@@ -162,9 +168,13 @@ async fn step(State(app): State<Arc<App>>, name: Option<Path<String>>, body: Bod
         let mut transition = env.reset(request.seed, request.options.as_deref()).map_err(|e| execution(&e))?;
         for (i, a) in history.into_iter().enumerate() {
             if transition.done() {
-                return Err(Failure::new(Code::ValidationError, format!("the episode ended after {i} actions of the history")));
+                return Err(Failure::new(
+                    Code::ValidationError,
+                    format!("the episode ended after {i} actions of the history"),
+                ));
             }
-            transition = env.step(a).map_err(|e| Failure::new(Code::ValidationError, format!("history action {i}: {e}")))?;
+            transition =
+                env.step(a).map_err(|e| Failure::new(Code::ValidationError, format!("history action {i}: {e}")))?;
         }
         if transition.done() {
             return Err(Failure::new(Code::ValidationError, "the episode is over after the history: nothing to step"));
@@ -388,12 +398,22 @@ async fn mcp(State(app): State<Arc<App>>, body: Body) -> Response {
     let (id, code, message) = match read_json(body, app.config.max_body_bytes).await {
         Err(_) => (Value::Null, -32700, "Parse error".to_owned()),
         Ok(request) => match request.get("method").and_then(Value::as_str) {
-            None => (request.get("id").cloned().unwrap_or(Value::Null), -32600, "Invalid request: no method".to_owned()),
+            None => {
+                (request.get("id").cloned().unwrap_or(Value::Null), -32600, "Invalid request: no method".to_owned())
+            }
             Some(method) => {
                 let id = request.get("id").cloned().unwrap_or(Value::Null);
-                (id, -32603, format!("Environment does not support MCP (method `{}`)", method.chars().take(60).collect::<String>()))
+                (
+                    id,
+                    -32603,
+                    format!(
+                        "Environment does not support MCP (method `{}`)",
+                        method.chars().take(60).collect::<String>()
+                    ),
+                )
             }
         },
     };
-    axum::Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message, "data": null}})).into_response()
+    axum::Json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message, "data": null}}))
+        .into_response()
 }

@@ -68,7 +68,13 @@ impl Grading {
     }
 
     /// A grader of `code` in `lang`, or why there is none (a compile error, a missing toolchain).
-    fn grader(&self, code: &str, lang: Lang, options: GradeOptions, compile_deadline: Duration) -> Result<Grader, GradeError> {
+    fn grader(
+        &self,
+        code: &str,
+        lang: Lang,
+        options: GradeOptions,
+        compile_deadline: Duration,
+    ) -> Result<Grader, GradeError> {
         match lang {
             Lang::Python => {
                 let (runtime, interpreter) = self.python()?;
@@ -228,7 +234,8 @@ async fn run_code(State(app): State<Arc<App>>, body: Body) -> Response {
     let request: RunCodeRequest = match serde_json::from_value(body) {
         Ok(request) => request,
         Err(e) => {
-            let message = format!("bad request ({e}): send {{\"code\": \"...\", \"language\": \"python\", \"stdin\": \"...\"}}");
+            let message =
+                format!("bad request ({e}): send {{\"code\": \"...\", \"language\": \"python\", \"stdin\": \"...\"}}");
             return sandbox_error(StatusCode::UNPROCESSABLE_ENTITY, message);
         }
     };
@@ -237,7 +244,10 @@ async fn run_code(State(app): State<Arc<App>>, body: Body) -> Response {
         return sandbox_error(StatusCode::UNPROCESSABLE_ENTITY, message);
     };
     if !request.fetch_files.is_empty() {
-        return sandbox_error(StatusCode::UNPROCESSABLE_ENTITY, "fetch_files is not supported: the sandbox's files are read-only; print what you need");
+        return sandbox_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "fetch_files is not supported: the sandbox's files are read-only; print what you need",
+        );
     }
     let limits = match limits(&app, lang, request.run_timeout, request.memory_limit_mb) {
         Ok(limits) => limits,
@@ -272,7 +282,11 @@ async fn run_code(State(app): State<Arc<App>>, body: Body) -> Response {
             Err(e) => return Ok(not_run(e, lang, started.elapsed())),
         };
         let compiled = started.elapsed();
-        let test = TestCase { name: "run".into(), stdin: request.stdin.unwrap_or_default().into_bytes(), ..TestCase::default() };
+        let test = TestCase {
+            name: "run".into(),
+            stdin: request.stdin.unwrap_or_default().into_bytes(),
+            ..TestCase::default()
+        };
         let report = grader.grade(std::slice::from_ref(&test));
         Ok(ran(&report.tests[0], lang, compiled))
     });
@@ -296,7 +310,11 @@ fn not_run(error: GradeError, lang: Lang, took: Duration) -> Value {
             (Value::Null, command("Finished", seconds, Some(1), "", &format!("{message}\n")))
         }
         GradeError::CompileError { message } => {
-            let status = if message.contains("time limit") || message.contains("deadline") { "TimeLimitExceeded" } else { "Finished" };
+            let status = if message.contains("time limit") || message.contains("deadline") {
+                "TimeLimitExceeded"
+            } else {
+                "Finished"
+            };
             (command(status, seconds, Some(1), "", message), Value::Null)
         }
         other => {
@@ -394,7 +412,9 @@ async fn grade(State(app): State<Arc<App>>, body: Body) -> Response {
     let request: GradeRequest = match serde_json::from_value(body) {
         Ok(request) => request,
         Err(e) => {
-            let e = format!("bad request ({e}): send {{\"code\", \"language\", \"tests\": [{{\"stdin\", \"expected_stdout\"}}, ...]}}");
+            let e = format!(
+                "bad request ({e}): send {{\"code\", \"language\", \"tests\": [{{\"stdin\", \"expected_stdout\"}}, ...]}}"
+            );
             return error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", e);
         }
     };

@@ -77,7 +77,9 @@ impl Failure {
     /// A runtime error of a call into the environment.
     fn of(error: &Error) -> Failure {
         let code = match error {
-            Error::IllegalAction { .. } | Error::InvalidCall { .. } | Error::BadSnapshot { .. } => Code::ValidationError,
+            Error::IllegalAction { .. } | Error::InvalidCall { .. } | Error::BadSnapshot { .. } => {
+                Code::ValidationError
+            }
             _ => Code::ExecutionError,
         };
         let fix = if error.poisons() { ": the instance is discarded; send reset to start a new episode" } else { "" };
@@ -189,7 +191,10 @@ impl Session {
         };
         let Some(fields) = message.as_object() else {
             // OpenEnv's server ends the session on JSON that is not an object.
-            let e = format!("a message is an object such as {{\"type\": \"step\", \"data\": ...}}, not {}", spaces::kind(&message));
+            let e = format!(
+                "a message is an object such as {{\"type\": \"step\", \"data\": ...}}, not {}",
+                spaces::kind(&message)
+            );
             return fail(Failure::new(Code::SessionError, e));
         };
         let kind = fields.get("type").and_then(Value::as_str).unwrap_or("");
@@ -198,7 +203,10 @@ impl Session {
             None | Some(Value::Null) => MAIN.to_owned(),
             Some(Value::String(id)) => id.clone(),
             Some(other) => {
-                return fail(Failure::new(Code::ValidationError, format!("session_id is a string, not {}", spaces::kind(other))));
+                return fail(Failure::new(
+                    Code::ValidationError,
+                    format!("session_id is a string, not {}", spaces::kind(other)),
+                ));
             }
         };
         let result = match kind {
@@ -229,7 +237,10 @@ impl Session {
     fn branch(&mut self, id: &str) -> Result<&mut Branch, Failure> {
         let known = self.branches.len();
         self.branches.get_mut(id).ok_or_else(|| {
-            Failure::new(Code::ValidationError, format!("no session `{id}` on this connection ({known} open): fork one first"))
+            Failure::new(
+                Code::ValidationError,
+                format!("no session `{id}` on this connection ({known} open): fork one first"),
+            )
         })
     }
 
@@ -290,7 +301,8 @@ impl Session {
         }
         let branch = self.branch(id)?;
         let snapshot = branch.env.snapshot().map_err(|e| Failure::of(&e))?;
-        let saved = Saved { snapshot, episode_id: branch.episode_id.clone(), last: branch.last.clone(), done: branch.done };
+        let saved =
+            Saved { snapshot, episode_id: branch.episode_id.clone(), last: branch.last.clone(), done: branch.done };
         let steps = branch.env.steps();
         let snapshot_id = format!("s{}", self.next);
         self.next += 1;
@@ -301,7 +313,8 @@ impl Session {
     fn restore(&mut self, id: &str, data: &Value) -> Result<Value, Failure> {
         let snapshot_id = snapshot_id(data)?;
         let saved = self.snapshots.get(&snapshot_id).ok_or_else(|| unknown_snapshot(&snapshot_id))?;
-        let (snapshot, episode_id, last, done) = (saved.snapshot.clone(), saved.episode_id.clone(), saved.last.clone(), saved.done);
+        let (snapshot, episode_id, last, done) =
+            (saved.snapshot.clone(), saved.episode_id.clone(), saved.last.clone(), saved.done);
         let branch = self.branch(id)?;
         branch.env.restore(&snapshot).map_err(|e| Failure::of(&e))?;
         (branch.episode_id, branch.last, branch.done) = (episode_id, last.clone(), done);
@@ -317,7 +330,13 @@ impl Session {
         })?;
         let branch = self.branch(id)?;
         let env = branch.env.fork().map_err(|e| Failure::of(&e))?;
-        let fork = Branch { env, episode_id: branch.episode_id.clone(), last: branch.last.clone(), done: branch.done, _ticket: Some(ticket) };
+        let fork = Branch {
+            env,
+            episode_id: branch.episode_id.clone(),
+            last: branch.last.clone(),
+            done: branch.done,
+            _ticket: Some(ticket),
+        };
         let session_id = format!("f{}", self.next);
         self.next += 1;
         self.branches.insert(session_id.clone(), fork);
@@ -349,7 +368,10 @@ fn snapshot_id(data: &Value) -> Result<String, Failure> {
 }
 
 fn unknown_snapshot(id: &str) -> Failure {
-    Failure::new(Code::ValidationError, format!("no snapshot `{id}` on this connection: take one with a snapshot message"))
+    Failure::new(
+        Code::ValidationError,
+        format!("no snapshot `{id}` on this connection: take one with a snapshot message"),
+    )
 }
 
 /// What `reset` takes: `seed`, `episode_id` and `options` (any JSON, given to the environment as

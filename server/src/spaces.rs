@@ -61,11 +61,9 @@ pub fn parse_action(space: &Space, value: &Value) -> Result<Action, String> {
         },
         _ => match value.as_i64() {
             Some(a) => Ok(Action::Discrete(a)),
-            None => Err(format!(
-                "this environment takes integer actions, not {}: send {}",
-                kind(value),
-                example(space)
-            )),
+            None => {
+                Err(format!("this environment takes integer actions, not {}: send {}", kind(value), example(space)))
+            }
         },
     }
 }
@@ -111,9 +109,10 @@ pub fn schema(space: &Space) -> Value {
                 Dtype::I32 => json!({"type": ["integer", "null"]}),
                 _ => json!({"type": ["number", "null"], "description": "null for a value that is not finite"}),
             };
-            shape.iter().rev().fold(element, |items, &n| {
-                json!({"type": "array", "items": items, "minItems": n, "maxItems": n})
-            })
+            shape
+                .iter()
+                .rev()
+                .fold(element, |items, &n| json!({"type": "array", "items": items, "minItems": n, "maxItems": n}))
         }
     }
 }

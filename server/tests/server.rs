@@ -113,7 +113,11 @@ async fn a_websocket_session_plays_the_same_trajectory_as_the_runtime_in_process
             assert_eq!(data["reward"].as_f64().unwrap().to_bits(), transition.reward(player).to_bits());
             assert_eq!(data["done"], transition.done());
             assert_eq!(data["observation"]["current_player"], json!(transition.current_player));
-            let want: Vec<Value> = if transition.done() { vec![] } else { local.legal_actions().unwrap().into_iter().map(|a| json!(a)).collect() };
+            let want: Vec<Value> = if transition.done() {
+                vec![]
+            } else {
+                local.legal_actions().unwrap().into_iter().map(|a| json!(a)).collect()
+            };
             assert_eq!(data["observation"]["legal_actions"], Value::Array(want));
             steps += 1;
         }
@@ -143,7 +147,10 @@ async fn bad_messages_get_openenvs_error_codes_and_only_the_closing_ones_end_the
     assert!(reply["data"]["message"].as_str().unwrap().contains("illegal"), "{reply}");
     assert_eq!(code(&ask(&mut ws, step(json!("four"))).await), "VALIDATION_ERROR");
     assert_eq!(code(&ask(&mut ws, json!({"type": "reset", "data": {"seed": -3}})).await), "VALIDATION_ERROR");
-    assert_eq!(code(&ask(&mut ws, json!({"type": "restore", "data": {"snapshot_id": "nope"}})).await), "VALIDATION_ERROR");
+    assert_eq!(
+        code(&ask(&mut ws, json!({"type": "restore", "data": {"snapshot_id": "nope"}})).await),
+        "VALIDATION_ERROR"
+    );
     // The session survived all of that: a legal move plays.
     let reply = ask(&mut ws, step(json!(4))).await;
     assert_eq!(reply["type"], "observation", "{reply}");
@@ -255,7 +262,13 @@ async fn an_idle_session_is_closed_and_shutdown_closes_the_rest() {
     assert!(matches!(finished, Ok(Ok(Ok(())))), "the server did not shut down cleanly: {finished:?}");
 }
 
-async fn call(server: &Server, method: &str, path: &str, body: Option<Value>, auth: Option<&str>) -> (StatusCode, Value) {
+async fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    auth: Option<&str>,
+) -> (StatusCode, Value) {
     let mut request = Request::builder().method(method).uri(path);
     if let Some(token) = auth {
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -276,7 +289,10 @@ async fn a_token_is_needed_as_a_bearer_header_or_as_the_first_path_segment() {
     assert_eq!(call(&server, "GET", "/health", None, Some("wrong")).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(call(&server, "GET", "/s3cre/health", None, None).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(call(&server, "GET", "/health", None, Some("s3cret")).await.0, StatusCode::OK);
-    assert_eq!(call(&server, "GET", "/s3cret/health", None, None).await, (StatusCode::OK, json!({"status": "healthy"})));
+    assert_eq!(
+        call(&server, "GET", "/s3cret/health", None, None).await,
+        (StatusCode::OK, json!({"status": "healthy"}))
+    );
     let (status, body) = call(&server, "POST", "/s3cret/reset", Some(json!({"seed": 1})), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // Over a real socket: the unchanged OpenEnv client's base URL is http://host/<token>.
@@ -305,7 +321,8 @@ async fn the_http_endpoints_answer_as_openenvs_and_bad_requests_get_a_cause_and_
     assert_eq!(status, StatusCode::OK);
     assert_eq!(reset["observation"]["legal_actions"].as_array().unwrap().len(), 9);
     // Stateless step: from the seed and the history.
-    let (status, step) = call(&one, "POST", "/step", Some(json!({"action": {"action": 2}, "history": [4, 0]})), None).await;
+    let (status, step) =
+        call(&one, "POST", "/step", Some(json!({"action": {"action": 2}, "history": [4, 0]})), None).await;
     assert_eq!(status, StatusCode::OK, "{step}");
     assert_eq!(step["observation"]["legal_actions"], json!([1, 3, 5, 6, 7, 8]));
     let (status, body) = call(&one, "POST", "/step", Some(json!({"action": 4, "history": [4]})), None).await;
@@ -319,7 +336,10 @@ async fn the_http_endpoints_answer_as_openenvs_and_bad_requests_get_a_cause_and_
     let request = Request::post("/reset").body(Body::from("{oops")).unwrap();
     assert_eq!(one.router().oneshot(request).await.unwrap().status(), StatusCode::BAD_REQUEST);
     let big = Body::from(vec![b' '; 40 << 20]);
-    assert_eq!(one.router().oneshot(Request::post("/reset").body(big).unwrap()).await.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        one.router().oneshot(Request::post("/reset").body(big).unwrap()).await.unwrap().status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
     let (status, body) = call(&one, "GET", "/envs/chess/schema", None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["detail"].as_str().unwrap().contains("tic_tac_toe"), "{body}");
@@ -343,7 +363,8 @@ async fn run_code(server: &Server, request: Value) -> (StatusCode, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_code_answers_in_sandboxfusions_shape_for_python_and_cpp() {
     let server = Server::new(config(&[])).unwrap();
-    let python = |code: &str, stdin: &str| json!({"code": code, "language": "python", "stdin": stdin, "run_timeout": 10});
+    let python =
+        |code: &str, stdin: &str| json!({"code": code, "language": "python", "stdin": stdin, "run_timeout": 10});
     let (status, ok) = run_code(&server, python("a, b = map(int, input().split())\nprint(a + b)", "2 40")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ok["status"], "Success", "{ok}");
@@ -352,13 +373,17 @@ async fn run_code_answers_in_sandboxfusions_shape_for_python_and_cpp() {
     assert_eq!(ok["run_result"]["stdout"], "42\n");
     assert_eq!(ok["run_result"]["return_code"], 0);
     let (_, exit) = run_code(&server, python("import sys\nprint('x')\nsys.exit(3)", "")).await;
-    assert_eq!((&exit["status"], &exit["run_result"]["status"], &exit["run_result"]["return_code"]), (&json!("Failed"), &json!("Finished"), &json!(3)));
+    assert_eq!(
+        (&exit["status"], &exit["run_result"]["status"], &exit["run_result"]["return_code"]),
+        (&json!("Failed"), &json!("Finished"), &json!(3))
+    );
     let (_, raised) = run_code(&server, python("print(1 // 0)", "")).await;
     assert_eq!(raised["run_result"]["return_code"], 1);
     assert!(raised["run_result"]["stderr"].as_str().unwrap().contains("ZeroDivisionError"), "{raised}");
     let (_, syntax) = run_code(&server, python("def f(:\n", "")).await;
     assert_eq!((&syntax["status"], &syntax["run_result"]["return_code"]), (&json!("Failed"), &json!(1)));
-    let (_, slow) = run_code(&server, json!({"code": "while True: pass", "language": "python", "run_timeout": 0.5})).await;
+    let (_, slow) =
+        run_code(&server, json!({"code": "while True: pass", "language": "python", "run_timeout": 0.5})).await;
     assert_eq!(slow["status"], "Failed");
     assert_eq!(slow["run_result"]["status"], "TimeLimitExceeded");
     assert_eq!(slow["run_result"]["return_code"], Value::Null);
@@ -378,7 +403,8 @@ async fn run_code_answers_in_sandboxfusions_shape_for_python_and_cpp() {
     assert_eq!(broken["status"], "Failed");
     assert_eq!(broken["compile_result"]["return_code"], 1);
     assert_eq!(broken["run_result"], Value::Null);
-    let (_, crash) = run_code(&server, json!({"code": "int main(){ int *p = 0; __builtin_trap(); }", "language": "c"})).await;
+    let (_, crash) =
+        run_code(&server, json!({"code": "int main(){ int *p = 0; __builtin_trap(); }", "language": "c"})).await;
     assert_eq!((&crash["status"], &crash["run_result"]["status"]), (&json!("Failed"), &json!("Finished")));
     assert!(crash["run_result"]["return_code"].as_i64().unwrap() < 0, "{crash}");
     // Requests that cannot run.

@@ -12,7 +12,7 @@ use crate::error::{Error, Outcome};
 #[derive(clap::Args)]
 pub struct Args {
     /// An environment to serve (a built-in name or a .wasm / .wat path); repeat for several. With
-    /// one, /ws is that environment; each is also at /envs/<name>/ws.
+    /// one, /ws is that environment; each is also at /envs/NAME/ws.
     #[arg(long = "env", value_name = "NAME|PATH")]
     pub envs: Vec<String>,
     /// The address to listen on. Anything but loopback exposes guests to the network: use --token.
@@ -64,9 +64,7 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         ..defaults
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WASMGYM_LOG").unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WASMGYM_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
@@ -100,7 +98,10 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
                 writeln!(out, "  every request needs the token (Authorization: Bearer, or {url}/<token>/...)")?;
             }
             if !args.host.is_loopback() && token.is_none() {
-                writeln!(out, "  warning: listening beyond loopback without --token: anyone who reaches it can run code")?;
+                writeln!(
+                    out,
+                    "  warning: listening beyond loopback without --token: anyone who reaches it can run code"
+                )?;
             }
         }
         out.flush()?;
