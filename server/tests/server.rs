@@ -458,3 +458,31 @@ async fn runs_past_the_jobs_and_the_queue_get_429() {
     assert_eq!(first.await.unwrap(), StatusCode::OK);
     assert_eq!(run_code(&server, json!({"code": "print(1)", "language": "python"})).await.1["status"], "Success");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_traps_or_runs_away_gets_execution_error_and_other_sessions_play_on() {
+    // The chaos test guest: each action misbehaves one way (tests/guests/chaos).
+    let dir = std::env::temp_dir().join(format!("wasmgym-server-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("chaos.wasm");
+    std::fs::write(&path, wasmgym_builtin::find_test_guest("chaos").unwrap().bytes).unwrap();
+    let server = start(config(&[path.to_str().unwrap(), "tic_tac_toe"])).await;
+    let mut bystander = connect(&server.addr, "/envs/tic_tac_toe/ws").await;
+    ask(&mut bystander, json!({"type": "reset", "data": {"seed": 0}})).await;
+    let mut ws = connect(&server.addr, "/envs/chaos/ws").await;
+    let step = |a: i64| json!({"type": "step", "data": {"action": a}});
+    for (action, cause) in [(1, "fuel"), (2, "memory"), (3, "stack"), (4, "output"), (5, "trap"), (9, "trap")] {
+        assert_eq!(ask(&mut ws, json!({"type": "reset", "data": {"seed": 1}})).await["type"], "observation");
+        let reply = ask(&mut ws, step(action)).await;
+        assert_eq!(code(&reply), "EXECUTION_ERROR", "action {action}: {reply}");
+        let message = reply["data"]["message"].as_str().unwrap();
+        assert!(message.contains(cause) && message.contains("send reset"), "action {action}: {message}");
+        // The instance is discarded: it refuses steps until a reset starts a fresh one.
+        assert_eq!(code(&ask(&mut ws, step(0)).await), "EXECUTION_ERROR");
+        assert_eq!(ask(&mut bystander, json!({"type": "state"})).await["type"], "state");
+    }
+    ask(&mut ws, json!({"type": "reset", "data": {"seed": 1}})).await;
+    assert_eq!(ask(&mut ws, step(0)).await["data"]["reward"], 1.0);
+    assert_eq!(ask(&mut bystander, step(4)).await["type"], "observation");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
