@@ -32,6 +32,8 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Play episodes with a random policy and report returns, lengths and speed.
     Run(cmd::run::Args),
+    /// Create a new environment crate, ready to build, test and check.
+    New(cmd::new::Args),
     /// Play an environment yourself in the terminal, against a random opponent.
     Play(cmd::play::Args),
     /// Run the conformance suite (determinism, spaces, snapshot/restore/fork exactness).
@@ -59,6 +61,7 @@ impl Command {
             Command::Envs(a) => a.json,
             Command::Inspect(a) => a.json,
             Command::Run(a) => a.json,
+            Command::New(a) => a.json,
             Command::Play(_) => false,
             Command::Check(a) => a.json,
             Command::Demo(a) => a.json,
@@ -75,6 +78,7 @@ impl Command {
             Command::Envs(a) => cmd::envs::run(a),
             Command::Inspect(a) => cmd::inspect::run(a),
             Command::Run(a) => cmd::run::run(a),
+            Command::New(a) => cmd::new::run(a),
             Command::Play(a) => cmd::play::run(a),
             Command::Check(a) => cmd::check::run(a),
             Command::Demo(a) => cmd::demo::run(a),

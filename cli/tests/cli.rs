@@ -606,3 +606,56 @@ fn selfplay_writes_reproducible_records() {
     assert!(json(&o)["error"]["message"].as_str().unwrap().contains("Discrete"), "{}", json(&o));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `cargo` for a crate outside this workspace: none of this build's settings leak into it.
+fn cargo_in(dir: &std::path::Path, target: &std::path::Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(dir).args(args).env("CARGO_TARGET_DIR", target);
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WRAPPER"]
+    {
+        cmd.env_remove(var);
+    }
+    cmd.output().expect("running cargo")
+}
+
+#[test]
+fn new_makes_crates_that_pass_their_test_build_small_and_pass_check_and_run() {
+    let root = std::env::temp_dir().join(format!("wasmgym-cli-new-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let target = root.join("target"); // shared by the three crates: their dependencies build once
+    for (name, flags, players) in
+        [("guess_it", &[][..], 1), ("nim_for_three", &["--players", "3"][..], 3), ("locked_room", &["--text"][..], 1)]
+    {
+        let mut args = vec!["new", name, "--path", root.to_str().unwrap(), "--json"];
+        args.extend_from_slice(flags);
+        let o = wasmgym(&args);
+        assert_exit(&o, 0);
+        assert_eq!(json(&o)["players"], players);
+        let dir = root.join(name);
+        let o = cargo_in(&dir, &target, &["test", "--quiet"]);
+        assert!(o.status.success(), "cargo test in {name}:\n{}\n{}", stdout(&o), stderr(&o));
+        let o = cargo_in(&dir, &target, &["build", "--quiet", "--release", "--target", "wasm32-wasip1"]);
+        assert!(o.status.success(), "building {name}:\n{}", stderr(&o));
+        let wasm = target.join(format!("wasm32-wasip1/release/{name}.wasm"));
+        let wasm = wasm.to_str().unwrap();
+        let o = wasmgym(&["check", wasm, "--json"]);
+        assert_exit(&o, 0);
+        assert_eq!(json(&o)["passed"], true);
+        let o = wasmgym(&["run", wasm, "--episodes", "20", "--json"]);
+        assert_exit(&o, 0);
+        // Linked with the built-ins' small stack: 192 KiB of memory, not Rust's default 1 MiB more.
+        let o = wasmgym(&["inspect", wasm, "--json"]);
+        let memory = json(&o)["initial_memory_bytes"][0].as_u64().unwrap();
+        assert!(memory <= 256 << 10, "{name} starts with {memory} bytes of memory");
+        assert_eq!(json(&o)["spec"]["players"], players);
+    }
+    // A name that is not one, or a crate that exists, is a usage error naming the fix.
+    let o = wasmgym(&["new", "My-Env", "--path", root.to_str().unwrap()]);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("lowercase"), "{}", stderr(&o));
+    let o = wasmgym(&["new", "guess_it", "--path", root.to_str().unwrap()]);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("exists already"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&root).unwrap();
+}

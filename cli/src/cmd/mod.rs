@@ -8,6 +8,7 @@ pub mod demo;
 pub mod envs;
 pub mod grade;
 pub mod inspect;
+pub mod new;
 pub mod play;
 pub mod run;
 pub mod search;
