@@ -659,3 +659,24 @@ fn new_makes_crates_that_pass_their_test_build_small_and_pass_check_and_run() {
     assert!(stderr(&o).contains("exists already"), "{}", stderr(&o));
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn check_refuses_to_check_nothing_and_tells_a_panic_in_the_guests_words() {
+    for flag in ["--episodes", "--max-steps"] {
+        let o = wasmgym(&["check", "tic_tac_toe", flag, "0"]);
+        assert_exit(&o, 2);
+        assert!(stderr(&o).contains(flag), "{}", stderr(&o));
+    }
+    let dir = std::env::temp_dir().join(format!("wasmgym-cli-panicky-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("panicky.wasm");
+    std::fs::write(&path, wasmgym_builtin::find_test_guest("panicky").unwrap().bytes).unwrap();
+    let o = wasmgym(&["check", path.to_str().unwrap(), "--episodes", "2"]);
+    assert_exit(&o, 1);
+    let out = stdout(&o);
+    assert!(out.contains("✗ random_rollouts_end") && out.contains("boom at step 4"), "{out}");
+    assert!(!out.contains("0x"), "a wasm backtrace was printed without --backtrace:\n{out}");
+    let o = wasmgym(&["check", path.to_str().unwrap(), "--episodes", "1", "--backtrace"]);
+    assert!(stdout(&o).contains("wasm backtrace"), "{}", stdout(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

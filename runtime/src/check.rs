@@ -1,6 +1,11 @@
 //! The conformance suite every environment must pass, like Gymnasium's `check_env` and OpenSpiel's
-//! `basic_tests`: seeded determinism, spaces, legal actions, random rollouts, and exact
-//! snapshot/restore/fork/serialise against replay from reset.
+//! `basic_tests`: seeded determinism, resets that forget, spaces and reward ranges, legal actions,
+//! players, random rollouts and `max_episode_steps`, randomness only where the spec allows it,
+//! render, and exact snapshot/restore/fork/serialise against replay from reset ([`CHECKS`]).
+//!
+//! An error stops its episode and fails the check that was running, quoting the guest (a Rust
+//! panic's message from its stderr) before the runtime's error; a check that never ran fails, one
+//! the spec makes moot (no `max_episode_steps`, a stochastic spec) passes with 0 runs.
 //!
 //! ```no_run
 //! # fn main() -> wasmgym::Result<()> {
@@ -12,7 +17,7 @@
 
 use serde::Serialize;
 use wasmgym_abi::rng::Rng;
-use wasmgym_abi::{Action, Space};
+use wasmgym_abi::{Action, Determinism, Space};
 
 use crate::{Env, EnvModule, Error, Result, Snapshot, Transition};
 
@@ -25,11 +30,14 @@ pub struct CheckOptions {
     pub seed: u64,
     /// An episode still running after this many steps fails the rollout check.
     pub max_steps: u64,
+    /// Show the wasm backtrace of a guest that trapped (by default only its own message and the
+    /// tail of its stderr, where a Rust panic's message is).
+    pub backtrace: bool,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { episodes: 20, seed: 0, max_steps: 10_000 }
+        CheckOptions { episodes: 20, seed: 0, max_steps: 10_000, backtrace: false }
     }
 }
 
@@ -38,8 +46,11 @@ impl Default for CheckOptions {
 pub struct CheckResult {
     /// What was checked.
     pub name: &'static str,
-    /// Whether it held in every episode.
+    /// Whether it held every time it ran. A check that never ran has not passed; one that does
+    /// not apply to the environment (its spec promises nothing there) has, with 0 runs.
     pub passed: bool,
+    /// How many times it was evaluated.
+    pub runs: u64,
     /// The first failure, or what was covered.
     pub detail: String,
 }
@@ -60,11 +71,17 @@ pub struct CheckReport {
 }
 
 /// Names of the checks, in the order they are reported.
-pub const CHECKS: [&str; 10] = [
+pub const CHECKS: [&str; 16] = [
     "seeded_reset_is_deterministic",
+    "reset_forgets_the_last_episode",
     "observations_lie_in_their_space",
+    "rewards_lie_in_their_range",
     "legal_actions_nonempty_until_the_end",
+    "no_player_to_move_after_the_end",
     "random_rollouts_end",
+    "max_episode_steps_is_enforced",
+    "deterministic_steps_draw_no_randomness",
+    "render_works",
     "replay_from_reset_is_identical",
     "restore_matches_replay",
     "fork_matches_replay",
@@ -81,27 +98,44 @@ pub fn run(module: &EnvModule, options: &CheckOptions) -> CheckReport {
 
 /// [`run`], calling `progress(episodes_done)` after each episode.
 pub fn run_with_progress(module: &EnvModule, options: &CheckOptions, mut progress: impl FnMut(u32)) -> CheckReport {
-    let mut failures: Vec<Option<String>> = vec![None; CHECKS.len()];
+    let mut tally = Tally { failures: vec![None; CHECKS.len()], runs: vec![0; CHECKS.len()] };
     let mut rng = Rng::seed_from_u64(options.seed);
     let mut steps = 0;
+    let mut stopped = 0;
     for episode in 0..options.episodes {
         let seed = options.seed.wrapping_add(episode as u64);
-        let mut suite = Episode { module, options, rng: &mut rng, failures: &mut failures, seed };
-        if let Err(e) = suite.play(&mut steps) {
-            let slot = failures.iter_mut().find(|f| f.is_none());
-            if let Some(slot) = slot {
-                *slot = Some(format!("episode {episode} (seed {seed}) stopped with an error: {e}"));
-            }
+        // Every other episode branches at its start, so the branch checks run however short
+        // episodes are; the others at a random step of the first eight.
+        let branch_at = if episode % 2 == 0 { 0 } else { rng.next_u64() % 8 };
+        let mut suite =
+            Episode { module, options, rng: &mut rng, tally: &mut tally, seed, check: CHECKS[0], branch_at };
+        if let Err(stop) = suite.play(&mut steps) {
+            // Charged to the check that was running, with the guest's own words first.
+            let check = suite.check;
+            suite.fail(check, || format!("episode {episode} stopped with an error: {}", stop.0));
+            stopped += 1;
         }
         progress(episode + 1);
     }
+    let spec = module.spec();
     let checks: Vec<CheckResult> = CHECKS
         .iter()
-        .zip(failures)
-        .map(|(name, failure)| CheckResult {
-            name,
-            passed: failure.is_none(),
-            detail: failure.unwrap_or_else(|| format!("held in {} episodes", options.episodes)),
+        .enumerate()
+        .map(|(i, &name)| {
+            let runs = tally.runs[i];
+            let (passed, detail) = match (tally.failures[i].take(), not_applicable(name, spec)) {
+                (Some(failure), _) => (false, failure),
+                (None, Some(why)) if runs == 0 => (true, format!("not applicable: {why}")),
+                (None, _) if runs == 0 && stopped > 0 => (
+                    false,
+                    format!("not reached: {stopped} of {} episodes stopped with an error first", options.episodes),
+                ),
+                (None, _) if runs == 0 => {
+                    (false, format!("never ran ({} episodes played): nothing was checked", options.episodes))
+                }
+                (None, _) => (true, format!("held {runs} times in {} episodes", options.episodes)),
+            };
+            CheckResult { name, passed, runs, detail }
         })
         .collect();
     CheckReport {
@@ -110,6 +144,52 @@ pub fn run_with_progress(module: &EnvModule, options: &CheckOptions, mut progres
         checks,
         episodes: options.episodes,
         steps,
+    }
+}
+
+/// Why a check has nothing to check in an environment, if so.
+fn not_applicable(check: &str, spec: &wasmgym_abi::EnvSpec) -> Option<&'static str> {
+    match check {
+        "max_episode_steps_is_enforced" if spec.max_episode_steps.is_none() => {
+            Some("the spec sets no max_episode_steps")
+        }
+        "deterministic_steps_draw_no_randomness" if spec.determinism != Determinism::Deterministic => {
+            Some("the spec says steps are stochastic")
+        }
+        _ => None,
+    }
+}
+
+/// Failures and run counts, one per check.
+struct Tally {
+    failures: Vec<Option<String>>,
+    runs: Vec<u64>,
+}
+
+/// Why an episode stopped: a call failed, described for the author.
+struct Stop(String);
+
+/// `error` of a call into `env`, with the guest's own last words (a Rust panic's message is on its
+/// stderr) before the runtime's; the wasm backtrace only when asked for.
+fn describe(env: &Env, error: &Error, backtrace: bool) -> String {
+    let stderr = String::from_utf8_lossy(env.stderr());
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("note: ")).collect();
+    let from = lines.iter().rposition(|l| l.contains("panicked at")).unwrap_or(lines.len().saturating_sub(2));
+    let words = lines[from..].join(" ");
+    let message = error.to_string();
+    let summary = match message.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().as_slice() {
+        _ if backtrace => message.clone(),
+        [one] => one.to_string(),
+        // A trap: what trapped, without the frames.
+        [first, .., last] => match message.rsplit_once("wasm trap: ") {
+            Some((_, cause)) => format!("{} ({})", error.kind(), cause.trim()),
+            None => format!("{} ({})", first.trim_end_matches(':'), last.trim()),
+        },
+        [] => error.kind().to_owned(),
+    };
+    match words.is_empty() {
+        true => summary,
+        false => format!("the guest said \"{}\"; {summary}", words.chars().take(400).collect::<String>()),
     }
 }
 
@@ -167,51 +247,79 @@ struct Episode<'a> {
     module: &'a EnvModule,
     options: &'a CheckOptions,
     rng: &'a mut Rng,
-    failures: &'a mut Vec<Option<String>>,
+    tally: &'a mut Tally,
     seed: u64,
+    /// The check the suite is working on: an error stops the episode and fails this one.
+    check: &'static str,
+    branch_at: u64,
+}
+
+/// Calls `f` on `env`; an error becomes a [`Stop`] that quotes the guest.
+fn call<T>(env: &mut Env, backtrace: bool, f: impl FnOnce(&mut Env) -> Result<T>) -> Result<T, Stop> {
+    let result = f(env);
+    result.map_err(|e| Stop(describe(env, &e, backtrace)))
 }
 
 impl Episode<'_> {
+    fn slot(check: &str) -> usize {
+        CHECKS.iter().position(|c| *c == check).expect("a known check")
+    }
+
     fn fail(&mut self, check: &str, detail: impl FnOnce() -> String) {
-        let i = CHECKS.iter().position(|c| *c == check).expect("a known check");
-        if self.failures[i].is_none() {
-            self.failures[i] = Some(format!("seed {}: {}", self.seed, detail()));
+        let i = Self::slot(check);
+        self.tally.runs[i] += 1;
+        if self.tally.failures[i].is_none() {
+            self.tally.failures[i] = Some(format!("seed {}: {}", self.seed, detail()));
         }
     }
 
     fn expect(&mut self, check: &str, ok: bool, detail: impl FnOnce() -> String) {
-        if !ok {
-            self.fail(check, detail);
+        match ok {
+            true => self.tally.runs[Self::slot(check)] += 1,
+            false => self.fail(check, detail),
         }
     }
 
-    fn play(&mut self, steps: &mut u64) -> Result<()> {
+    /// Calls `f` on `env` while working on `check`.
+    fn on<T>(&mut self, check: &'static str, env: &mut Env, f: impl FnOnce(&mut Env) -> Result<T>) -> Result<T, Stop> {
+        self.check = check;
+        call(env, self.options.backtrace, f)
+    }
+
+    fn instantiate(&mut self, check: &'static str) -> Result<Env, Stop> {
+        self.check = check;
+        self.module.instantiate().map_err(|e| Stop(e.to_string()))
+    }
+
+    fn play(&mut self, steps: &mut u64) -> Result<(), Stop> {
         let spec = self.module.spec().clone();
-        let mut env = self.module.instantiate()?;
-        let first = env.reset(Some(self.seed), None)?;
-        let again = self.module.instantiate()?.reset(Some(self.seed), None)?;
+        let seed = self.seed;
+        let mut env = self.instantiate("seeded_reset_is_deterministic")?;
+        let first = self.on("seeded_reset_is_deterministic", &mut env, |e| e.reset(Some(seed), None))?;
+        let mut other = self.instantiate("seeded_reset_is_deterministic")?;
+        let again = self.on("seeded_reset_is_deterministic", &mut other, |e| e.reset(Some(seed), None))?;
         self.expect("seeded_reset_is_deterministic", fingerprint(&first) == fingerprint(&again), || {
             "two resets with the same seed gave different observations".into()
         });
-        self.check_transition(&env, &first, &spec.observation_space)?;
+        self.check_transition(&mut env, &first, &spec)?;
 
         let mut trace = Trace { actions: Vec::new(), prints: vec![fingerprint(&first)] };
         // Branch points: a snapshot, a fork that follows the original, and a fork that diverges.
-        let branch_at = self.rng.next_u64() % 8;
         let mut branch: Option<(usize, Snapshot, Env)> = None;
         let mut done = false;
         while !done {
-            if trace.actions.len() as u64 == branch_at {
-                let snapshot = env.snapshot()?;
-                let follower = env.fork()?;
-                self.diverge(&mut env.fork()?)?;
+            if trace.actions.len() as u64 == self.branch_at {
+                let snapshot = self.on("restore_matches_replay", &mut env, |e| e.snapshot())?;
+                let follower = self.on("fork_matches_replay", &mut env, |e| e.fork())?;
+                let mut sibling = self.on("forks_are_independent", &mut env, |e| e.fork())?;
+                self.diverge(&mut sibling)?;
                 branch = Some((trace.actions.len(), snapshot, follower));
             }
             if trace.actions.len() as u64 >= self.options.max_steps {
                 self.fail("random_rollouts_end", || format!("still running after {} steps", self.options.max_steps));
                 break;
             }
-            let legal = env.legal_actions()?;
+            let legal = self.on("legal_actions_nonempty_until_the_end", &mut env, |e| e.legal_actions())?;
             if matches!(spec.action_space, Space::Discrete { .. }) {
                 self.expect("legal_actions_nonempty_until_the_end", !legal.is_empty(), || {
                     format!("no legal actions at step {} of a running episode", trace.actions.len())
@@ -220,40 +328,73 @@ impl Episode<'_> {
             if trace.actions.len().is_multiple_of(4) {
                 self.check_illegal(&mut env, &legal, &spec.action_space)?;
             }
-            let texts = text_choices(&mut env)?;
+            let texts = self.on("random_rollouts_end", &mut env, text_choices)?;
             let Some(action) = random_action(&spec.action_space, &legal, &texts, self.rng) else { break };
-            let t = env.step(action.clone())?;
+            if spec.determinism == Determinism::Deterministic && trace.actions.len().is_multiple_of(3) {
+                self.check_no_randomness(&mut env, &action)?;
+            }
+            let stepped = action.clone();
+            let t = self.on("random_rollouts_end", &mut env, |e| e.step(stepped))?;
             *steps += 1;
-            self.check_transition(&env, &t, &spec.observation_space)?;
+            self.check_transition(&mut env, &t, &spec)?;
+            let n = spec.players as usize;
+            self.expect("rewards_lie_in_their_range", t.rewards.len() == n, || {
+                format!("step {} gave {} rewards for {n} players", trace.actions.len() + 1, t.rewards.len())
+            });
             done = t.done();
             trace.actions.push(action);
             trace.prints.push(fingerprint(&t));
+            if let Some(max) = spec.max_episode_steps
+                && trace.actions.len() as u64 >= max
+                && !done
+            {
+                self.fail("max_episode_steps_is_enforced", || {
+                    format!("still running after max_episode_steps = {max} steps")
+                });
+                break; // the suite goes no further than the spec allows
+            } else if let Some(max) = spec.max_episode_steps {
+                self.expect("max_episode_steps_is_enforced", trace.actions.len() as u64 <= max, || {
+                    format!("the episode went past max_episode_steps = {max}")
+                });
+            }
         }
-        let after = env.legal_actions()?;
-        self.expect("legal_actions_nonempty_until_the_end", after.is_empty(), || {
-            format!("{} legal actions after the episode ended", after.len())
-        });
-        self.expect(
-            "random_rollouts_end",
-            env.step(trace.actions[0].clone()).is_err_and(|e| matches!(e, Error::InvalidCall { .. })),
-            || "a step after the episode ended was not refused".into(),
-        );
+        if done {
+            let after = self.on("legal_actions_nonempty_until_the_end", &mut env, |e| e.legal_actions())?;
+            self.expect("legal_actions_nonempty_until_the_end", after.is_empty(), || {
+                format!("{} legal actions after the episode ended", after.len())
+            });
+            if let Some(last) = trace.actions.first().cloned() {
+                let refused = env.step(last).is_err_and(|e| matches!(e, Error::InvalidCall { .. }));
+                self.expect("random_rollouts_end", refused, || "a step after the episode ended was not refused".into());
+            }
+        }
 
         // Replay from reset is the reference for every branch.
-        let mut replay = self.module.instantiate()?;
-        let replayed = self.replay(&mut replay, None, &trace.actions)?;
+        let mut replay = self.instantiate("replay_from_reset_is_identical")?;
+        let replayed = self.replay("replay_from_reset_is_identical", &mut replay, None, &trace.actions)?;
         self.expect("replay_from_reset_is_identical", replayed == trace.prints, || {
             format!("replay diverged at step {}", first_difference(&replayed, &trace.prints))
+        });
+        // The instance that played, reset and replayed, plays the same: no state survives a reset.
+        let reused = self.replay("reset_forgets_the_last_episode", &mut env, None, &trace.actions)?;
+        self.expect("reset_forgets_the_last_episode", reused == trace.prints, || {
+            let at = first_difference(&reused, &trace.prints);
+            format!(
+                "the same seed and actions on the instance that played before diverged at step {at} from a fresh \
+                 instance: state kept outside the episode (a `static`?) survives reset"
+            )
         });
         if let Some((at, snapshot, mut follower)) = branch {
             let expected = &trace.prints[at..];
             // Restore into the instance that played on (and into the replay instance, mid-episode).
-            env.restore(&snapshot)?;
-            let restored = self.replay(&mut env, Some(&trace.prints[at]), &trace.actions[at..])?;
+            self.on("restore_matches_replay", &mut env, |e| e.restore(&snapshot))?;
+            let restored =
+                self.replay("restore_matches_replay", &mut env, Some(&trace.prints[at]), &trace.actions[at..])?;
             self.expect("restore_matches_replay", restored == expected, || {
                 format!("restore at step {at} diverged {} steps later", first_difference(&restored, expected))
             });
-            let forked = self.replay(&mut follower, Some(&trace.prints[at]), &trace.actions[at..])?;
+            let forked =
+                self.replay("fork_matches_replay", &mut follower, Some(&trace.prints[at]), &trace.actions[at..])?;
             self.expect("fork_matches_replay", forked == expected, || {
                 format!("fork at step {at} diverged {} steps later", first_difference(&forked, expected))
             });
@@ -262,13 +403,15 @@ impl Episode<'_> {
                 format!("stepping a fork taken at step {at} changed the original")
             });
             let bytes = snapshot.to_bytes();
-            let mut fresh = self.module.instantiate()?;
-            fresh.restore(&Snapshot::from_bytes(&bytes)?)?;
-            let decoded = self.replay(&mut fresh, Some(&trace.prints[at]), &trace.actions[at..])?;
-            let reencoded = fresh.snapshot().map(|_| Snapshot::from_bytes(&bytes).map(|s| s.to_bytes()));
+            let mut fresh = self.instantiate("snapshot_bytes_round_trip")?;
+            let decoded = Snapshot::from_bytes(&bytes).map_err(|e| Stop(e.to_string()))?;
+            self.on("snapshot_bytes_round_trip", &mut fresh, |e| e.restore(&decoded))?;
+            let decoded =
+                self.replay("snapshot_bytes_round_trip", &mut fresh, Some(&trace.prints[at]), &trace.actions[at..])?;
+            let reencoded = Snapshot::from_bytes(&bytes).map(|s| s.to_bytes());
             self.expect(
                 "snapshot_bytes_round_trip",
-                decoded == expected && matches!(reencoded, Ok(Ok(ref b)) if *b == bytes),
+                decoded == expected && matches!(reencoded, Ok(ref b) if *b == bytes),
                 || format!("a snapshot restored from its {} bytes diverged from replay", bytes.len()),
             );
         }
@@ -276,14 +419,13 @@ impl Episode<'_> {
     }
 
     /// Steps a fork with its own random actions, then drops it.
-    fn diverge(&mut self, fork: &mut Env) -> Result<()> {
+    fn diverge(&mut self, fork: &mut Env) -> Result<(), Stop> {
         for _ in 0..3 {
-            let legal = fork.legal_actions()?;
-            let texts = text_choices(fork)?;
-            let Some(action) = random_action(&fork.spec().action_space.clone(), &legal, &texts, self.rng) else {
-                break;
-            };
-            if fork.step(action)?.done() {
+            let legal = self.on("forks_are_independent", fork, |e| e.legal_actions())?;
+            let texts = self.on("forks_are_independent", fork, text_choices)?;
+            let space = fork.spec().action_space.clone();
+            let Some(action) = random_action(&space, &legal, &texts, self.rng) else { break };
+            if self.on("forks_are_independent", fork, |e| e.step(action))?.done() {
                 break;
             }
         }
@@ -292,58 +434,113 @@ impl Episode<'_> {
 
     /// Applies `actions`; the result starts with `start` (the fingerprint at the branch point) or,
     /// without one, with a seeded reset.
-    fn replay(&mut self, env: &mut Env, start: Option<&Vec<u8>>, actions: &[Action]) -> Result<Vec<Vec<u8>>> {
-        let mut prints = vec![match start {
+    fn replay(
+        &mut self,
+        check: &'static str,
+        env: &mut Env,
+        start: Option<&Vec<u8>>,
+        actions: &[Action],
+    ) -> Result<Vec<Vec<u8>>, Stop> {
+        let seed = self.seed;
+        let first = match start {
             Some(print) => print.clone(),
-            None => fingerprint(&env.reset(Some(self.seed), None)?),
-        }];
+            None => fingerprint(&self.on(check, env, |e| e.reset(Some(seed), None))?),
+        };
+        let mut prints = vec![first];
         for action in actions {
-            prints.push(fingerprint(&env.step(action.clone())?));
+            let action = action.clone();
+            prints.push(fingerprint(&self.on(check, env, |e| e.step(action))?));
         }
         Ok(prints)
     }
 
-    fn check_transition(&mut self, env: &Env, t: &Transition, space: &Space) -> Result<()> {
-        if let Err(why) = t.observation.check_in(space) {
-            self.fail("observations_lie_in_their_space", || format!("at step {}: {why}", env.steps()));
+    /// The observation lies in its space, rewards in their range, the player to move is one of
+    /// the players and there is none after the end, and the state renders.
+    fn check_transition(&mut self, env: &mut Env, t: &Transition, spec: &wasmgym_abi::EnvSpec) -> Result<(), Stop> {
+        let why = t.observation.check_in(&spec.observation_space).err();
+        let step = env.steps();
+        self.expect("observations_lie_in_their_space", why.is_none(), || {
+            format!("at step {step}: {}", why.unwrap_or_default())
+        });
+        let (low, high) = spec.reward_range;
+        let outside = t.rewards.iter().find(|&&r| !(low <= r && r <= high));
+        self.expect("rewards_lie_in_their_range", outside.is_none(), || {
+            format!(
+                "step {step} gave reward {} outside reward_range [{low}, {high}]",
+                outside.copied().unwrap_or_default()
+            )
+        });
+        match (t.current_player, t.done()) {
+            (Some(p), false) => {
+                let players = spec.players;
+                self.expect("no_player_to_move_after_the_end", p < players, || {
+                    format!("at step {step}, current player {p} is not one of {players} players")
+                });
+            }
+            (player, true) => self.expect("no_player_to_move_after_the_end", player.is_none(), || {
+                format!("the episode ended at step {step} but player {} is to move", player.unwrap_or_default())
+            }),
+            (None, false) => self.fail("no_player_to_move_after_the_end", || {
+                format!("at step {step} the episode is running but no player is to move")
+            }),
         }
-        if let Some(p) = t.current_player {
-            let players = env.spec().players;
-            self.expect("legal_actions_nonempty_until_the_end", p < players, || {
-                format!("current player {p} is not one of {players} players")
-            });
-        }
+        let text = self.on("render_works", env, |e| e.render())?;
+        self.expect("render_works", !text.trim().is_empty(), || format!("render gave nothing at step {step}"));
+        Ok(())
+    }
+
+    /// A step of a `Deterministic` environment is the same whatever the RNG holds: the same action
+    /// on two forks whose generators differ gives the same transition.
+    fn check_no_randomness(&mut self, env: &mut Env, action: &Action) -> Result<(), Stop> {
+        let mut a = self.on("deterministic_steps_draw_no_randomness", env, |e| e.fork())?;
+        let mut b = self.on("deterministic_steps_draw_no_randomness", env, |e| e.fork())?;
+        let reseed = self.rng.next_u64();
+        b.reseed(reseed);
+        let (x, y) = (action.clone(), action.clone());
+        let ta = self.on("deterministic_steps_draw_no_randomness", &mut a, |e| e.step(x))?;
+        let tb = self.on("deterministic_steps_draw_no_randomness", &mut b, |e| e.step(y))?;
+        let step = env.steps() + 1;
+        self.expect("deterministic_steps_draw_no_randomness", fingerprint(&ta) == fingerprint(&tb), || {
+            format!(
+                "the spec says Deterministic, but step {step} ({action}) gave different results with different RNG \
+                 states: draw from the RNG only in reset, or declare Stochastic"
+            )
+        });
         Ok(())
     }
 
     /// An illegal action must be refused and leave the state as it was.
-    fn check_illegal(&mut self, env: &mut Env, legal: &[i64], space: &Space) -> Result<()> {
+    fn check_illegal(&mut self, env: &mut Env, legal: &[i64], space: &Space) -> Result<(), Stop> {
+        const CHECK: &str = "illegal_action_rejected_state_unchanged";
         let illegal = match space {
             Space::Discrete { n } => Action::Discrete((0..*n as i64).find(|a| !legal.contains(a)).unwrap_or(*n as i64)),
             Space::Text { max_length, .. } => Action::Text("x".repeat(*max_length as usize + 1)),
             _ => return Ok(()),
         };
-        let texts = text_choices(env)?;
+        let texts = self.on(CHECK, env, text_choices)?;
         let Some(probe) = random_action(space, legal, &texts, self.rng) else { return Ok(()) };
-        let mut reference = env.fork()?;
+        let mut reference = self.on(CHECK, env, |e| e.fork())?;
         match env.step(illegal.clone()) {
             Err(Error::IllegalAction { .. }) => {}
             other => {
                 let got = match other {
                     Ok(_) => "it was accepted".to_string(),
-                    Err(e) => e.to_string(),
+                    Err(e) => describe(env, &e, self.options.backtrace),
                 };
-                self.fail("illegal_action_rejected_state_unchanged", || format!("illegal action {illegal}: {got}"));
+                self.fail(CHECK, || format!("illegal action {illegal}: {got}"));
                 return Ok(());
             }
         }
         // Same legal actions and the same next transition as an untouched fork.
-        let (mut a, mut b) = (env.fork()?, reference.fork()?);
-        let same = a.legal_actions()? == reference.legal_actions()?
-            && fingerprint(&a.step(probe.clone())?) == fingerprint(&b.step(probe)?);
-        self.expect("illegal_action_rejected_state_unchanged", same, || {
-            format!("refusing illegal action {illegal} changed the state")
-        });
+        let mut a = self.on(CHECK, env, |e| e.fork())?;
+        let mut b = self.on(CHECK, &mut reference, |e| e.fork())?;
+        let same_legal =
+            self.on(CHECK, &mut a, |e| e.legal_actions())? == self.on(CHECK, &mut reference, |e| e.legal_actions())?;
+        let p = probe.clone();
+        let same = same_legal
+            && fingerprint(&self.on(CHECK, &mut a, |e| e.step(probe))?)
+                == fingerprint(&self.on(CHECK, &mut b, |e| e.step(p))?);
+        self.expect(CHECK, same, || format!("refusing illegal action {illegal} changed the state"));
         Ok(())
     }
 }

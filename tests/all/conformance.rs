@@ -36,6 +36,43 @@ fn the_suite_catches_broken_environments() {
             "(i64.ge_u (local.get $arm) (i64.const 99))",
             "illegal_action_rejected_state_unchanged",
         ),
+        // A reward outside the spec's reward_range.
+        (r#"\"reward_range\":[0.0,1.0]"#, r#"\"reward_range\":[0.0,0.5]"#, "rewards_lie_in_their_range"),
+        // Steps that give no reward (an empty reward list) for its one player.
+        (
+            "(call $transition (i32.const 1) (f64.convert_i32_u (local.get $hit)))",
+            "(call $transition (i32.const 0) (f64.convert_i32_u (local.get $hit)))",
+            "rewards_lie_in_their_range",
+        ),
+        // The spec says Deterministic, but every step draws from the RNG.
+        (
+            r#"\"determinism\":\"stochastic\""#,
+            r#"\"determinism\":\"deterministic\""#,
+            "deterministic_steps_draw_no_randomness",
+        ),
+        // A max_episode_steps the guest never enforces.
+        (r#"\"max_episode_steps\":null"#, r#"\"max_episode_steps\":5"#, "max_episode_steps_is_enforced"),
+        // Player 0 still to move after the episode ended.
+        (
+            "(select (i32.const -1) (i32.const 0) (local.get $over))",
+            "(select (i32.const 0) (i32.const 0) (local.get $over))",
+            "no_player_to_move_after_the_end",
+        ),
+        // Legal actions [1, 1]: a duplicate.
+        (
+            r#""\00\00\00\00\00\00\00\00" "\01\00\00\00\00\00\00\00")"#,
+            r#""\01\00\00\00\00\00\00\00" "\01\00\00\00\00\00\00\00")"#,
+            "legal_actions_nonempty_until_the_end",
+        ),
+        // Render gives nothing.
+        (
+            "(call $pack (i32.const 0x0c00) (i32.sub (local.get $q) (i32.const 0x0c00))))\n)",
+            "(call $pack (i32.const 0x0c00) (i32.const 1)))\n)",
+            "render_works",
+        ),
+        // The total survives reset (state outside the episode): fresh instances agree, a reused one
+        // does not.
+        ("(global.set $total (i32.const 0))", "", "reset_forgets_the_last_episode"),
     ];
     for (from, to, check) in cases {
         assert!(source.contains(from), "the bandit no longer contains {from}");
@@ -45,6 +82,42 @@ fn the_suite_catches_broken_environments() {
         let failed: Vec<&str> = report.checks.iter().filter(|c| !c.passed).map(|c| c.name).collect();
         assert!(failed.contains(&check), "expected {check} to fail, failed: {failed:?}");
     }
+}
+
+/// A guest that panics: its own message is in the failure, first, without the wasm backtrace
+/// (unless asked for), and only the check that was running fails.
+#[test]
+fn a_panicking_guest_is_reported_in_its_own_words_under_the_check_that_ran() {
+    let m = wasmgym_tests::test_guest("panicky");
+    let report = run(&m, &CheckOptions { episodes: 4, ..CheckOptions::default() });
+    assert!(!report.passed);
+    // The check each episode was running when the guest panicked fails with its words; the checks
+    // no episode reached say so.
+    let failed: Vec<_> = report.checks.iter().filter(|c| !c.passed && !c.detail.starts_with("not reached")).collect();
+    assert!(failed.iter().any(|c| c.name == "random_rollouts_end"), "{report:#?}");
+    for check in failed {
+        let detail = &check.detail;
+        assert!(detail.contains("boom at step 4") && detail.contains("stopped with an error"), "{detail}");
+        assert!(!detail.contains("backtrace") && detail.lines().count() == 1, "{detail}");
+        assert!(detail.contains("unreachable"), "{detail}");
+    }
+    let traced = run(&m, &CheckOptions { episodes: 1, backtrace: true, ..CheckOptions::default() });
+    let detail = &traced.checks.iter().find(|c| c.detail.contains("stopped with an error:")).unwrap().detail;
+    assert!(detail.contains("boom at step 4") && detail.contains("backtrace"), "{detail}");
+}
+
+/// A check that ran nothing never passes; one that does not apply says so.
+#[test]
+fn checks_that_ran_nothing_do_not_pass() {
+    let report = run(&module("bandit"), &CheckOptions { episodes: 0, ..CheckOptions::default() });
+    assert!(!report.passed);
+    let never = report.checks.iter().filter(|c| c.detail.starts_with("never ran")).count();
+    assert!(never >= 10, "{report:#?}");
+    let report = run(&module("bandit"), &CheckOptions { episodes: 2, ..CheckOptions::default() });
+    assert!(report.passed, "{report:#?}");
+    let skipped: Vec<_> = report.checks.iter().filter(|c| c.runs == 0).map(|c| c.name).collect();
+    assert_eq!(skipped, ["max_episode_steps_is_enforced", "deterministic_steps_draw_no_randomness"]);
+    assert!(report.checks.iter().filter(|c| c.runs == 0).all(|c| c.passed && c.detail.starts_with("not applicable")));
 }
 
 /// Text actions and observations (as language agents use them) pass the same suite, and text outside

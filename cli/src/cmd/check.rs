@@ -20,14 +20,23 @@ pub struct Args {
     /// An episode still running after this many steps fails the rollout check.
     #[arg(long, default_value_t = CheckOptions::default().max_steps)]
     pub max_steps: u64,
+    /// Show the wasm backtrace of a guest that trapped (by default: its panic message and stderr).
+    #[arg(long)]
+    pub backtrace: bool,
     /// Print the report as one JSON document (top-level `passed`).
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: Args) -> Result<Outcome, Error> {
+    for (flag, value) in [("--episodes", args.episodes as u64), ("--max-steps", args.max_steps)] {
+        if value == 0 {
+            return Err(Error::Usage(format!("{flag} 0 would check nothing: give at least 1")));
+        }
+    }
     let loaded = load::load(&load::runtime()?, &args.env)?;
-    let options = CheckOptions { episodes: args.episodes, seed: args.seed, max_steps: args.max_steps };
+    let options =
+        CheckOptions { episodes: args.episodes, seed: args.seed, max_steps: args.max_steps, backtrace: args.backtrace };
     let bar = output::progress(args.episodes as u64, 5, "checking");
     let report = run_with_progress(&loaded.module, &options, |done| bar.set_position(done as u64));
     bar.finish_and_clear();
@@ -44,11 +53,18 @@ fn print_table(report: &CheckReport, source: &str) -> io::Result<()> {
     writeln!(out, "check {} ({source}): {} episodes, {} steps", report.env, report.episodes, report.steps)?;
     let width = report.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
     for c in &report.checks {
-        let mark = if c.passed { "✓" } else { "✗" };
+        let mark = match (c.passed, c.runs) {
+            (false, _) => "✗",
+            (true, 0) => "–",
+            (true, _) => "✓",
+        };
         writeln!(out, "  {mark} {:<width$}  {}", c.name, c.detail)?;
     }
-    let passed = report.checks.iter().filter(|c| c.passed).count();
+    let applied = report.checks.iter().filter(|c| !(c.passed && c.runs == 0)).count();
+    let passed = report.checks.iter().filter(|c| c.passed && c.runs > 0).count();
     let verdict = if report.passed { "PASSED" } else { "FAILED" };
-    writeln!(out, "{verdict}: {passed}/{} checks hold", report.checks.len())?;
+    let skipped = report.checks.len() - applied;
+    let skipped = if skipped > 0 { format!(" ({skipped} not applicable)") } else { String::new() };
+    writeln!(out, "{verdict}: {passed}/{applied} checks hold{skipped}")?;
     Ok(())
 }
