@@ -71,7 +71,10 @@ impl Error {
 
     fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) => 2,
+            // A file named on the command line that cannot be read is a usage error too.
+            Error::Usage(_)
+            | Error::Env { source: wasmgym::Error::Io { .. }, .. }
+            | Error::Grade(wasmgym_grade::GradeError::TestFile { .. }) => 2,
             Error::Env { .. } | Error::Io(_) | Error::Grade(_) => 1,
         }
     }

@@ -22,9 +22,11 @@ pub fn load(runtime: &Runtime, env: &str) -> Result<Loaded, Error> {
         return Ok(Loaded { module, source: format!("builtin:{env}") });
     }
     if !looks_like_path(env) {
+        let names = wasmgym_builtin::names();
         return Err(Error::Usage(format!(
-            "unknown environment `{env}`: the built-ins are {}; a path to a .wasm or .wat file works too",
-            wasmgym_builtin::names().join(", ")
+            "unknown environment `{env}`.{} The built-ins are {}; a path to a .wasm or .wat file works too",
+            crate::output::did_you_mean(env, names.iter().copied()),
+            names.join(", ")
         )));
     }
     if Path::new(env).exists() && !Path::new(env).is_file() {

@@ -1,7 +1,8 @@
 //! `wasmgym`: list, inspect, run, play, check and demo sandboxed WebAssembly environments; grade
 //! untrusted programs in the same sandbox.
 //!
-//! Exit status: 0 on success, 1 on a failed check or a guest/runtime error, 2 on a usage error.
+//! Exit status: 0 on success, 1 on a failed check or a guest/runtime error, 2 on a usage error (a
+//! file named on the command line that cannot be read counts as one).
 
 mod cmd;
 mod error;
@@ -89,6 +90,12 @@ impl Command {
             Command::Serve(a) => cmd::serve::run(a),
         }
     }
+}
+
+/// The parser of every count, size and limit flag: 0 is a usage error naming the flag, the same
+/// way in every command.
+pub fn at_least_1<T: TryFrom<u64> + Clone + Send + Sync + 'static>() -> clap::builder::RangedU64ValueParser<T> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 fn main() -> ExitCode {

@@ -83,3 +83,41 @@ pub fn spinner(what: &str) -> ProgressBar {
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
     spinner
 }
+
+/// The candidate closest to `name` by edit distance, if it is close enough to be a typo (at most
+/// 2 edits, and fewer than half the name's length): for "did you mean" hints.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let distance = |a: &str, b: &str| {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut previous = row[0];
+            row[0] = i + 1;
+            for (j, &cb) in b.iter().enumerate() {
+                let next = (previous + usize::from(ca != cb)).min(row[j] + 1).min(row[j + 1] + 1);
+                previous = row[j + 1];
+                row[j + 1] = next;
+            }
+        }
+        row[b.len()]
+    };
+    let limit = 2.min(name.chars().count().saturating_sub(1) / 2).max(1);
+    candidates.into_iter().map(|c| (distance(name, c), c)).filter(|&(d, _)| d <= limit).min().map(|(_, c)| c)
+}
+
+/// ` Did you mean `x`?` when one of `candidates` is close to `name`, else nothing.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    closest(name, candidates).map(|c| format!(" Did you mean `{c}`?")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn close_names_are_suggested_and_far_ones_are_not() {
+        let names = ["tic_tac_toe", "connect_four", "cart_pole", "sum"];
+        assert_eq!(super::closest("tic_tac_to", names), Some("tic_tac_toe"));
+        assert_eq!(super::closest("cartpole", names), Some("cart_pole"));
+        assert_eq!(super::closest("summ", names), Some("sum"));
+        assert_eq!(super::closest("chess", names), None);
+    }
+}

@@ -216,9 +216,9 @@ fn truncated_module_is_an_error_not_a_panic() {
 }
 
 #[test]
-fn missing_file_and_wrong_abi_are_runtime_errors() {
+fn a_missing_file_is_a_usage_error_and_a_wrong_abi_a_runtime_error() {
     let o = wasmgym(&["check", "/no/such/file.wasm", "--json"]);
-    assert_exit(&o, 1);
+    assert_exit(&o, 2);
     assert_eq!(json(&o)["error"]["kind"], "io");
 
     let path = std::env::temp_dir().join(format!("wasmgym-cli-{}-noabi.wat", std::process::id()));
@@ -430,7 +430,7 @@ fn grade_invalid_program_is_one_json_error() {
     assert!(doc.get("tests").is_none());
 
     let o = wasmgym(&["grade", "sum", "--tests", "/no/such/tests.jsonl", "--json"]);
-    assert_exit(&o, 1);
+    assert_exit(&o, 2);
     assert_eq!(json(&o)["error"]["kind"], "test_file");
 }
 
@@ -679,4 +679,38 @@ fn check_refuses_to_check_nothing_and_tells_a_panic_in_the_guests_words() {
     let o = wasmgym(&["check", path.to_str().unwrap(), "--episodes", "1", "--backtrace"]);
     assert!(stdout(&o).contains("wasm backtrace"), "{}", stdout(&o));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// One contract for every command: 0 where meaningless is a usage error naming the flag (exit 2),
+/// a file named on the command line that cannot be read is a usage error, and a name that is
+/// almost a known one gets a "did you mean".
+#[test]
+fn the_cli_contract_holds_in_every_command() {
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["run", "tic_tac_toe", "--episodes", "0"], 2, "--episodes"),
+        (&["run", "tic_tac_toe", "--max-steps", "0"], 2, "--max-steps"),
+        (&["check", "tic_tac_toe", "--episodes", "0"], 2, "--episodes"),
+        (&["grade", "sum", "--tests", "programs/sum/tests.jsonl", "--jobs", "0"], 2, "--jobs"),
+        (&["grade", "sum", "--tests", "programs/sum/tests.jsonl", "--time-limit-ms", "0"], 2, "--time-limit-ms"),
+        (&["grade", "sum", "--tests", "programs/sum/tests.jsonl", "--fuel", "0"], 2, "--fuel"),
+        (&["grade", "sum", "--tests", "programs/sum/tests.jsonl", "--memory-mib", "0"], 2, "--memory-mib"),
+        (&["bench", "grade", "--jobs", "0"], 2, "--jobs"),
+        (&["search", "tic_tac_toe", "--simulations", "0"], 2, "--simulations"),
+        (&["search", "tic_tac_toe", "--threads", "0"], 2, "--threads"),
+        (&["selfplay", "tic_tac_toe", "--games", "0"], 2, "--games"),
+        (&["serve", "--max-sessions", "0"], 2, "--max-sessions"),
+        (&["new", "x", "--players", "0"], 2, "--players"),
+        (&["inspect", "/nonexistent/env.wasm"], 2, "cannot read"),
+        (&["grade", "sum", "--tests", "/nonexistent/tests.jsonl"], 2, "cannot read"),
+        (&["run", "tic_tac_to"], 2, "Did you mean `tic_tac_toe`?"),
+        (&["check", "cartpole"], 2, "Did you mean `cart_pole`?"),
+        (&["grade", "summ", "--tests", "programs/sum/tests.jsonl"], 2, "Did you mean the example `sum`?"),
+        (&["run", "chess"], 2, "The built-ins are"),
+    ];
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    for (args, code, says) in cases {
+        let o = Command::new(env!("CARGO_BIN_EXE_wasmgym")).args(*args).current_dir(root).output().unwrap();
+        assert_eq!(o.status.code(), Some(*code), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?} should say {says:?}: {}", stderr(&o));
+    }
 }

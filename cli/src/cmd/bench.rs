@@ -36,13 +36,13 @@ pub enum What {
 #[derive(clap::Args)]
 pub struct GradeArgs {
     /// Tests in the batch.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = crate::at_least_1::<usize>())]
     pub tests: usize,
     /// Workers on each side (threads for the grader, concurrent processes for the baseline).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = crate::at_least_1::<usize>())]
     pub jobs: usize,
     /// Times the grader grades the batch (the baseline runs it once) [default: 100; Python 1].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_1::<usize>())]
     pub rounds: Option<usize>,
     /// What the solution is written in: wasm (programs/sum, against its native build) or python
     /// (the same sum in Python, against a process of the host's python3 per test).

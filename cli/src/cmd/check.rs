@@ -12,13 +12,13 @@ pub struct Args {
     /// A built-in name (see `wasmgym envs`) or a path to a .wasm or .wat file.
     pub env: String,
     /// Random episodes to play; each one exercises every check.
-    #[arg(long, default_value_t = CheckOptions::default().episodes)]
+    #[arg(long, default_value_t = CheckOptions::default().episodes, value_parser = crate::at_least_1::<u32>())]
     pub episodes: u32,
     /// Seed of the suite's choices and of the first episode.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// An episode still running after this many steps fails the rollout check.
-    #[arg(long, default_value_t = CheckOptions::default().max_steps)]
+    #[arg(long, default_value_t = CheckOptions::default().max_steps, value_parser = crate::at_least_1::<u64>())]
     pub max_steps: u64,
     /// Show the wasm backtrace of a guest that trapped (by default: its panic message and stderr).
     #[arg(long)]
@@ -29,11 +29,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<Outcome, Error> {
-    for (flag, value) in [("--episodes", args.episodes as u64), ("--max-steps", args.max_steps)] {
-        if value == 0 {
-            return Err(Error::Usage(format!("{flag} 0 would check nothing: give at least 1")));
-        }
-    }
     let loaded = load::load(&load::runtime()?, &args.env)?;
     let options =
         CheckOptions { episodes: args.episodes, seed: args.seed, max_steps: args.max_steps, backtrace: args.backtrace };

@@ -34,19 +34,19 @@ pub struct Args {
     pub exact: bool,
     /// Fuel per test (about one unit per wasm instruction) [default: 2000000000; Python
     /// 20000000000, about 5 s of interpreted Python].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_1::<u64>())]
     pub fuel: Option<u64>,
     /// Wall-clock time per test, in milliseconds [default: 2000; Python 20000].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_1::<u64>())]
     pub time_limit_ms: Option<u64>,
     /// Linear memory per test, in MiB.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = crate::at_least_1::<u64>())]
     pub memory_mib: u64,
     /// Stdout plus stderr per test, in KiB.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = crate::at_least_1::<usize>())]
     pub output_kib: usize,
     /// Worker threads (default: one per core).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_1::<usize>())]
     pub jobs: Option<usize>,
     /// A directory every test may read (read-only, preopened as `.`).
     #[arg(long)]
@@ -82,6 +82,16 @@ fn language(args: &Args) -> Result<Lang, Error> {
             .ok_or_else(|| Error::Usage(format!("unknown language `{name}`: use wasm, c, cpp or python"))),
         None if wasmgym_builtin::find_program(&args.program).is_some() => Ok(Lang::Wasm),
         None => Lang::of_path(Path::new(&args.program)).ok_or_else(|| {
+            let examples: Vec<&str> = wasmgym_builtin::PROGRAMS.iter().map(|p| p.name).collect();
+            if !Path::new(&args.program).exists()
+                && let Some(name) = crate::output::closest(&args.program, examples.iter().copied())
+            {
+                return Error::Usage(format!(
+                    "no program `{}`. Did you mean the example `{name}`? (the examples are {})",
+                    args.program,
+                    examples.join(", ")
+                ));
+            }
             Error::Usage(format!(
                 "cannot tell the language of `{}` from its extension: name a .wasm, .wat, .c, .cpp or .py file, or \
                  pass --lang wasm|c|cpp|python",

@@ -20,13 +20,13 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Episodes to play.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::at_least_1::<u32>())]
     pub episodes: u32,
     /// How actions are chosen.
     #[arg(long, value_enum, default_value_t = Policy::Random)]
     pub policy: Policy,
     /// Cut an episode off after this many steps.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = crate::at_least_1::<u64>())]
     pub max_steps: u64,
     /// Print one JSON document instead of text.
     #[arg(long)]

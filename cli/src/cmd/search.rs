@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Algo::Mcts)]
     pub algo: Algo,
     /// Simulations to run (MCTS, PUCT).
-    #[arg(long, default_value_t = MctsOptions::default().simulations)]
+    #[arg(long, default_value_t = MctsOptions::default().simulations, value_parser = crate::at_least_1::<usize>())]
     pub simulations: usize,
     /// The exploration constant (UCT `c`, PUCT `c_puct`).
     #[arg(long, default_value_t = MctsOptions::default().exploration)]
@@ -42,28 +42,28 @@ pub struct Args {
     #[arg(long, default_value_t = MctsOptions::default().max_rollout_steps)]
     pub max_rollout_steps: usize,
     /// Independent trees (root parallelism); the result depends on this, not on --threads.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::at_least_1::<usize>())]
     pub trees: usize,
     /// Threads the trees run on (MCTS).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::at_least_1::<usize>())]
     pub threads: usize,
     /// MCTS: merge states reached by different paths into one node (by the environment's state
     /// key, else the machine hash).
     #[arg(long)]
     pub transpositions: bool,
     /// States kept per depth (beam).
-    #[arg(long, default_value_t = BeamOptions::default().width)]
+    #[arg(long, default_value_t = BeamOptions::default().width, value_parser = crate::at_least_1::<usize>())]
     pub width: usize,
     /// Steps from the position at most (beam, bfs).
-    #[arg(long, default_value_t = BeamOptions::default().depth)]
+    #[arg(long, default_value_t = BeamOptions::default().depth, value_parser = crate::at_least_1::<usize>())]
     pub depth: usize,
     /// States to create at most (beam, bfs: then `complete` is false; default 200,000) or steps
     /// to take (solve: then an error says the game is too large; default 5,000,000).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_1::<usize>())]
     pub max_nodes: Option<usize>,
     /// Memory the search's instances and snapshots may hold, in MiB: past it the search stops
     /// with an error (`memory_cap`) instead of exhausting the machine.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = crate::at_least_1::<u64>())]
     pub memory_cap_mib: u64,
     /// Seed of the search (and of the environment's reset).
     #[arg(long, default_value_t = 0)]
@@ -80,7 +80,7 @@ pub struct Args {
     pub tree: Option<PathBuf>,
     /// Nodes drawn at most in --tree (the most visited, with their ancestors); default 60 for
     /// .svg (a picture to take in at a glance), 2,000 for .html (expanded by hand).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_1::<usize>())]
     pub tree_nodes: Option<usize>,
     /// Print one JSON document: `action`, `value`, `nodes`, `distinct_states`, `simulations`,
     /// `seconds`, `simulations_per_second`, and the algorithm's details.

@@ -16,10 +16,10 @@ pub struct Args {
     /// A built-in name (see `wasmgym envs`) or a path to a .wasm or .wat file (discrete actions).
     pub env: String,
     /// Games to play.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::at_least_1::<usize>())]
     pub games: usize,
     /// MCTS simulations per move.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = crate::at_least_1::<usize>())]
     pub simulations: usize,
     /// The UCT exploration constant.
     #[arg(long, default_value_t = MctsOptions::default().exploration)]

@@ -26,22 +26,22 @@ pub struct Args {
     #[arg(long)]
     pub token: Option<String>,
     /// WebSocket sessions (with their forks) held at once.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = crate::at_least_1::<usize>())]
     pub max_sessions: usize,
     /// Code runs at once (/run_code, /grade workers) [default: one per core].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_1::<usize>())]
     pub jobs: Option<usize>,
     /// Runs that may wait for a job before requests get 429.
     #[arg(long, default_value_t = 256)]
     pub queue: usize,
     /// Seconds a WebSocket session may stay silent before it is closed.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, value_parser = crate::at_least_1::<u64>())]
     pub idle_timeout_s: u64,
     /// Largest request body, in MiB.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = crate::at_least_1::<usize>())]
     pub max_body_mib: usize,
     /// Largest WebSocket message, in KiB.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = crate::at_least_1::<usize>())]
     pub max_message_kib: usize,
     /// Print the address as one JSON line ({"listening": "http://..."}) instead of text; the log
     /// goes to stderr either way.
