@@ -68,9 +68,15 @@ pub struct RuntimeConfig {
     /// `<key>.layout`, keyed by the module's bytes, the load limits, this engine's settings and
     /// wasmtime's version), so loading the same module again deserialises it instead of rewriting,
     /// instrumenting and compiling it (a language interpreter: minutes). `None`: always compile.
-    /// The directory is created (mode 0700); its files are trusted as machine code, so it must be
-    /// writable by this user only.
+    /// The directory is created (mode 0700) and must be writable by this user only. Each entry
+    /// carries the BLAKE3 hash of its code, checked before the code is used: a corrupted or
+    /// truncated entry is compiled again and rewritten, never run. Safe under concurrent
+    /// processes (entries are written to temporary files and renamed).
     pub compile_cache: Option<PathBuf>,
+    /// The compile cache's size bound: after storing an entry, the least recently used entries
+    /// are removed until the directory holds at most this many bytes (default 2 GiB, or
+    /// `$WASMGYM_CACHE_MAX_MIB`).
+    pub compile_cache_max_bytes: u64,
     /// Accept the exception-handling proposal (`try_table`, `throw`, `throw_ref`, `exnref`), which
     /// interpreters compiled with setjmp/longjmp support use (CPython 3.15 for WASI). Off by
     /// default: exception objects live in a heap outside linear memory, which
@@ -91,6 +97,10 @@ impl Default for RuntimeConfig {
             cow_fork_min_bytes: 256 << 10,
             load_limits: LoadLimits::default(),
             compile_cache: None,
+            compile_cache_max_bytes: std::env::var("WASMGYM_CACHE_MAX_MIB")
+                .ok()
+                .and_then(|m| m.parse::<u64>().ok())
+                .map_or(2 << 30, |m| m << 20),
             wasm_exceptions: false,
         }
     }
@@ -254,7 +264,9 @@ impl Runtime {
             .map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
         if let Some((dir, code, layout_path)) = &cached {
             // A cache that cannot be written is no reason to fail the load.
-            let _ = store_compiled(dir, code, &module, layout_path, &layout);
+            if store_compiled(dir, code, &module, layout_path, &layout).is_ok() {
+                prune_cache(dir, self.config.compile_cache_max_bytes);
+            }
         }
         Ok(Prepared { module, layout, hash })
     }
@@ -264,7 +276,7 @@ impl Runtime {
         let mut settings = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut settings);
         let mut key = blake3::Hasher::new();
-        key.update(b"wasmgym compile cache 2\0");
+        key.update(b"wasmgym compile cache 3\0");
         // What a hit skips, so that a change to either (or to `Layout`) is a miss, not stale code.
         key.update(include_str!("rewrite.rs").as_bytes());
         key.update(include_str!("instrument.rs").as_bytes());
@@ -294,19 +306,37 @@ pub(crate) fn module_hash(binary: &[u8]) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
-/// The module and layout kept under `code` and `layout`, if both are there and whole.
-fn read_cached(engine: &Engine, code: &Path, layout: &Path) -> Option<(Module, Layout)> {
-    let layout: Layout = serde_json::from_slice(&std::fs::read(layout).ok()?).ok()?;
-    // SAFETY: the file was written by `Module::serialize` of this engine's settings (the key
-    // covers them and wasmtime's version; deserialize checks both again), whole (written to a
-    // temporary file and renamed), in a directory only this user may write.
-    let module = unsafe { Module::deserialize_file(engine, code) }.ok()?;
-    Some((module, layout))
+/// What a cache entry's `.layout` file holds: the layout, and the hash and length of the code
+/// beside it, checked before the code is deserialised.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CacheEntry {
+    layout: Layout,
+    code_blake3: String,
+    code_bytes: u64,
 }
 
-/// Writes `module` serialised to `code` and `layout` beside it, in `dir` (created, mode 0700 on
-/// Unix), each through a temporary file, so a reader never sees part of one; the layout last, as
-/// a reader needs both.
+/// The module and layout kept under `code` and `layout`, if both are there, whole and unchanged
+/// (the code's BLAKE3 hash is the one recorded when it was written). A hit refreshes the entry's
+/// time, which pruning goes by.
+fn read_cached(engine: &Engine, code: &Path, layout: &Path) -> Option<(Module, Layout)> {
+    let entry: CacheEntry = serde_json::from_slice(&std::fs::read(layout).ok()?).ok()?;
+    let bytes = std::fs::read(code).ok()?;
+    if bytes.len() as u64 != entry.code_bytes || hex(&module_hash(&bytes)) != entry.code_blake3 {
+        return None; // corrupted or half-replaced: compile again, which rewrites the entry
+    }
+    // SAFETY: the bytes are exactly what `Module::serialize` of this engine's settings wrote (the
+    // key covers the settings and wasmtime's version, deserialize checks both again, and the
+    // hash above rules out any change since), in a directory only this user may write.
+    let module = unsafe { Module::deserialize(engine, &bytes) }.ok()?;
+    if let Ok(file) = std::fs::File::options().append(true).open(layout) {
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
+    Some((module, entry.layout))
+}
+
+/// Writes `module` serialised to `code` and its entry (layout, code hash) to `layout_path`, in
+/// `dir` (created, mode 0700 on Unix), each through a temporary file, so a reader never sees part
+/// of one; the entry last, as a reader needs both.
 fn store_compiled(
     dir: &Path,
     code: &Path,
@@ -326,8 +356,39 @@ fn store_compiled(
             let _ = std::fs::remove_file(&temporary);
         })
     };
-    write(code, &module.serialize().map_err(std::io::Error::other)?)?;
-    write(layout_path, &serde_json::to_vec(layout)?)
+    let bytes = module.serialize().map_err(std::io::Error::other)?;
+    let entry =
+        CacheEntry { layout: layout.clone(), code_blake3: hex(&module_hash(&bytes)), code_bytes: bytes.len() as u64 };
+    write(code, &bytes)?;
+    write(layout_path, &serde_json::to_vec(&entry)?)
+}
+
+/// Removes the least recently used entries of the cache in `dir` (by their `.layout` file's
+/// time, which a hit refreshes) until it holds at most `max_bytes`. Entries another process
+/// removes meanwhile are skipped; one being read survives on Linux (its file stays open).
+fn prune_cache(dir: &Path, max_bytes: u64) {
+    let Ok(files) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
+    let mut total = 0;
+    for file in files.flatten() {
+        let path = file.path();
+        let Ok(meta) = file.metadata() else { continue };
+        total += meta.len();
+        if path.extension().is_some_and(|e| e == "layout") {
+            let code = path.with_extension("cwasm");
+            let size = meta.len() + std::fs::metadata(&code).map_or(0, |m| m.len());
+            entries.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), size, path));
+        }
+    }
+    entries.sort();
+    for (_, size, layout) in entries {
+        if total <= max_bytes {
+            break;
+        }
+        let _ = std::fs::remove_file(&layout);
+        let _ = std::fs::remove_file(layout.with_extension("cwasm"));
+        total = total.saturating_sub(size);
+    }
 }
 
 fn spawn_ticker(engine: &Engine, tick: Duration) {

@@ -1,6 +1,6 @@
 //! The compile cache (`RuntimeConfig::compile_cache`): a module loaded again is deserialised from
 //! the cache (its code, `.cwasm`, and what the rewrite learned, `.layout`), not rewritten or
-//! compiled; a damaged cache file is compiled over, never trusted.
+//! compiled; a damaged cache file is compiled over, never trusted; the cache stays within its size.
 
 use std::path::{Path, PathBuf};
 
@@ -48,13 +48,21 @@ fn a_program_loaded_again_comes_from_the_cache() {
         assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
     }
 
-    // The second load reads the file: put another program's compiled code under sum's key and
-    // the "sum" that loads is that program (which is why the directory must be this user's alone).
+    // Another program's compiled code under sum's key, or sum's code with one byte flipped in the
+    // middle (which wasmtime's own header checks would not notice), is detected by the hash the
+    // entry records, compiled over and replaced: never run.
     let sum_key = files[0].clone();
+    let pristine = std::fs::read(&sum_key).unwrap();
     let other = fresh_dir("programs-other");
     output(&other, "misbehave", "");
-    std::fs::copy(&cache_files(&other)[0], &sum_key).unwrap();
-    assert_ne!(output(&dir, "sum", "1 2"), "3\n", "the cached file was not used");
+    let mut flipped = pristine.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x40;
+    for damage in [std::fs::read(&cache_files(&other)[0]).unwrap(), flipped] {
+        std::fs::write(&sum_key, damage).unwrap();
+        assert_eq!(output(&dir, "sum", "1 2"), "3\n", "a damaged cache entry was used");
+        assert_eq!(std::fs::read(&sum_key).unwrap(), pristine, "the damaged entry was not rewritten");
+    }
 
     // Garbage, or a file cut short, is compiled over and replaced.
     let layout = sum_key.with_extension("layout");
@@ -92,5 +100,31 @@ fn environments_are_cached_too_and_an_unwritable_cache_is_no_error() {
     let file = dir.join("a-file");
     std::fs::write(&file, b"").unwrap();
     assert_eq!(play(&cached_runtime(&file.join("cache"))), first);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_cache_keeps_to_its_size_dropping_the_least_recently_used() {
+    let dir = fresh_dir("bounded");
+    let bytes = |name: &str| wasmgym_builtin::find(name).unwrap().bytes;
+    let runtime = |max: u64| {
+        let config =
+            RuntimeConfig { compile_cache: Some(dir.clone()), compile_cache_max_bytes: max, ..Default::default() };
+        Runtime::with_config(config).unwrap()
+    };
+    runtime(u64::MAX).load(bytes("tic_tac_toe")).unwrap();
+    let one: u64 = cache_files(&dir).iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+    std::thread::sleep(std::time::Duration::from_millis(20)); // distinct modification times
+    // Room for about two entries: after a third, the oldest (tic_tac_toe) is gone.
+    let bounded = runtime(one * 5 / 2);
+    bounded.load(bytes("connect_four")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    bounded.load(bytes("cart_pole")).unwrap();
+    let total: u64 = cache_files(&dir).iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+    assert!(total <= one * 5 / 2, "{total} bytes in a cache bounded to {}", one * 5 / 2);
+    assert_eq!(cache_files(&dir).len(), 4, "{:?}", cache_files(&dir));
+    // The dropped module still loads: compiled again.
+    let mut env = bounded.load(bytes("tic_tac_toe")).unwrap().instantiate().unwrap();
+    env.reset(Some(1), None).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
