@@ -417,8 +417,10 @@ pub(crate) fn to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
         }
         _ => Err(Error::InvalidModule {
             message: format!(
-                "not WebAssembly: the file starts with {:02x?}, not the \\0asm magic, and is not WAT text",
-                &bytes[..bytes.len().min(8)]
+                "not WebAssembly: the file starts with the bytes {} ({:?}), not the \\0asm magic (00 61 73 6d), and is \
+                 not WAT text",
+                bytes[..bytes.len().min(8)].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "),
+                String::from_utf8_lossy(&bytes[..bytes.len().min(8)]),
             ),
         }),
     }
