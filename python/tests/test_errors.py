@@ -30,7 +30,7 @@ def test_bad_modules_are_module_errors(tmp_path) -> None:
     with pytest.raises(wasmgym.ModuleError, match="invalid module") as e:
         wasmgym.make(str(garbage))
     assert e.value.kind == "invalid_module"
-    with pytest.raises(wasmgym.AbiMismatchError, match="no wasmgym_abi stamp") as e:
+    with pytest.raises(wasmgym.AbiMismatchError, match="the environment has no version stamp") as e:
         wasmgym.make(wat_env(tmp_path, "(module (memory 1))"))
     assert e.value.kind == "abi_mismatch"
     with pytest.raises(wasmgym.ModuleError, match="cannot read"):

@@ -57,9 +57,16 @@ impl Runtime {
                         .into(),
                 });
             }
+            if version.is_none() && layout.abi_version.is_some() {
+                return Err(Error::WrongKind {
+                    message: "it is an environment (it carries the `wasmgym_abi` stamp), not a checker: run it with \
+                              `wasmgym run`, or build a checker with `export_checker!`"
+                        .into(),
+                });
+            }
             match version {
                 Some(CHECKER_ABI_VERSION) => Ok(()),
-                found => Err(Error::AbiMismatch { found, supported: CHECKER_ABI_VERSION }),
+                found => Err(Error::AbiMismatch { found, supported: CHECKER_ABI_VERSION, what: "checker" }),
             }
         })?;
         let module = inner.pre.module();

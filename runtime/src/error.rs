@@ -21,15 +21,18 @@ pub enum Error {
     },
     /// The module was built against another ABI version, or carries no version stamp.
     #[error(
-        "ABI version mismatch: the module has {}, this runtime supports version {supported}. Rebuild the \
-         environment against a wasmgym-sdk that speaks version {supported}",
-        found.map_or("no wasmgym_abi stamp".to_string(), |v| format!("version {v}"))
+        "ABI version mismatch: the {what} has {}, this runtime supports {what} ABI version {supported}. Rebuild \
+         it against a wasmgym-sdk that speaks version {supported} ({})",
+        found.map_or("no version stamp".to_string(), |v| format!("version {v}")),
+        if *what == "checker" { "`export_checker!`" } else { "`export_env!`" }
     )]
     AbiMismatch {
         /// The version stamped in the module, if any.
         found: Option<u32>,
         /// The version this runtime speaks.
         supported: u32,
+        /// What the module was loaded as: `"environment"` or `"checker"`.
+        what: &'static str,
     },
     /// A required export is missing or has the wrong signature.
     #[error("missing export `{name}` (expected {expected}): export the environment with `export_env!`")]

@@ -195,7 +195,11 @@ impl Runtime {
                 }
             }
             if layout.abi_version != Some(ABI_VERSION) {
-                return Err(Error::AbiMismatch { found: layout.abi_version, supported: ABI_VERSION });
+                return Err(Error::AbiMismatch {
+                    found: layout.abi_version,
+                    supported: ABI_VERSION,
+                    what: "environment",
+                });
             }
             Ok(())
         })?;

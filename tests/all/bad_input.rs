@@ -98,11 +98,11 @@ fn a_component_is_refused_with_a_hint() {
 fn wrong_or_missing_abi_version_names_both_versions() {
     let v2 = stub("1", "(i64.const 0)", "").replace(r"\01\00\00\00", r"\02\00\00\00");
     let err = load_err(&v2);
-    assert!(matches!(err, Error::AbiMismatch { found: Some(2), supported: 1 }), "{err:?}");
+    assert!(matches!(err, Error::AbiMismatch { found: Some(2), supported: 1, what: "environment" }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("version 2") && text.contains("version 1"), "{text}");
     let unstamped = stub("1", "(i64.const 0)", "").replace(r#"(@custom "wasmgym_abi" "\01\00\00\00")"#, "");
-    assert!(matches!(load_err(&unstamped), Error::AbiMismatch { found: None, supported: 1 }));
+    assert!(matches!(load_err(&unstamped), Error::AbiMismatch { found: None, supported: 1, .. }));
 }
 
 #[test]
@@ -277,4 +277,22 @@ fn corrupt_truncated_and_foreign_snapshots_are_refused() {
     assert!(matches!(&err, Error::BadSnapshot { reason } if reason.contains("belongs to module")), "{err:?}");
     assert!(!env.is_poisoned());
     assert_unchanged(&mut env, &mut reference);
+}
+
+/// A checker with no stamp, or an environment given as a checker, is told so in a checker's words.
+#[test]
+fn a_module_of_the_wrong_kind_or_stamp_is_named_for_what_it_was_loaded_as() {
+    let runtime = wasmgym_tests::runtime();
+    let unstamped = r#"(module (memory (export "memory") 1)
+        (func (export "wasmgym_checker_alloc") (param i32) (result i32) i32.const 0)
+        (func (export "wasmgym_check") (param i32 i32 i32 i32) (result i64) i64.const 0))"#;
+    let e = runtime.load_checker(unstamped.as_bytes()).err().unwrap();
+    assert!(matches!(e, Error::AbiMismatch { found: None, what: "checker", .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("the checker has no version stamp") && e.to_string().contains("export_checker!"),
+        "{e}"
+    );
+    let env = wasmgym_builtin::find("tic_tac_toe").unwrap().bytes;
+    let e = runtime.load_checker(env).err().unwrap();
+    assert!(matches!(e, Error::WrongKind { .. }) && e.to_string().contains("it is an environment"), "{e}");
 }

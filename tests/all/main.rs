@@ -1,5 +1,6 @@
 //! wasmgym's integration tests, one binary (as in wasmtime's `tests/all`).
 
+mod abi_doc;
 mod agreement;
 mod bad_input;
 mod cache;
