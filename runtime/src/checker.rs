@@ -71,8 +71,17 @@ impl Runtime {
         })?;
         let module = inner.pre.module();
         for (name, expected) in [(ALLOC, "(i32) -> i32"), (CHECK, "(i32, i32, i32, i32) -> i64")] {
-            if module.get_export(name).and_then(|e| e.func().cloned()).is_none() {
-                return Err(Error::MissingExport { name: name.into(), expected: format!("a function {expected}") });
+            let expected = format!("a function {expected}");
+            let Some(ty) = module.get_export(name).and_then(|e| e.func().cloned()) else {
+                return Err(Error::MissingExport { name: name.into(), expected });
+            };
+            // The signature as `(i32, ...) -> i64`, compared with the one the ABI needs.
+            let list = |types: &mut dyn Iterator<Item = wasmtime::ValType>| {
+                types.map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+            };
+            let found = format!("a function ({}) -> {}", list(&mut ty.params()), list(&mut ty.results()));
+            if found != expected {
+                return Err(Error::MissingExport { name: name.into(), expected: format!("{expected}, found {ty}") });
             }
         }
         inner.layout.require_memory()?;

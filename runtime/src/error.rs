@@ -35,7 +35,7 @@ pub enum Error {
         what: &'static str,
     },
     /// A required export is missing or has the wrong signature.
-    #[error("missing export `{name}` (expected {expected}): export the environment with `export_env!`")]
+    #[error("missing export `{name}` (expected {expected}): {}", export_fix(name))]
     MissingExport {
         /// The export's name.
         name: String,
@@ -256,6 +256,16 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Runtime { .. } => "runtime",
         }
+    }
+}
+
+/// How to provide export `name`: by the macro of the kind of module it belongs to.
+fn export_fix(name: &str) -> &'static str {
+    match name {
+        "_start" => "build a program with a `fn main` for wasm32-wasip1",
+        n if n.starts_with("wasmgym_check") => "export the checker with `export_checker!`",
+        n if n.starts_with("wasmgym_") => "export the environment with `export_env!`",
+        _ => "export it with the signature above",
     }
 }
 

@@ -296,3 +296,15 @@ fn a_module_of_the_wrong_kind_or_stamp_is_named_for_what_it_was_loaded_as() {
     let e = runtime.load_checker(env).err().unwrap();
     assert!(matches!(e, Error::WrongKind { .. }) && e.to_string().contains("it is an environment"), "{e}");
 }
+
+/// A checker export with the wrong signature is refused at load, in a checker's words.
+#[test]
+fn a_checker_export_with_the_wrong_signature_is_refused_at_load() {
+    let wrong = r#"(module (memory 1) (@custom "wasmgym_checker_abi" "\01\00\00\00")
+        (func (export "wasmgym_checker_alloc") (param i32) (result i32) i32.const 0)
+        (func (export "wasmgym_check") (param i32 i32 i32) (result i64) i64.const 0))"#;
+    let e = wasmgym_tests::runtime().load_checker(wrong.as_bytes()).err().unwrap();
+    assert!(matches!(&e, Error::MissingExport { name, .. } if name == "wasmgym_check"), "{e:?}");
+    let message = e.to_string();
+    assert!(message.contains("found") && message.contains("export_checker!"), "{message}");
+}
