@@ -270,7 +270,8 @@ impl Summary {
     /// batch's score is never higher than what the program earned, and never rises because a
     /// later test could not run.
     pub fn of(tests: &[TestResult], wall_time: Duration) -> Summary {
-        let earned: f64 = tests.iter().filter_map(|t| t.score).map(|s| s.clamp(0.0, 1.0)).sum();
+        // `+ 0.0`: an empty float sum is -0.0, which would print as a score of "-0".
+        let earned: f64 = tests.iter().filter_map(|t| t.score).map(|s| s.clamp(0.0, 1.0)).sum::<f64>() + 0.0;
         Summary {
             passed: tests.iter().filter(|t| t.verdict == Verdict::Accepted).count(),
             total: tests.len(),
@@ -695,5 +696,20 @@ pub fn compare_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
             (Some((f, _)), Some((g, _))) => f == g,
             _ => a == b,
         },
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_of_grading_errors_scores_positive_zero() {
+        let test = TestCase { name: "t".into(), ..TestCase::default() };
+        let errors = vec![failed(&test, Verdict::GradingError { message: "host".into() }); 3];
+        let summary = Summary::of(&errors, Duration::ZERO);
+        assert_eq!((summary.score, summary.grading_errors), (0.0, 3));
+        assert!(summary.score.is_sign_positive(), "{}", summary.score);
+        assert!(Summary::of(&[], Duration::ZERO).score.is_sign_positive());
     }
 }
