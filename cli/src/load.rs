@@ -70,7 +70,16 @@ pub fn python_runtime() -> Result<Runtime, Error> {
     Runtime::with_config(config).context(|| "starting the WebAssembly runtime".into())
 }
 
-pub use wasmgym::cache_dir;
+/// Set by `--no-cache`: compile everything afresh and keep nothing.
+pub static NO_CACHE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `what` in wasmgym's cache folder ([`wasmgym::cache_dir`]), or `None` under `--no-cache`.
+pub fn cache_dir(what: &str) -> Option<std::path::PathBuf> {
+    match NO_CACHE.load(std::sync::atomic::Ordering::Relaxed) {
+        true => None,
+        false => wasmgym::cache_dir(what),
+    }
+}
 
 /// An existing file, or something written like a path (a separator or a wasm extension).
 fn looks_like_path(arg: &str) -> bool {

@@ -23,6 +23,11 @@ use crate::error::{Error, Outcome};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Compile every module afresh and keep nothing in the compile cache (which is otherwise in
+    /// $WASMGYM_CACHE_DIR, else $XDG_CACHE_HOME/wasmgym or ~/.cache/wasmgym; an empty
+    /// WASMGYM_CACHE_DIR turns it off too).
+    #[arg(long, global = true)]
+    no_cache: bool,
 }
 
 #[derive(Subcommand)]
@@ -103,6 +108,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return error::clap_error(e),
     };
+    load::NO_CACHE.store(cli.no_cache, std::sync::atomic::Ordering::Relaxed);
     let json = cli.command.json();
     match cli.command.run() {
         Ok(Outcome::Passed) => ExitCode::SUCCESS,

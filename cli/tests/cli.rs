@@ -714,3 +714,19 @@ fn the_cli_contract_holds_in_every_command() {
         assert!(stderr(&o).contains(says), "{args:?} should say {says:?}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn the_compile_cache_fills_once_and_no_cache_keeps_nothing() {
+    let dir = std::env::temp_dir().join(format!("wasmgym-cli-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wasmgym")).args(args).env("WASMGYM_CACHE_DIR", &dir).output().unwrap()
+    };
+    assert_exit(&run(&["--no-cache", "inspect", "tic_tac_toe"]), 0);
+    assert!(!dir.join("modules").exists(), "--no-cache wrote the cache");
+    assert_exit(&run(&["inspect", "tic_tac_toe"]), 0);
+    let entries = std::fs::read_dir(dir.join("modules")).unwrap().count();
+    assert_eq!(entries, 2, "one module: its code and its entry");
+    assert_exit(&run(&["inspect", "tic_tac_toe", "--no-cache"]), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

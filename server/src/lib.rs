@@ -76,6 +76,8 @@ pub struct ServeConfig {
     pub max_run_timeout: Duration,
     /// Most memory a request may ask for (`memory_limit_MB`), in MiB.
     pub max_memory_mib: u64,
+    /// Keep compiled modules and solutions in wasmgym's cache folder ([`wasmgym::cache_dir`]).
+    pub compile_cache: bool,
 }
 
 impl Default for ServeConfig {
@@ -92,6 +94,7 @@ impl Default for ServeConfig {
             max_message_bytes: 1 << 20,
             max_run_timeout: Duration::from_secs(60),
             max_memory_mib: 1024,
+            compile_cache: true,
         }
     }
 }
@@ -123,14 +126,14 @@ impl Server {
             return Err("the token must be non-empty and have no `/` (it may stand as a path segment)".into());
         }
         let runtime =
-            Runtime::with_config(RuntimeConfig { compile_cache: wasmgym::cache_dir("modules"), ..Default::default() })
+            Runtime::with_config(RuntimeConfig { compile_cache: cache(&config, "modules"), ..Default::default() })
                 .map_err(|e| format!("starting the WebAssembly runtime: {e}"))?;
         let envs = served::load(&runtime, &config.envs)?;
         let (stop, shutdown) = watch::channel(false);
         let app = App {
             capacity: session::Capacity::new(config.max_sessions),
             runs: Runs::new(config.jobs, config.queue),
-            grading: run_code::Grading::new()?,
+            grading: run_code::Grading::new(config.compile_cache)?,
             token: config.token.as_deref().map(|t| blake3::hash(t.as_bytes())),
             envs,
             config,
@@ -173,6 +176,11 @@ impl Server {
 
 fn tower_layer<L: tower::Layer<Router>>(layer: L, router: Router) -> L::Service {
     layer.layer(router)
+}
+
+/// `what` in wasmgym's cache folder, unless the config turns the cache off.
+pub(crate) fn cache(config: &ServeConfig, what: &str) -> Option<std::path::PathBuf> {
+    config.compile_cache.then(|| wasmgym::cache_dir(what)).flatten()
 }
 
 /// Completes on SIGINT or SIGTERM (Ctrl-C elsewhere).

@@ -33,18 +33,19 @@ const MAX_FILES: usize = 64;
 /// interpreter.
 pub(crate) struct Grading {
     runtime: Runtime,
+    cache: bool,
     python: Mutex<Option<(Runtime, Interpreter)>>,
 }
 
 impl Grading {
-    pub(crate) fn new() -> Result<Grading, String> {
+    pub(crate) fn new(cache: bool) -> Result<Grading, String> {
         let runtime = Runtime::with_config(RuntimeConfig {
-            compile_cache: wasmgym::cache_dir("modules"),
+            compile_cache: cache.then(|| wasmgym::cache_dir("modules")).flatten(),
             max_wasm_stack: GRADE_WASM_STACK,
             ..Default::default()
         })
         .map_err(|e| format!("starting the grading runtime: {e}"))?;
-        Ok(Grading { runtime, python: Mutex::new(None) })
+        Ok(Grading { runtime, cache, python: Mutex::new(None) })
     }
 
     /// The Python runtime and interpreter, loaded on first use (minutes the first time on a
@@ -56,7 +57,7 @@ impl Grading {
             return Ok(loaded.clone());
         }
         let runtime = Runtime::with_config(RuntimeConfig {
-            compile_cache: wasmgym::cache_dir("modules"),
+            compile_cache: self.cache.then(|| wasmgym::cache_dir("modules")).flatten(),
             max_wasm_stack: GRADE_WASM_STACK,
             wasm_exceptions: true,
             ..Default::default()
@@ -82,7 +83,7 @@ impl Grading {
             }
             _ => {
                 let compile = CompileOptions {
-                    cache: wasmgym::cache_dir("solutions"),
+                    cache: self.cache.then(|| wasmgym::cache_dir("solutions")).flatten(),
                     deadline: compile_deadline,
                     ..CompileOptions::default()
                 };

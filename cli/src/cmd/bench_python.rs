@@ -179,7 +179,7 @@ pub fn run(args: GradeArgs) -> Result<Outcome, Error> {
 /// A venv's python in the wasmgym cache, made from the host's `python3` on first use: a real
 /// interpreter (not a version manager's shim) without the base installation's site-packages.
 fn baseline_python() -> Result<String, Error> {
-    let venv = load::cache_dir("bench-venv").unwrap_or_else(|| std::env::temp_dir().join("wasmgym-bench-venv"));
+    let venv = wasmgym::cache_dir("bench-venv").unwrap_or_else(|| std::env::temp_dir().join("wasmgym-bench-venv"));
     let python: PathBuf = venv.join("bin/python3");
     if !python.exists() {
         let status = Command::new("python3")

@@ -61,6 +61,7 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         idle_timeout: Duration::from_secs(args.idle_timeout_s.max(1)),
         max_body_bytes: args.max_body_mib.max(1) << 20,
         max_message_bytes: args.max_message_kib.max(1) << 10,
+        compile_cache: !crate::load::NO_CACHE.load(std::sync::atomic::Ordering::Relaxed),
         ..defaults
     };
     tracing_subscriber::fmt()
