@@ -65,12 +65,15 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         (false, 1) => ("single-agent", GUESS),
         (false, _) => ("multi-player", NIM),
     };
+    // The sandboxed test runs this very binary's `check` unless WASMGYM_BIN or PATH gives another.
+    let wasmgym = std::env::current_exe().map(|p| p.display().to_string().replace('\\', "/")).unwrap_or_default();
     let fill = |template: &str| {
         template
             .replace("{name}", name)
             .replace("{Type}", &type_name)
             .replace("{players}", &args.players.to_string())
             .replace("{sdk}", &sdk.display().to_string().replace('\\', "/"))
+            .replace("{wasmgym}", &wasmgym)
     };
     let files = [
         ("Cargo.toml", fill(CARGO_TOML)),
@@ -78,6 +81,7 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         (".gitignore", "/target\n".to_owned()),
         ("src/lib.rs", fill(source)),
         ("tests/native.rs", fill(NATIVE_TEST)),
+        ("tests/sandbox.rs", fill(SANDBOX_TEST)),
         ("README.md", fill(README)),
     ];
     for (file, text) in &files {
@@ -96,7 +100,7 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
     } else {
         writeln!(out, "created {} ({kind} environment `{name}`), next:", dir.display())?;
         writeln!(out, "  cd {}", dir.display())?;
-        writeln!(out, "  cargo test                                         # native: seeded episodes repeat")?;
+        writeln!(out, "  cargo test                                         # native, then the suite in the sandbox")?;
         writeln!(out, "  cargo build --release --target wasm32-wasip1")?;
         writeln!(out, "  wasmgym check target/wasm32-wasip1/release/{name}.wasm   # the conformance suite, sandboxed")?;
     }
@@ -134,7 +138,7 @@ const README: &str = r#"# {name}
 A [wasmgym](https://example.invalid/wasmgym) environment. Its rules are in `src/lib.rs`.
 
 ```sh
-cargo test                                                   # native: seeded episodes repeat, stay in their spaces
+cargo test                                                   # natively, then `wasmgym check` in the sandbox
 cargo build --release --target wasm32-wasip1                 # target/wasm32-wasip1/release/{name}.wasm
 wasmgym check target/wasm32-wasip1/release/{name}.wasm       # the conformance suite, in the sandbox
 ```
@@ -396,5 +400,39 @@ fn seeded_episodes_repeat_exactly() {
     for seed in 0..50 {
         assert_eq!(play(seed), play(seed), "seed {seed}");
     }
+}
+"#;
+
+const SANDBOX_TEST: &str = r#"//! Builds the environment for wasm32-wasip1 and runs wasmgym's conformance suite on it, in the
+//! sandbox: `wasmgym check` (the binary in $WASMGYM_BIN, else the one that made this crate, else
+//! `wasmgym` on the PATH).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn wasmgym() -> PathBuf {
+    if let Some(bin) = std::env::var_os("WASMGYM_BIN") {
+        return bin.into();
+    }
+    let maker = PathBuf::from("{wasmgym}");
+    if maker.is_file() { maker } else { "wasmgym".into() }
+}
+
+#[test]
+fn the_conformance_suite_passes_in_the_sandbox() {
+    // A target directory of its own, so this build does not wait for the one running the tests.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from).join("sandbox");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo)
+        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip1", "--target-dir"])
+        .arg(&target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("running cargo");
+    assert!(built.success(), "the wasm32-wasip1 build failed (rustup target add wasm32-wasip1?)");
+    let wasm = target.join("wasm32-wasip1/release/{name}.wasm");
+    let checked = Command::new(wasmgym()).arg("check").arg(&wasm).output().expect("running wasmgym (set WASMGYM_BIN)");
+    let report = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "wasmgym check failed:\n{report}{}", String::from_utf8_lossy(&checked.stderr));
 }
 "#;
