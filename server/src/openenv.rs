@@ -102,9 +102,14 @@ async fn schema(State(app): State<Arc<App>>, name: Option<Path<String>>) -> Resp
     }
 }
 
-/// `POST /reset`: a fresh instance, reset with the body's `seed`, `episode_id` and `options`;
-/// the observation reply's data. Stateless: nothing is kept.
-async fn reset(State(app): State<Arc<App>>, name: Option<Path<String>>, body: Body) -> Response {
+/// A stateless request: the environment it names, its JSON body, and `handle` run on a blocking
+/// thread; the observation reply's data or the failure as an HTTP error.
+async fn stateless(
+    app: Arc<App>,
+    name: Option<Path<String>>,
+    body: Body,
+    handle: impl FnOnce(&Served, Value) -> Result<Value, Failure> + Send + 'static,
+) -> Response {
     let served = match pick(&app, name) {
         Ok(served) => served,
         Err(response) => return response,
@@ -113,28 +118,26 @@ async fn reset(State(app): State<Arc<App>>, name: Option<Path<String>>, body: Bo
         Ok(body) => body,
         Err(response) => return response,
     };
-    let result = blocking(move || {
+    reply(blocking(move || handle(&served, body)).await)
+}
+
+/// `POST /reset`: a fresh instance, reset with the body's `seed`, `episode_id` and `options`;
+/// the observation reply's data. Stateless: nothing is kept.
+async fn reset(State(app): State<Arc<App>>, name: Option<Path<String>>, body: Body) -> Response {
+    stateless(app, name, body, |served, body| {
         let request = ResetRequest::parse(&body)?;
         let mut env = served.instantiate().map_err(|e| Failure::new(Code::FactoryError, e.to_string()))?;
         let transition = env.reset(request.seed, request.options.as_deref()).map_err(|e| execution(&e))?;
-        session::observation_reply(&served, &mut env, &transition, None)
-    });
-    reply(result.await)
+        session::observation_reply(served, &mut env, &transition, None)
+    })
+    .await
 }
 
 /// `POST /step`: stateless, so the body says which state to step from: `seed` (and `options`)
 /// for the reset, the `history` of actions played since, and the `action`. The observation
 /// reply's data.
 async fn step(State(app): State<Arc<App>>, name: Option<Path<String>>, body: Body) -> Response {
-    let served = match pick(&app, name) {
-        Ok(served) => served,
-        Err(response) => return response,
-    };
-    let body = match read_json(body, app.config.max_body_bytes).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let result = blocking(move || {
+    stateless(app, name, body, |served, body| {
         let Value::Object(mut fields) = body else {
             return Err(Failure::new(
                 Code::ValidationError,
@@ -181,9 +184,9 @@ async fn step(State(app): State<Arc<App>>, name: Option<Path<String>>, body: Bod
         }
         let player = env.current_player().unwrap_or(0);
         let transition = env.step(action).map_err(|e| execution(&e))?;
-        session::observation_reply(&served, &mut env, &transition, Some(transition.reward(player)))
-    });
-    reply(result.await)
+        session::observation_reply(served, &mut env, &transition, Some(transition.reward(player)))
+    })
+    .await
 }
 
 /// `GET /state`: the state of a fresh instance (stateless HTTP keeps no episode).
