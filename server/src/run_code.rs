@@ -171,6 +171,14 @@ fn limits(app: &App, lang: Lang, run_timeout: Option<f64>, memory_mib: Option<f6
     Ok(limits)
 }
 
+/// The compiler's deadline: `compile_timeout` within the server's bound, else the default.
+fn compile_deadline(app: &App, compile_timeout: Option<f64>) -> Duration {
+    match compile_timeout {
+        Some(s) if s > 0.0 && s.is_finite() => Duration::from_secs_f64(s.min(app.config.max_run_timeout.as_secs_f64())),
+        _ => CompileOptions::default().deadline,
+    }
+}
+
 /// Writes the request's files (base64) into a fresh directory the program may read as `.`.
 fn write_files(files: &BTreeMap<String, Option<String>>, limit: usize) -> Result<Option<Scratch>, String> {
     let files: Vec<_> = files.iter().filter_map(|(name, content)| content.as_ref().map(|c| (name, c))).collect();
@@ -254,10 +262,7 @@ async fn run_code(State(app): State<Arc<App>>, body: Body) -> Response {
         Ok(limits) => limits,
         Err(message) => return sandbox_error(StatusCode::UNPROCESSABLE_ENTITY, message),
     };
-    let compile_deadline = match request.compile_timeout {
-        Some(s) if s > 0.0 && s.is_finite() => Duration::from_secs_f64(s.min(app.config.max_run_timeout.as_secs_f64())),
-        _ => CompileOptions::default().deadline,
-    };
+    let compile_deadline = compile_deadline(&app, request.compile_timeout);
     let permit = match app.runs.acquire(1).await {
         Ok(permit) => permit,
         Err(response) => return response,
@@ -454,10 +459,7 @@ async fn grade(State(app): State<Arc<App>>, body: Body) -> Response {
         Ok(limits) => limits,
         Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", e),
     };
-    let compile_deadline = match request.compile_timeout {
-        Some(s) if s > 0.0 && s.is_finite() => Duration::from_secs_f64(s.min(app.config.max_run_timeout.as_secs_f64())),
-        _ => CompileOptions::default().deadline,
-    };
+    let compile_deadline = compile_deadline(&app, request.compile_timeout);
     let jobs = request.jobs.unwrap_or(app.config.jobs).clamp(1, app.config.jobs).min(tests.len().max(1));
     let permit = match app.runs.acquire(jobs).await {
         Ok(permit) => permit,
