@@ -55,6 +55,16 @@ pub fn test_case(name: &str, stdin: &str, expected: &str) -> wasmgym_grade::Test
     }
 }
 
+/// A composite of `wiring`, its modules found among the built-in environments, programs and
+/// test guests.
+pub fn composite(wiring: wasmgym_agent::Wiring) -> wasmgym_agent::CompositeModule {
+    let finders = [wasmgym_builtin::find, wasmgym_builtin::find_program, wasmgym_builtin::find_test_guest];
+    let bytes_of = |name: &str| {
+        finders.iter().find_map(|f| f(name)).map(|g| g.bytes.to_vec()).ok_or_else(|| format!("no built-in {name}"))
+    };
+    wasmgym_agent::CompositeModule::load(runtime(), wiring, &bytes_of).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Every built-in environment's name.
 pub fn all_envs() -> Vec<&'static str> {
     wasmgym_builtin::names()

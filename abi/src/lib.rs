@@ -59,7 +59,7 @@ pub mod rng;
 mod spec;
 pub mod wire;
 
-pub use spec::{Determinism, Dtype, EnvSpec, MAX_NAME_BYTES, MAX_PLAYERS, MAX_SPACE_ELEMENTS, Space};
+pub use spec::{Determinism, Dtype, EnvSpec, MAX_NAME_BYTES, MAX_PLAYERS, MAX_SPACE_ELEMENTS, MAX_TOOLS, Space, Tool};
 pub use wire::{Action, DecodeError, Observation, ResetRequest, Status, Transition};
 
 /// The ABI version this crate speaks. Bumped on any incompatible change to exports or encodings.

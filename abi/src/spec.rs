@@ -25,6 +25,83 @@ pub struct EnvSpec {
     pub max_episode_steps: Option<u64>,
     /// Whether transitions draw randomness from the host RNG.
     pub determinism: Determinism,
+    /// The tools a tool-use text environment offers, in the shape LLM function calling uses: a
+    /// name, a description and a JSON schema of the arguments. An agent calls one with the text
+    /// action `{"tool": NAME, "args": {...}}`. Empty for other environments (and omitted from the
+    /// JSON, so specs written before tools existed still read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool>,
+}
+
+/// One tool of a tool-use environment ([`EnvSpec::tools`]), as LLM function calling declares it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    /// The name a call gives: 1 to 64 ASCII letters, digits, `_` or `-`.
+    pub name: String,
+    /// What the tool does, for the agent to read.
+    #[serde(default)]
+    pub description: String,
+    /// A JSON schema of the arguments object: `{"type": "object", "properties": {...}, "required": [...]}`.
+    pub parameters: serde_json::Value,
+}
+
+/// The most tools an environment may declare.
+pub const MAX_TOOLS: usize = 256;
+
+impl Tool {
+    /// A tool with these properties (`(name, JSON type, description)`), all of them required.
+    pub fn new(name: &str, description: &str, params: &[(&str, &str, &str)]) -> Tool {
+        let properties: serde_json::Map<String, serde_json::Value> = params
+            .iter()
+            .map(|(p, ty, doc)| (p.to_string(), serde_json::json!({"type": ty, "description": doc})))
+            .collect();
+        let required: Vec<&str> = params.iter().map(|p| p.0).collect();
+        Tool {
+            name: name.into(),
+            description: description.into(),
+            parameters: serde_json::json!({
+                "type": "object", "properties": properties, "required": required, "additionalProperties": false
+            }),
+        }
+    }
+
+    /// Checks the name and that `parameters` is an object schema (`"type": "object"`, `properties`
+    /// an object, `required` naming only properties).
+    pub fn validate(&self) -> Result<(), String> {
+        let name_ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        if self.name.is_empty() || self.name.len() > 64 || !self.name.chars().all(name_ok) {
+            return Err(format!(
+                "tool name {:?} must be 1 to 64 ASCII letters, digits, _ or -",
+                self.name.chars().take(64).collect::<String>()
+            ));
+        }
+        let schema = self.parameters.as_object().ok_or_else(|| {
+            format!("tool {}: parameters must be a JSON schema object such as {{\"type\": \"object\"}}", self.name)
+        })?;
+        if schema.get("type").and_then(|t| t.as_str()) != Some("object") {
+            return Err(format!(
+                "tool {}: parameters must have \"type\": \"object\" (the arguments object)",
+                self.name
+            ));
+        }
+        let properties = match schema.get("properties") {
+            None => serde_json::Map::new(),
+            Some(serde_json::Value::Object(p)) => p.clone(),
+            Some(_) => return Err(format!("tool {}: \"properties\" must be an object", self.name)),
+        };
+        if let Some(required) = schema.get("required") {
+            let names = required
+                .as_array()
+                .ok_or_else(|| format!("tool {}: \"required\" must be an array of property names", self.name))?;
+            for n in names {
+                match n.as_str() {
+                    Some(n) if properties.contains_key(n) => {}
+                    _ => return Err(format!("tool {}: required {n} is not one of its properties", self.name)),
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Whether an environment's transitions are a function of state and action alone.
@@ -172,8 +249,9 @@ pub const MAX_NAME_BYTES: usize = 64;
 impl EnvSpec {
     /// Checks everything a host relies on before trusting the spec: a printable name (letters,
     /// digits, `_ - . : /`, at most [`MAX_NAME_BYTES`]), 1 to [`MAX_PLAYERS`] players, well-formed
-    /// spaces ([`Space::validate`]), a `Discrete` or `Text` action space, and a reward range with
-    /// low ≤ high (no NaN). The message names the field and what to change.
+    /// spaces ([`Space::validate`]), a `Discrete` or `Text` action space, a reward range with
+    /// low ≤ high (no NaN), and tools (only with a `Text` action space) with unique names and
+    /// object schemas ([`Tool::validate`]). The message names the field and what to change.
     pub fn validate(&self) -> Result<(), String> {
         let name_ok = |c: char| c.is_ascii_alphanumeric() || "_-.:/".contains(c);
         if self.name.is_empty() || self.name.len() > MAX_NAME_BYTES || !self.name.chars().all(name_ok) {
@@ -194,6 +272,18 @@ impl EnvSpec {
         #[allow(clippy::neg_cmp_op_on_partial_ord)]
         if !(low <= high) {
             return Err(format!("reward_range ({low}, {high}) must have low <= high"));
+        }
+        if !self.tools.is_empty() && !matches!(self.action_space, Space::Text { .. }) {
+            return Err("tools need a Text action space (a call is the text {\"tool\": ..., \"args\": ...})".into());
+        }
+        if self.tools.len() > MAX_TOOLS {
+            return Err(format!("{} tools: at most {MAX_TOOLS}", self.tools.len()));
+        }
+        for (i, tool) in self.tools.iter().enumerate() {
+            tool.validate()?;
+            if self.tools[..i].iter().any(|t| t.name == tool.name) {
+                return Err(format!("tool {} is declared twice: tool names must be unique", tool.name));
+            }
         }
         Ok(())
     }
@@ -283,6 +373,7 @@ mod tests {
             reward_range: (0.0, 1.0),
             max_episode_steps: Some(500),
             determinism: Determinism::Deterministic,
+            tools: vec![],
         };
         let json = serde_json::to_string(&spec).unwrap();
         assert!(json.contains("\"-inf\""), "{json}");
@@ -308,6 +399,7 @@ mod tests {
             reward_range: (-1.0, 1.0),
             max_episode_steps: None,
             determinism: Determinism::Deterministic,
+            tools: vec![],
         }
     }
 
@@ -342,5 +434,21 @@ mod tests {
         refused(&|s| s.observation_space = Space::MultiDiscrete { nvec: vec![2, 0] }, "element 1");
         refused(&|s| s.action_space = Space::MultiDiscrete { nvec: vec![2] }, "Discrete or Text");
         refused(&|s| s.action_space = Space::Discrete { n: u64::MAX }, "i64");
+        let tool = Tool::new("get_order", "Looks up an order.", &[("order_id", "string", "like #W1001")]);
+        refused(&|s| s.tools = vec![tool.clone()], "Text action space");
+        let text = |s: &mut EnvSpec| s.action_space = Space::Text { max_length: 64, charset: None };
+        refused(&|s| (text(s), s.tools = vec![tool.clone(), tool.clone()]).1, "twice");
+        refused(&|s| (text(s), s.tools = vec![Tool { name: "a b".into(), ..tool.clone() }]).1, "tool name");
+        let no_object = Tool { parameters: serde_json::json!({"type": "string"}), ..tool.clone() };
+        refused(&|s| (text(s), s.tools = vec![no_object.clone()]).1, "\"object\"");
+        let bad_required =
+            Tool { parameters: serde_json::json!({"type": "object", "required": ["x"]}), ..tool.clone() };
+        refused(&|s| (text(s), s.tools = vec![bad_required.clone()]).1, "required");
+        let mut ok = spec();
+        text(&mut ok);
+        ok.tools = vec![tool.clone()];
+        assert_eq!(ok.validate(), Ok(()));
+        let back: EnvSpec = serde_json::from_str(&serde_json::to_string(&ok).unwrap()).unwrap();
+        assert_eq!(back, ok);
     }
 }

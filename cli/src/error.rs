@@ -23,6 +23,14 @@ pub enum Error {
     Io(io::Error),
     /// Grading could not start (an invalid program or checker, a malformed test file): exit 1.
     Grade(wasmgym_grade::GradeError),
+    /// A composite episode failed (a part trapped or hit a limit, a malformed wiring): exit 1.
+    Agent(wasmgym_agent::Error),
+}
+
+impl From<wasmgym_agent::Error> for Error {
+    fn from(e: wasmgym_agent::Error) -> Self {
+        Error::Agent(e)
+    }
 }
 
 impl From<io::Error> for Error {
@@ -51,6 +59,9 @@ impl Error {
             Error::Env { source, .. } => source.kind(),
             Error::Io(_) => "io",
             Error::Grade(e) => e.kind(),
+            Error::Agent(wasmgym_agent::Error::Part { source, .. }) => source.kind(),
+            Error::Agent(wasmgym_agent::Error::Wiring(_)) => "wiring",
+            Error::Agent(_) => "agent",
         }
     }
 
@@ -65,6 +76,7 @@ impl Error {
                 return crate::output::printable(&e.to_string());
             }
             Error::Grade(e) => e.to_string(),
+            Error::Agent(e) => e.to_string(),
         };
         one_line(&text)
     }
@@ -75,7 +87,7 @@ impl Error {
             Error::Usage(_)
             | Error::Env { source: wasmgym::Error::Io { .. }, .. }
             | Error::Grade(wasmgym_grade::GradeError::TestFile { .. }) => 2,
-            Error::Env { .. } | Error::Io(_) | Error::Grade(_) => 1,
+            Error::Env { .. } | Error::Io(_) | Error::Grade(_) | Error::Agent(_) => 1,
         }
     }
 

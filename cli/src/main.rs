@@ -55,6 +55,9 @@ enum Command {
     Search(cmd::search::Args),
     /// Write AlphaZero-style self-play data: MCTS plays every side, one JSON line per move.
     Selfplay(cmd::selfplay::Args),
+    /// Evaluate an agent on agent environments: pass^k over tasks, or a sequential task suite
+    /// beside its i.i.d. baseline.
+    Eval(cmd::eval::Args),
     /// Serve environments over OpenEnv's protocol (WebSocket /ws, HTTP) and run code over
     /// SandboxFusion's (/run_code), for trainers that speak them.
     Serve(cmd::serve::Args),
@@ -76,6 +79,7 @@ impl Command {
             Command::Search(a) => a.json,
             Command::Selfplay(a) => a.json,
             Command::Serve(a) => a.json,
+            Command::Eval(a) => a.json,
         }
     }
 
@@ -93,6 +97,7 @@ impl Command {
             Command::Search(a) => cmd::search::run(a),
             Command::Selfplay(a) => cmd::selfplay::run(a),
             Command::Serve(a) => cmd::serve::run(a),
+            Command::Eval(a) => cmd::eval::run(a),
         }
     }
 }

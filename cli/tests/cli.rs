@@ -64,6 +64,9 @@ fn envs_json_lists_the_four_builtins() {
     for name in ["bandit", "cart_pole", "connect_four", "tic_tac_toe"] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
+    let composites: Vec<&str> =
+        doc["composites"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(composites, ["support_desk", "workshop"]);
     let c4 = doc["envs"].as_array().unwrap().iter().find(|e| e["name"] == "connect_four").unwrap();
     assert_eq!(c4["players"], 2);
     assert_eq!(c4["action_space"]["type"], "discrete");
@@ -706,6 +709,12 @@ fn the_cli_contract_holds_in_every_command() {
         (&["check", "cartpole"], 2, "Did you mean `cart_pole`?"),
         (&["grade", "summ", "--tests", "programs/sum/tests.jsonl"], 2, "Did you mean the example `sum`?"),
         (&["run", "chess"], 2, "The built-ins are"),
+        (&["eval", "support_desk", "--k", "0"], 2, "--k"),
+        (&["eval", "support_desk", "--tasks", "0"], 2, "--tasks"),
+        (&["eval", "support_desk", "--jobs", "0"], 2, "--jobs"),
+        (&["eval", "supportdesk"], 2, "Did you mean `support_desk`?"),
+        (&["eval", "text_adventure"], 2, "no built-in scripted agent"),
+        (&["eval", "/nonexistent/wiring.json"], 2, "cannot read"),
     ];
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     for (args, code, says) in cases {
@@ -729,4 +738,39 @@ fn the_compile_cache_fills_once_and_no_cache_keeps_nothing() {
     assert_eq!(entries, 2, "one module: its code and its entry");
     assert_exit(&run(&["inspect", "tic_tac_toe", "--no-cache"]), 0);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn eval_reports_pass_k_and_sequential_suites() {
+    let o = wasmgym(&["eval", "support_desk", "--tasks", "3", "--k", "2", "--json"]);
+    assert_exit(&o, 0);
+    let report = json(&o);
+    assert_eq!(report["tasks"].as_array().unwrap().len(), 3);
+    let hats = report["pass_hat"].as_array().unwrap();
+    assert_eq!(hats.len(), 2);
+    assert!(report["pass_k"].as_f64().unwrap() <= hats[0].as_f64().unwrap());
+    let trials: Vec<&Value> = report["tasks"].as_array().unwrap().iter().flat_map(|t| t.as_array().unwrap()).collect();
+    let wins = trials.iter().filter(|t| t["success"] == true).count() as f64;
+    assert_eq!(hats[0].as_f64().unwrap(), wins / 6.0, "pass^1 is the success rate over every trial");
+
+    let o = wasmgym(&["eval", "workshop", "--sequential", "--tasks", "8", "--k", "1", "--json"]);
+    assert_exit(&o, 0);
+    let suite = json(&o);
+    let sum = |key: &str| suite[key].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum::<f64>();
+    assert!(sum("sequential") > sum("iid"), "{suite}");
+    let text = stdout(&wasmgym(&["eval", "workshop", "--sequential", "--tasks", "8", "--k", "1"]));
+    assert!(text.contains("position") && text.contains("i.i.d."), "{text}");
+}
+
+#[test]
+fn play_a_composite_as_the_agent_from_a_pipe() {
+    let input = "Hello, what is your email?\n/get_order {\"order_id\": 5}\n/launch\n";
+    let o = wasmgym_with_input(&["play", "support_desk", "--options", r#"{"task": 3}"#], input);
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains("get_order(order_id)"), "the tools are listed: {out}");
+    assert!(out.contains("[user]"), "{out}");
+    assert!(out.contains("must be a string"), "a bad call is answered: {out}");
+    assert!(out.contains("unknown tool \"launch\""), "{out}");
+    assert!(out.contains("Input ended before the episode did"), "{out}");
 }

@@ -82,6 +82,12 @@ create_exception!(
 );
 create_exception!(
     wasmgym,
+    AgentError,
+    WasmgymError,
+    "A composite episode cannot go on: its host-callback user failed, or its wiring is malformed."
+);
+create_exception!(
+    wasmgym,
     GradeError,
     WasmgymError,
     "A batch could not be graded: the program, the tests, the checker or the toolchain."
@@ -106,6 +112,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PoisonedError", py.get_type::<PoisonedError>())?;
     m.add("SearchError", py.get_type::<SearchError>())?;
     m.add("GradeError", py.get_type::<GradeError>())?;
+    m.add("AgentError", py.get_type::<AgentError>())?;
     Ok(())
 }
 
@@ -123,9 +130,14 @@ fn tagged(err: PyErr, kind: &str, poisons: bool) -> PyErr {
 
 /// The Python exception for a runtime error.
 pub fn runtime(e: wasmgym::Error) -> PyErr {
-    use wasmgym::Error as E;
     let message = e.to_string();
-    let err = match &e {
+    runtime_with(&e, message)
+}
+
+/// The Python exception for a runtime error, with `message` (which names where it happened).
+fn runtime_with(e: &wasmgym::Error, message: String) -> PyErr {
+    use wasmgym::Error as E;
+    let err = match e {
         E::AbiMismatch { .. } => AbiMismatchError::new_err(message),
         E::InvalidModule { .. }
         | E::MissingExport { .. }
@@ -147,6 +159,22 @@ pub fn runtime(e: wasmgym::Error) -> PyErr {
         _ => TrapError::new_err(message),
     };
     tagged(err, e.kind(), e.poisons())
+}
+
+/// The Python exception for a composite's error: a part's failure keeps the runtime's class (its
+/// message names the part); an invalid call is `InvalidCallError`, a bad snapshot
+/// `BadSnapshotError`.
+pub fn agent(e: wasmgym_agent::Error) -> PyErr {
+    use wasmgym_agent::Error as E;
+    let message = e.to_string();
+    match e {
+        E::Part { source, .. } => runtime_with(&source, message),
+        E::NotRunning(_) => tagged(InvalidCallError::new_err(message), "invalid_call", false),
+        E::Snapshot(_) => tagged(BadSnapshotError::new_err(message), "bad_snapshot", false),
+        E::Wiring(_) => tagged(AgentError::new_err(message), "wiring", false),
+        E::User { .. } => tagged(AgentError::new_err(message), "user", false),
+        _ => tagged(AgentError::new_err(message), "agent", false),
+    }
 }
 
 /// The Python exception for a search error: an environment failure keeps its own class.

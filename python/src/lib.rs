@@ -2,6 +2,7 @@
 //! vector stepping, search and grading on the runtime's public API. The pure-Python layer
 //! (`python/wasmgym/`) builds Gymnasium, PettingZoo and the trainer adapters on it.
 
+mod agent;
 mod env;
 mod errors;
 mod grade;
@@ -17,6 +18,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<env::Snapshot>()?;
     m.add_class::<vector::VecEnv>()?;
     m.add_class::<grade::Checker>()?;
+    m.add_class::<agent::Composite>()?;
+    m.add_class::<agent::CompositeSnapshot>()?;
+    m.add_function(wrap_pyfunction!(agent::pass_hat, m)?)?;
+    m.add_function(wrap_pyfunction!(agent::eval_scripted, m)?)?;
     m.add_function(wrap_pyfunction!(env::builtin_envs, m)?)?;
     m.add_function(wrap_pyfunction!(grade::grade, m)?)?;
     m.add_function(wrap_pyfunction!(grade::builtin_program, m)?)?;

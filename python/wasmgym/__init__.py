@@ -9,7 +9,9 @@ microseconds, exactly.
 Modules: ``wasmgym.vector`` (vectorised stepping on Rust threads), ``wasmgym.pettingzoo`` (AEC
 environments), ``wasmgym.search`` (MCTS, PUCT, beam, BFS, solve), ``wasmgym.rewards`` (TRL and
 verl reward functions), ``wasmgym.trl`` (multi-turn text environments for TRL),
-``wasmgym.bench`` (``python -m wasmgym.bench``). Every error is a ``WasmgymError``.
+``wasmgym.bench`` (``python -m wasmgym.bench``), ``wasmgym.agents`` (composite agent episodes:
+environment, simulated user and checker forking as one; pass^k; sequential suites). Every error is
+a ``WasmgymError``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ._core import (
     ABI_VERSION,
     SNAPSHOT_FORMAT,
     AbiMismatchError,
+    AgentError,
     BadSnapshotError,
     Checker,
     DeadlineError,
@@ -40,7 +43,7 @@ from ._core import (
     WasmgymError,
     builtin_envs,
 )
-from . import search, vector
+from . import agents, search, vector
 from .env import WasmgymEnv, make
 from .grading import Report, Summary, TestResult, grade
 
@@ -50,6 +53,7 @@ __all__ = [
     "ABI_VERSION",
     "SNAPSHOT_FORMAT",
     "AbiMismatchError",
+    "AgentError",
     "BadSnapshotError",
     "Checker",
     "DeadlineError",
@@ -74,6 +78,7 @@ __all__ = [
     "builtin_envs",
     "grade",
     "make",
+    "agents",
     "search",
     "vector",
 ]

@@ -14,6 +14,7 @@
 //!             action_space: Space::Discrete { n: 10 },
 //!             reward_range: (-1.0, 1.0), max_episode_steps: Some(10),
 //!             determinism: Determinism::Deterministic,
+//!             tools: vec![],
 //!         }
 //!     }
 //!     fn reset(rng: &mut Rng, _options: &Options) -> Result<Self, EnvError> {
@@ -55,7 +56,7 @@ pub use rng::Rng;
 pub use runner::{Runner, StepError};
 pub use wasmgym_abi::checker::CHECKER_ABI_VERSION;
 pub use wasmgym_abi::wire::{Status, Transition as StepResult};
-pub use wasmgym_abi::{ABI_VERSION, Action, Determinism, Dtype, EnvSpec, Observation, Space};
+pub use wasmgym_abi::{ABI_VERSION, Action, Determinism, Dtype, EnvSpec, Observation, Space, Tool};
 
 /// Reset options: the JSON document the caller passed to `reset`, or `Null` if none.
 pub type Options = serde_json::Value;
@@ -214,6 +215,16 @@ pub trait Environment: Sized + 'static {
     /// Starts an episode. Draw every random choice from `rng`. Refuse options you cannot use with
     /// [`EnvError::caller`], saying what you expect.
     fn reset(rng: &mut Rng, options: &Options) -> Result<Self, EnvError>;
+
+    /// Starts the next task of a sequential suite from where the last episode ended: the SDK calls
+    /// it instead of [`reset`](Environment::reset) when the reset options are an object with
+    /// `"carry": true` and an episode was started before. Keep what should carry over (files
+    /// written, notes kept) from `previous` and start the rest afresh. Default: forget everything,
+    /// as `reset` does.
+    fn continue_from(previous: &Self, rng: &mut Rng, options: &Options) -> Result<Self, EnvError> {
+        let _ = previous;
+        Self::reset(rng, options)
+    }
 
     /// The current observation; it must lie in the spec's observation space.
     fn observation(&self) -> Observation;

@@ -260,7 +260,12 @@ impl<E: Environment> Runner<E> {
                 (Status::BadRequest, format!("reset options are not valid JSON ({e}): pass a JSON object"))
             })?,
         };
-        let env = E::reset(&mut self.rng, &options).map_err(|e| refusal(e, Status::BadRequest))?;
+        let carry = options.get("carry").and_then(Options::as_bool) == Some(true);
+        let env = match &self.env {
+            Some(previous) if carry => E::continue_from(previous, &mut self.rng, &options),
+            _ => E::reset(&mut self.rng, &options),
+        }
+        .map_err(|e| refusal(e, Status::BadRequest))?;
         self.env = Some(env);
         self.steps = 0;
         self.over = false;

@@ -6,7 +6,17 @@ use wasmgym_tests::{all_envs, module};
 #[test]
 fn every_builtin_env_passes_the_conformance_suite() {
     let envs = all_envs();
-    let expected = ["bandit", "cart_pole", "connect_four", "game_of_24", "text_adventure", "tic_tac_toe"];
+    let expected = [
+        "bandit",
+        "cart_pole",
+        "connect_four",
+        "game_of_24",
+        "support_desk",
+        "support_user",
+        "text_adventure",
+        "tic_tac_toe",
+        "workshop",
+    ];
     assert_eq!(envs, expected, "every environment of envs/ is built in");
     for name in envs {
         let report = run(&module(name), &CheckOptions { episodes: 12, ..CheckOptions::default() });

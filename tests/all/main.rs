@@ -1,6 +1,7 @@
 //! wasmgym's integration tests, one binary (as in wasmtime's `tests/all`).
 
 mod abi_doc;
+mod agent;
 mod agreement;
 mod bad_input;
 mod cache;

@@ -43,7 +43,11 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         });
     }
     if args.json {
-        output::print_json(&serde_json::json!({ "envs": rows }))?;
+        let composites: Vec<serde_json::Value> = wasmgym_agent::BUILTIN
+            .iter()
+            .map(|(name, about)| serde_json::json!({"name": name, "about": about, "wiring": wasmgym_agent::Wiring::builtin(name)}))
+            .collect();
+        output::print_json(&serde_json::json!({ "envs": rows, "composites": composites }))?;
         return Ok(Outcome::Passed);
     }
     let mut out = io::stdout().lock();
@@ -69,5 +73,12 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         out,
         "\nRun one with `wasmgym run <name>`, play it with `wasmgym play <name>`; a path to a .wasm or .wat file works too."
     )?;
+    writeln!(
+        out,
+        "\nComposite agent environments (`wasmgym play <name>` makes you the agent; `wasmgym eval <name>`):"
+    )?;
+    for (name, about) in wasmgym_agent::BUILTIN {
+        writeln!(out, "  {name:<14} {about}")?;
+    }
     Ok(Outcome::Passed)
 }

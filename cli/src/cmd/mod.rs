@@ -6,6 +6,7 @@ pub mod bench_python;
 pub mod check;
 pub mod demo;
 pub mod envs;
+pub mod eval;
 pub mod grade;
 pub mod inspect;
 pub mod new;

@@ -174,6 +174,7 @@ impl Environment for {Type} {
             reward_range: (-0.1, 1.0),
             max_episode_steps: Some(SIZE),
             determinism: Determinism::Deterministic,
+            tools: vec![],
         }
     }
 
@@ -235,6 +236,7 @@ impl Environment for {Type} {
             reward_range: (-1.0, 1.0),
             max_episode_steps: Some(20),
             determinism: Determinism::Deterministic,
+            tools: vec![],
         }
     }
 
@@ -298,6 +300,7 @@ impl Environment for {Type} {
             reward_range: (-0.01, 1.0),
             max_episode_steps: Some(50),
             determinism: Determinism::Deterministic,
+            tools: vec![],
         }
     }
 

@@ -1,6 +1,10 @@
 //! `wasmgym play <env>`: a person against a uniform-random opponent, in the terminal or through a
 //! pipe. Bad input is refused with a message and asked again; an illegal action leaves the game
 //! as it was (the runtime refuses it without changing the state).
+//!
+//! `wasmgym play <composite>` (a built-in composite such as `support_desk`, or a wiring file): the
+//! person is the agent, typing messages to the simulated user and tool calls (`/NAME {args}` or the
+//! JSON call); the tools are listed first, and the checker's score is shown at the end.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 
@@ -14,11 +18,15 @@ use crate::{load, output};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A built-in name (see `wasmgym envs`) or a path to a .wasm or .wat file.
+    /// A built-in name (see `wasmgym envs`), a path to a .wasm or .wat file, or a composite (a
+    /// built-in such as support_desk, or a wiring .json file), in which you are the agent.
     pub env: String,
     /// Seed of the reset and of the random opponent.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Reset options as JSON (for composites, the task: `{"task": 3}`).
+    #[arg(long)]
+    pub options: Option<String>,
     /// Which player you are (0 moves first); the other players choose at random.
     #[arg(long, default_value_t = 0)]
     pub human_player: u32,
@@ -32,6 +40,9 @@ enum Input {
 }
 
 pub fn run(args: Args) -> Result<Outcome, Error> {
+    if load::is_composite(&args.env) {
+        return converse(&args);
+    }
     let loaded = load::load(&load::runtime()?, &args.env)?;
     let spec = loaded.module.spec().clone();
     if args.human_player >= spec.players {
@@ -54,7 +65,7 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         spec.name, loaded.source, args.human_player, args.seed
     )?;
     writeln!(out, "Type an action and press Enter{}.", quit_hint(&spec.action_space))?;
-    env.reset(Some(args.seed), None).context(|| format!("resetting with seed {}", args.seed))?;
+    env.reset(Some(args.seed), args.options.as_deref()).context(|| format!("resetting with seed {}", args.seed))?;
     let mut returns = vec![0.0; spec.players as usize];
     let mut truncated = false;
 
@@ -180,4 +191,70 @@ fn quit_hint(space: &Space) -> &'static str {
 
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("    {}", crate::output::printable(l))).collect::<Vec<_>>().join("\n")
+}
+
+/// Plays a composite: the person is the agent.
+fn converse(args: &Args) -> Result<Outcome, Error> {
+    let module = load::composite(&load::runtime()?, &args.env)?;
+    let mut composite = module.instantiate(wasmgym::Limits::default())?;
+    let stdin = io::stdin();
+    let echo = !stdin.is_terminal();
+    let mut input = stdin.lock();
+    let mut out = io::stdout().lock();
+    let name = &module.wiring().name;
+    writeln!(out, "{name}: you are the agent, seed {}.", args.seed)?;
+    let tools = module.tools();
+    if !tools.is_empty() {
+        writeln!(
+            out,
+            "Tools (call one with `/NAME {{\"arg\": ...}}` or the JSON call {{\"tool\": NAME, \"args\": {{...}}}}):"
+        )?;
+        for tool in &tools {
+            let params = tool.parameters.get("properties").and_then(|p| p.as_object());
+            let params: Vec<&str> = params.into_iter().flat_map(|p| p.keys()).map(String::as_str).collect();
+            writeln!(out, "  {}({}): {}", tool.name, params.join(", "), output::printable(&tool.description))?;
+        }
+    }
+    writeln!(out, "Anything else you type is a message to the user. End of input (Ctrl-D) stops.")?;
+    let mut step = composite.reset(args.seed, args.options.as_deref())?;
+    loop {
+        for m in &step.messages {
+            writeln!(out, "\n[{}] {}", m.from, indent(&m.text).trim_start())?;
+        }
+        if step.done() {
+            break;
+        }
+        write!(out, "agent> ")?;
+        out.flush()?;
+        let mut line = String::new();
+        if input.read_line(&mut line)? == 0 {
+            writeln!(out, "\nInput ended before the episode did: stopping without a result.")?;
+            return Ok(Outcome::Passed);
+        }
+        let line = line.trim_end_matches(['\n', '\r']);
+        if echo {
+            writeln!(out, "{line}")?;
+        }
+        step = composite.step(&shortcut(line))?;
+    }
+    let ending = if step.terminated { "over" } else { "truncated" };
+    write!(out, "\nEpisode {ending} after {} turns. Reward {}", composite.turns(), composite.total_reward())?;
+    match composite.score() {
+        Some(s) if s.message.is_empty() => writeln!(out, " (checker: {}).", s.score)?,
+        Some(s) => writeln!(out, " (checker: {}: {}).", s.score, output::printable(&s.message))?,
+        None => writeln!(out, ".")?,
+    }
+    Ok(Outcome::Passed)
+}
+
+/// `/NAME {args}` (or `/NAME` alone) as the JSON call; any other line as it is.
+fn shortcut(line: &str) -> String {
+    let Some(call) = line.strip_prefix('/') else { return line.to_string() };
+    let (tool, args) = call.split_once(char::is_whitespace).unwrap_or((call, ""));
+    let args = args.trim();
+    match serde_json::from_str::<serde_json::Value>(if args.is_empty() { "{}" } else { args }) {
+        Ok(args) => serde_json::json!({"tool": tool, "args": args}).to_string(),
+        // Not JSON: passed as text, which the host answers by saying what is wrong with it.
+        Err(_) => serde_json::json!({"tool": tool, "args": args}).to_string(),
+    }
 }

@@ -172,6 +172,7 @@ impl Environment for CartPole {
             reward_range: (0.0, 1.0),
             max_episode_steps: Some(500),
             determinism: Determinism::Deterministic,
+            tools: vec![],
         }
     }
 

@@ -91,6 +91,7 @@ impl Environment for ConnectFour {
             reward_range: (-1.0, 1.0),
             max_episode_steps: None,
             determinism: Determinism::Deterministic,
+            tools: vec![],
         }
     }
 

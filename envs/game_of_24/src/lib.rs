@@ -270,6 +270,7 @@ impl Environment for GameOf24 {
             // that step truncated (Gymnasium's TimeLimit), which it is not.
             max_episode_steps: None,
             determinism: Determinism::Deterministic,
+            tools: vec![],
         }
     }
 

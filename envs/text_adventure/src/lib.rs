@@ -376,6 +376,7 @@ impl Environment for TextAdventure {
             reward_range: (0.0, 1.0),
             max_episode_steps: Some(50),
             determinism: Determinism::Deterministic,
+            tools: vec![],
         }
     }
 

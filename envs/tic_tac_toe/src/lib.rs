@@ -65,6 +65,7 @@ impl Environment for TicTacToe {
             reward_range: (-1.0, 1.0),
             max_episode_steps: None,
             determinism: Determinism::Deterministic,
+            tools: vec![],
         }
     }
 

@@ -23,6 +23,7 @@ impl Environment for Answer {
             reward_range: (0.0, 0.0),
             max_episode_steps: Some(16),
             determinism: Determinism::Deterministic,
+            tools: vec![],
         }
     }
 

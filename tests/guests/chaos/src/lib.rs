@@ -58,6 +58,7 @@ impl Environment for Chaos {
             reward_range: (0.0, 1.0),
             max_episode_steps: Some(1000),
             determinism: Determinism::Stochastic,
+            tools: vec![],
         }
     }
 

@@ -33,6 +33,7 @@ impl Environment for Dirty {
             reward_range: (0.0, 0.0),
             max_episode_steps: None,
             determinism: Determinism::Deterministic,
+            tools: vec![],
         }
     }
 

@@ -20,6 +20,7 @@ impl Environment for Panicky {
             reward_range: (0.0, 1.0),
             max_episode_steps: Some(50),
             determinism: Determinism::Stochastic,
+            tools: vec![],
         }
     }
 

@@ -24,6 +24,7 @@ impl Environment for Reverse {
             reward_range: (0.0, 1.0),
             max_episode_steps: None,
             determinism: Determinism::Deterministic,
+            tools: vec![],
         }
     }
 
