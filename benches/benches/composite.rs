@@ -22,7 +22,8 @@ fn config() -> Criterion {
         .sample_size(20)
 }
 
-/// The support desk composite four turns into task 0, and the agent's next action.
+/// The support desk composite half-way through the scripted agent's episode of task 3, and the
+/// agent's next action there.
 fn mid_conversation() -> (Composite, String) {
     let runtime = &wasmgym_benches::modules().runtime;
     let bytes_of = |name: &str| {
@@ -33,16 +34,22 @@ fn mid_conversation() -> (Composite, String) {
     };
     let module = CompositeModule::load(runtime, Wiring::builtin("support_desk").unwrap(), &bytes_of).unwrap();
     let mut composite = module.instantiate(Limits::default()).unwrap();
+    let options = r#"{"task": 3}"#;
     let mut agent = wasmgym_agent::scripted::builtin("support_desk").unwrap();
-    let mut step = composite.reset(0, Some(r#"{"task": 0}"#)).unwrap();
+    let mut step = composite.reset(0, Some(options)).unwrap();
     agent.start(&composite.tools());
-    for _ in 0..4 {
-        let action = agent.act(&step.messages).unwrap();
-        step = composite.step(&action).unwrap();
-        assert!(!step.done(), "the conversation ended before the benchmark's state");
+    let mut actions = Vec::new();
+    while !step.done() {
+        actions.push(agent.act(&step.messages).unwrap());
+        step = composite.step(actions.last().unwrap()).unwrap();
     }
-    let next = agent.act(&step.messages).unwrap();
-    (composite, next)
+    assert!(actions.len() >= 2, "the episode is too short to stop half-way: {actions:?}");
+    composite.reset(0, Some(options)).unwrap();
+    let mid = actions.len() / 2;
+    for action in &actions[..mid] {
+        composite.step(action).unwrap();
+    }
+    (composite, actions[mid].clone())
 }
 
 fn composite(c: &mut Criterion) {
