@@ -306,6 +306,23 @@ impl Composite {
         self.state.phase == Phase::Running
     }
 
+    /// The commands the module parts list as valid now (their `valid_text_actions`; for the
+    /// support desk, useful tool calls), in the parts' order without repeats: what a search tries
+    /// when the caller proposes nothing.
+    pub fn valid_actions(&mut self) -> Result<Vec<String>, Error> {
+        let mut out: Vec<String> = Vec::new();
+        for (i, part) in self.parts.iter_mut().enumerate() {
+            let Some(env) = part else { continue };
+            let listed = env.text_actions().map_err(|source| self.module.part_error(i, source))?;
+            for action in listed.unwrap_or_default() {
+                if !out.contains(&action) {
+                    out.push(action);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The instance of a module part, by name (to render it, or query it in a test).
     pub fn part(&mut self, name: &str) -> Option<&mut Env> {
         let index = self.module.inner.wiring.parts.iter().position(|p| p.name == name)?;
@@ -696,5 +713,62 @@ impl<'a> Reader<'a> {
 
     fn len(&mut self) -> Option<usize> {
         usize::try_from(u64::from_le_bytes(self.take(8)?.try_into().ok()?)).ok()
+    }
+}
+
+/// A composite is a [`Branch`](wasmgym_search::Branch): breadth-first and beam search
+/// (`wasmgym_search::bfs`, `beam`) run on it unchanged, each action an agent action (text), each
+/// state the whole conversation. It has no state key, so transpositions merge on the complete
+/// state hash (exact: the transcript is part of it).
+impl wasmgym_search::Branch for Composite {
+    type Snapshot = CompositeSnapshot;
+
+    fn snapshot(&mut self) -> Result<CompositeSnapshot, wasmgym_search::SearchError> {
+        Composite::snapshot(self).map_err(search_error)
+    }
+
+    fn restore(&mut self, snapshot: &CompositeSnapshot) -> Result<(), wasmgym_search::SearchError> {
+        Composite::restore(self, snapshot).map_err(search_error)
+    }
+
+    /// A discrete action is refused (`None`): a composite's actions are text.
+    fn step(&mut self, action: &wasmgym::Action) -> Result<Option<wasmgym::Transition>, wasmgym_search::SearchError> {
+        let wasmgym::Action::Text(text) = action else { return Ok(None) };
+        let step = Composite::step(self, text).map_err(search_error)?;
+        Ok(Some(wasmgym::Transition {
+            observation: Observation::Text(step.observation()),
+            rewards: vec![step.reward],
+            terminated: step.terminated,
+            truncated: step.truncated,
+            info: "{}".into(),
+            current_player: (!step.done()).then_some(0),
+        }))
+    }
+
+    fn actions(&mut self) -> Result<Vec<wasmgym::Action>, wasmgym_search::SearchError> {
+        Ok(self.valid_actions().map_err(search_error)?.into_iter().map(wasmgym::Action::Text).collect())
+    }
+
+    fn current_player(&self) -> Option<u32> {
+        self.is_running().then_some(0)
+    }
+
+    fn observe(&mut self) -> Result<Option<Observation>, wasmgym_search::SearchError> {
+        Ok(None)
+    }
+
+    fn state_key(&mut self) -> Result<Option<Vec<u8>>, wasmgym_search::SearchError> {
+        Ok(None)
+    }
+
+    fn state_hash(&mut self) -> Result<[u8; 32], wasmgym_search::SearchError> {
+        Composite::state_hash(self).map_err(search_error)
+    }
+}
+
+fn search_error(e: Error) -> wasmgym_search::SearchError {
+    match e {
+        Error::Part { part, source } => wasmgym_search::SearchError::Branch(format!("part {part}: {source}")),
+        other => wasmgym_search::SearchError::Branch(other.to_string()),
     }
 }

@@ -715,6 +715,7 @@ fn the_cli_contract_holds_in_every_command() {
         (&["eval", "supportdesk"], 2, "Did you mean `support_desk`?"),
         (&["eval", "text_adventure"], 2, "no built-in scripted agent"),
         (&["eval", "/nonexistent/wiring.json"], 2, "cannot read"),
+        (&["search", "support_desk"], 2, "--algo beam"),
     ];
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     for (args, code, says) in cases {
@@ -773,4 +774,12 @@ fn play_a_composite_as_the_agent_from_a_pipe() {
     assert!(out.contains("must be a string"), "a bad call is answered: {out}");
     assert!(out.contains("unknown tool \"launch\""), "{out}");
     assert!(out.contains("Input ended before the episode did"), "{out}");
+
+    // Search runs on the composite too: the conversation is the state.
+    let o =
+        wasmgym(&["search", "support_desk", "--algo", "bfs", "--depth", "1", "--options", r#"{"task": 1}"#, "--json"]);
+    assert_exit(&o, 0);
+    let report = json(&o);
+    assert_eq!(report["env"], "support_desk");
+    assert!(report["nodes"].as_u64().unwrap() >= 2, "{report}");
 }

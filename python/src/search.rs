@@ -233,8 +233,8 @@ pub fn tree_search<'py>(
     let propose = proposer.as_mut().map(|p| p as &mut dyn FnMut(&mut wasmgym::Env) -> _);
     let evaluate = evaluator.as_mut().map(|e| e as &mut dyn wasmgym_search::StateEvaluator);
     let result = match width {
-        None => wasmgym_search::bfs(&mut guard, propose, evaluate, &options),
-        Some(_) => wasmgym_search::beam(&mut guard, propose, evaluate, &options),
+        None => wasmgym_search::bfs(&mut *guard, propose, evaluate, &options),
+        Some(_) => wasmgym_search::beam(&mut *guard, propose, evaluate, &options),
     };
     drop(guard);
     drop((proposer, evaluator));

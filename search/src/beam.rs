@@ -9,7 +9,7 @@ use serde::Serialize;
 use wasmgym::{Checker, Env, Snapshot};
 use wasmgym_abi::{Action, Observation};
 
-use crate::{SearchError, Tree, TreeNode, label};
+use crate::{Branch, SearchError, Tree, TreeNode, label};
 
 /// What identifies a state for merging transpositions (states reached by different paths).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,9 +51,10 @@ impl Default for BeamOptions {
     }
 }
 
-/// A state of a breadth-first or beam search, as callbacks see it.
+/// A state of a breadth-first or beam search, as callbacks see it (`S`: the environment's
+/// snapshot type, [`Branch::Snapshot`]).
 #[derive(Clone, Debug)]
-pub struct Scored {
+pub struct Scored<S = Snapshot> {
     /// The actions from the root to here.
     pub actions: Vec<Action>,
     /// The sum of the rewards along them, for the player to move at the root.
@@ -61,7 +62,7 @@ pub struct Scored {
     /// The episode is over here.
     pub terminal: bool,
     /// The state.
-    pub snapshot: Snapshot,
+    pub snapshot: S,
     /// The observation the last step returned.
     pub observation: Observation,
 }
@@ -69,14 +70,14 @@ pub struct Scored {
 /// Scores the states of a depth together (a value model, an LLM judge, a process reward
 /// checker): one value per state, higher is better. `env` is the search's environment, free to
 /// restore any state's snapshot into. Closures `FnMut(&mut Env, &[Scored]) -> Result<Vec<f64>,
-/// SearchError>` are evaluators.
-pub trait StateEvaluator {
+/// SearchError>` are evaluators (for any [`Branch`] `E`, with its snapshots).
+pub trait StateEvaluator<E: Branch = Env> {
     /// One value per state, in order.
-    fn evaluate(&mut self, env: &mut Env, states: &[Scored]) -> Result<Vec<f64>, SearchError>;
+    fn evaluate(&mut self, env: &mut E, states: &[Scored<E::Snapshot>]) -> Result<Vec<f64>, SearchError>;
 }
 
-impl<F: FnMut(&mut Env, &[Scored]) -> Result<Vec<f64>, SearchError>> StateEvaluator for F {
-    fn evaluate(&mut self, env: &mut Env, states: &[Scored]) -> Result<Vec<f64>, SearchError> {
+impl<E: Branch, F: FnMut(&mut E, &[Scored<E::Snapshot>]) -> Result<Vec<f64>, SearchError>> StateEvaluator<E> for F {
+    fn evaluate(&mut self, env: &mut E, states: &[Scored<E::Snapshot>]) -> Result<Vec<f64>, SearchError> {
         self(env, states)
     }
 }
@@ -84,8 +85,8 @@ impl<F: FnMut(&mut Env, &[Scored]) -> Result<Vec<f64>, SearchError>> StateEvalua
 /// The default evaluator: the return so far.
 struct ReturnSoFar;
 
-impl StateEvaluator for ReturnSoFar {
-    fn evaluate(&mut self, _env: &mut Env, states: &[Scored]) -> Result<Vec<f64>, SearchError> {
+impl<E: Branch> StateEvaluator<E> for ReturnSoFar {
+    fn evaluate(&mut self, _env: &mut E, states: &[Scored<E::Snapshot>]) -> Result<Vec<f64>, SearchError> {
         Ok(states.iter().map(|s| s.return_so_far).collect())
     }
 }
@@ -164,41 +165,42 @@ impl TreeSearchResult {
 }
 
 /// A proposer: the actions to try in the state `env` is in. `None` proposes the environment's
-/// own list ([`Env::actions`]).
-pub type Propose<'a> = Option<&'a mut dyn FnMut(&mut Env) -> Result<Vec<Action>, SearchError>>;
+/// own list ([`Branch::actions`]: for an `Env`, [`Env::actions`]).
+pub type Propose<'a, E = Env> = Option<&'a mut dyn FnMut(&mut E) -> Result<Vec<Action>, SearchError>>;
 
 /// Breadth-first search: every proposed action of every state, depth by depth, transpositions
-/// merged. Solves small puzzles exhaustively (`complete` says whether it did).
-pub fn bfs(
-    env: &mut Env,
-    propose: Propose<'_>,
-    evaluate: Option<&mut dyn StateEvaluator>,
+/// merged. Solves small puzzles exhaustively (`complete` says whether it did). Runs on any
+/// [`Branch`]: an `Env`, or a composite agent episode.
+pub fn bfs<E: Branch>(
+    env: &mut E,
+    propose: Propose<'_, E>,
+    evaluate: Option<&mut dyn StateEvaluator<E>>,
     options: &BeamOptions,
 ) -> Result<TreeSearchResult, SearchError> {
     search(env, propose, evaluate, options, usize::MAX)
 }
 
 /// Beam search: at each depth, every proposed action of the kept states, then the `width` best
-/// by `evaluate` (default: the return so far) are kept.
-pub fn beam(
-    env: &mut Env,
-    propose: Propose<'_>,
-    evaluate: Option<&mut dyn StateEvaluator>,
+/// by `evaluate` (default: the return so far) are kept. Runs on any [`Branch`].
+pub fn beam<E: Branch>(
+    env: &mut E,
+    propose: Propose<'_, E>,
+    evaluate: Option<&mut dyn StateEvaluator<E>>,
     options: &BeamOptions,
 ) -> Result<TreeSearchResult, SearchError> {
     search(env, propose, evaluate, options, options.width.max(1))
 }
 
-struct Node {
-    scored: Scored,
+struct Node<S> {
+    scored: Scored<S>,
     score: f64,
     tree: usize,
 }
 
-fn search(
-    env: &mut Env,
-    mut propose: Propose<'_>,
-    evaluate: Option<&mut dyn StateEvaluator>,
+fn search<E: Branch>(
+    env: &mut E,
+    mut propose: Propose<'_, E>,
+    evaluate: Option<&mut dyn StateEvaluator<E>>,
     options: &BeamOptions,
     width: usize,
 ) -> Result<TreeSearchResult, SearchError> {
@@ -225,9 +227,9 @@ fn search(
         let start =
             Scored { actions: Vec::new(), return_so_far: 0.0, terminal: false, snapshot: root.clone(), observation };
         let mut frontier = vec![Node { scored: start, score: 0.0, tree: 0 }];
-        let mut finished: Vec<Node> = Vec::new();
+        let mut finished: Vec<Node<E::Snapshot>> = Vec::new();
         'depths: for _ in 0..options.depth {
-            let mut next: Vec<Node> = Vec::new();
+            let mut next: Vec<Node<E::Snapshot>> = Vec::new();
             for node in &frontier {
                 env.restore(&node.scored.snapshot)?;
                 let actions = match propose.as_mut() {
@@ -240,13 +242,9 @@ fn search(
                         break 'depths;
                     }
                     env.restore(&node.scored.snapshot)?;
-                    let t = match env.step(action.clone()) {
-                        Ok(t) => t,
-                        Err(wasmgym::Error::IllegalAction { .. }) => {
-                            out.refused += 1;
-                            continue;
-                        }
-                        Err(e) => return Err(e.into()),
+                    let Some(t) = env.step(&action)? else {
+                        out.refused += 1;
+                        continue;
                     };
                     out.nodes += 1;
                     if !seen.insert(key(env, options.key)?) {
@@ -277,7 +275,7 @@ fn search(
             if next.is_empty() {
                 break;
             }
-            let states: Vec<Scored> = next.iter().map(|n| n.scored.clone()).collect();
+            let states: Vec<Scored<E::Snapshot>> = next.iter().map(|n| n.scored.clone()).collect();
             let values = evaluate.evaluate(env, &states)?;
             if values.len() != next.len() || values.iter().any(|v| !v.is_finite()) {
                 return Err(SearchError::Evaluator(format!(
@@ -291,7 +289,7 @@ fn search(
                 tree[node.tree].value = value;
                 tree[node.tree].visits = 1;
             }
-            let (ended, mut open): (Vec<Node>, Vec<Node>) = next.into_iter().partition(|n| n.scored.terminal);
+            let (ended, mut open): (Vec<_>, Vec<_>) = next.into_iter().partition(|n| n.scored.terminal);
             finished.extend(ended);
             // Best first; equal scores keep the order they were found in.
             open.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -335,7 +333,7 @@ fn tree_node(parent: Option<usize>, action: Option<&Action>, player: Option<u32>
 }
 
 /// The key of the state `env` is in.
-pub(crate) fn key(env: &mut Env, kind: KeyKind) -> Result<Vec<u8>, SearchError> {
+pub(crate) fn key<E: Branch>(env: &mut E, kind: KeyKind) -> Result<Vec<u8>, SearchError> {
     Ok(match kind {
         KeyKind::Env => match env.state_key()? {
             Some(key) => key,

@@ -30,6 +30,7 @@
 #![deny(missing_docs)]
 
 mod beam;
+mod branch;
 mod mcts;
 mod parallel;
 mod selfplay;
@@ -41,6 +42,7 @@ pub use beam::{
     BeamOptions, CheckerEvaluator, KeyKind, MAX_SOLVE_DEPTH, Scored, Solution, StateEvaluator, Trajectory,
     TreeSearchResult, beam, bfs, solve,
 };
+pub use branch::Branch;
 pub use mcts::{
     ChildStats, Dirichlet, Evaluation, Evaluator, Leaf, MctsOptions, RolloutEvaluator, SearchResult, mcts, puct,
 };
@@ -48,7 +50,6 @@ pub use parallel::{Child, VecEnv, VecStep, expand};
 pub use selfplay::{Record, SelfPlayOptions, selfplay};
 pub use tree::{Tree, TreeNode};
 
-use wasmgym::Env;
 use wasmgym_abi::Action;
 use wasmgym_abi::rng::Rng;
 
@@ -67,10 +68,13 @@ pub enum SearchError {
     /// A callback (evaluator, proposer) answered something the search cannot use.
     #[error("the evaluator's answer cannot be used: {0}")]
     Evaluator(String),
+    /// A [`Branch`] other than `Env` failed (for a composite: a part's trap or limit, named).
+    #[error("the environment failed during the search: {0}")]
+    Branch(String),
 }
 
 /// Refuses a search from a state where nothing can be chosen.
-fn check_decision(env: &mut Env) -> Result<(), SearchError> {
+fn check_decision<E: Branch>(env: &mut E) -> Result<(), SearchError> {
     if env.current_player().is_none() {
         return Err(SearchError::NoDecision("the episode is over or was never reset: call reset first".into()));
     }

@@ -343,3 +343,43 @@ fn a_host_callback_user_forks_with_the_composite() {
     assert!(matches!(&error, Error::User { message, .. } if message.contains("down")), "{error}");
     assert!(calls.load(Ordering::SeqCst) >= 5);
 }
+
+#[test]
+fn breadth_first_and_beam_search_run_on_a_composite_unchanged() {
+    use wasmgym::Action;
+    use wasmgym_search::{BeamOptions, SearchError, bfs};
+    // The answer environment and its checker: candidate answers proposed from the question, the
+    // checker's score as the reward of the step that ends the episode.
+    let wiring = Wiring {
+        name: "answer".into(),
+        parts: vec![PartSpec { name: "env".into(), module: Some("answer_env".into()), hears: vec![Channel::Messages] }],
+        checker: Some(CheckerSpec { module: "answer_checker".into(), part: "env".into() }),
+        max_turns: 4,
+    };
+    let module = composite(wiring);
+    let mut c = module.instantiate(Limits::default()).unwrap();
+    c.reset(7, None).unwrap();
+    let root = c.state_hash().unwrap();
+    let mut propose = |c: &mut Composite| -> Result<Vec<Action>, SearchError> {
+        let question = &c.transcript().iter().rev().find(|m| m.from == "env").unwrap().text;
+        let sum: u32 = question.split(['+', '=']).filter_map(|n| n.trim().parse::<u32>().ok()).sum();
+        Ok([sum + 1, sum, sum.saturating_sub(1)].iter().map(|n| Action::Text(format!("{n}="))).collect())
+    };
+    let result = bfs(&mut c, Some(&mut propose), None, &BeamOptions { depth: 2, ..Default::default() }).unwrap();
+    assert_eq!(result.nodes, 3, "three answers, each ending the episode");
+    let best = result.solution().expect("the right sum scores 1");
+    assert_eq!(best.return_, 1.0);
+    assert_eq!(result.trajectories.iter().filter(|t| t.return_ == 1.0).count(), 1, "{result:?}");
+    assert_eq!(c.state_hash().unwrap(), root, "the search leaves the composite where it was");
+
+    // The support desk: its own valid tool calls, beam search, and back to the root.
+    let module = builtin("support_desk");
+    let mut c = module.instantiate(Limits::default()).unwrap();
+    c.reset(0, Some(&task(5))).unwrap();
+    let root = c.state_hash().unwrap();
+    let options = BeamOptions { depth: 2, width: 3, ..Default::default() };
+    let result = wasmgym_search::beam(&mut c, None, None, &options).unwrap();
+    assert!(result.nodes > 3 && result.distinct_states > 3, "{result:?}");
+    assert!(result.trajectories.iter().all(|t| t.actions.len() <= 2));
+    assert_eq!(c.state_hash().unwrap(), root);
+}

@@ -1,12 +1,16 @@
 //! `wasmgym search <env>`: tree search from a position of any environment, on exact snapshots:
-//! MCTS (UCT or PUCT), beam, breadth-first, or an exhaustive solve.
+//! MCTS (UCT or PUCT), beam, breadth-first, or an exhaustive solve. On a composite agent episode
+//! (`support_desk`, a wiring file), beam and breadth-first search run unchanged over the
+//! conversation, trying the tool calls its parts list as valid.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 
 use serde::Serialize;
 use wasmgym::{Action, Env, Space};
-use wasmgym_search::{BeamOptions, KeyKind, MctsOptions, RolloutEvaluator, SearchError, Tree, TreeSearchResult};
+use wasmgym_search::{
+    BeamOptions, Branch, KeyKind, MctsOptions, RolloutEvaluator, SearchError, Tree, TreeSearchResult,
+};
 
 use crate::error::{Context, Error, Outcome};
 use crate::{load, output, tree_view};
@@ -27,7 +31,8 @@ pub enum Algo {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A built-in name (see `wasmgym envs`) or a path to a .wasm or .wat file.
+    /// A built-in name (see `wasmgym envs`), a path to a .wasm or .wat file, or a composite
+    /// (support_desk, workshop, a wiring .json file: beam and bfs only).
     pub env: String,
     /// The search.
     #[arg(long, value_enum, default_value_t = Algo::Mcts)]
@@ -124,6 +129,9 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         ..Default::default()
     };
     let runtime = wasmgym::Runtime::with_config(config).context(|| "starting the WebAssembly runtime".into())?;
+    if load::is_composite(&args.env) {
+        return run_composite(&runtime, &args);
+    }
     let loaded = load::load(&runtime, &args.env)?;
     let mut env = loaded.module.instantiate().context(|| "creating an instance".into())?;
     env.reset(Some(args.seed), args.options.as_deref()).context(|| "resetting".into())?;
@@ -134,6 +142,33 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         Algo::Solve => run_solve(&mut env, args.max_nodes.unwrap_or(5_000_000))?,
     };
     report.env = loaded.source;
+    finish(report, tree, &args)
+}
+
+/// Beam or breadth-first search over a composite agent episode.
+fn run_composite(runtime: &wasmgym::Runtime, args: &Args) -> Result<Outcome, Error> {
+    if !matches!(args.algo, Algo::Beam | Algo::Bfs) {
+        return Err(Error::Usage(format!(
+            "{} is a composite agent episode: search it with --algo beam or --algo bfs (MCTS and solve take one \
+             environment)",
+            args.env
+        )));
+    }
+    let module = load::composite(runtime, &args.env)?;
+    let mut composite = module.instantiate(wasmgym::Limits::default())?;
+    composite.reset(args.seed, args.options.as_deref())?;
+    for (i, text) in args.moves.iter().enumerate() {
+        if composite.step(text.trim())?.done() && i + 1 < args.moves.len() {
+            return Err(Error::Usage(format!("the episode ended at move {} of --moves, before the rest", i + 1)));
+        }
+    }
+    let (mut report, tree) = run_tree_search(&mut composite, args)?;
+    report.env = module.wiring().name.clone();
+    finish(report, tree, args)
+}
+
+/// Draws the tree if asked, and prints the report.
+fn finish(mut report: Report, tree: Option<Tree>, args: &Args) -> Result<Outcome, Error> {
     if let (Some(path), Some(tree)) = (&args.tree, &tree) {
         let picture = match path.extension().and_then(|e| e.to_str()) {
             Some("html") => tree_view::html(tree, args.tree_nodes.unwrap_or(2000)),
@@ -220,7 +255,7 @@ fn run_mcts(env: &mut Env, args: &Args) -> Result<(Report, Option<Tree>), Error>
     Ok((report, result.tree))
 }
 
-fn run_tree_search(env: &mut Env, args: &Args) -> Result<(Report, Option<Tree>), Error> {
+fn run_tree_search<E: Branch>(env: &mut E, args: &Args) -> Result<(Report, Option<Tree>), Error> {
     let options = BeamOptions {
         width: args.width.max(1),
         depth: args.depth,
