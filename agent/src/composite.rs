@@ -577,6 +577,15 @@ impl Composite {
 
     /// Ends the step: the episode's totals, and at its end the checker's score.
     fn finish(&mut self, mut step: Step) -> Result<Step, Error> {
+        let limit = self.module.inner.wiring.max_transcript_bytes;
+        let held: u64 = self.state.transcript.iter().map(|m| m.text.len() as u64).sum();
+        if !step.done() && held > limit {
+            let text = format!("the conversation holds {held} bytes, more than the wiring's {limit}: truncated");
+            let note = Message { from: "host".into(), to: "agent".into(), text };
+            self.state.transcript.push(note.clone());
+            step.messages.push(note);
+            step.truncated = true;
+        }
         if step.done() {
             self.state.phase = Phase::Over;
             if let Some((module, part)) = &self.module.inner.checker {

@@ -28,6 +28,10 @@ pub struct Wiring {
     /// Agent actions after which the episode is truncated.
     #[serde(default = "default_max_turns")]
     pub max_turns: u32,
+    /// Text the conversation may hold (every message's bytes); past it the episode is truncated,
+    /// so a part that answers at length cannot fill the host's memory.
+    #[serde(default = "default_max_transcript_bytes")]
+    pub max_transcript_bytes: u64,
 }
 
 /// One module of a composite.
@@ -72,6 +76,13 @@ fn default_max_turns() -> u32 {
     64
 }
 
+fn default_max_transcript_bytes() -> u64 {
+    64 << 20
+}
+
+/// The largest [`Wiring::max_transcript_bytes`].
+pub const MAX_TRANSCRIPT_BYTES: u64 = 1 << 30;
+
 fn default_checker_part() -> String {
     "env".into()
 }
@@ -108,6 +119,7 @@ impl Wiring {
                 ],
                 checker: Some(CheckerSpec { module: "support_checker".into(), part: "env".into() }),
                 max_turns: 40,
+                max_transcript_bytes: default_max_transcript_bytes(),
             }),
             "workshop" => Some(Wiring::single("workshop")),
             _ => None,
@@ -125,6 +137,7 @@ impl Wiring {
             }],
             checker: None,
             max_turns: default_max_turns(),
+            max_transcript_bytes: default_max_transcript_bytes(),
         }
     }
 
@@ -151,6 +164,12 @@ impl Wiring {
         }
         if self.max_turns == 0 || self.max_turns > MAX_TURNS {
             return Err(format!("max_turns is {}: it must be 1 to {MAX_TURNS}", self.max_turns));
+        }
+        if self.max_transcript_bytes == 0 || self.max_transcript_bytes > MAX_TRANSCRIPT_BYTES {
+            return Err(format!(
+                "max_transcript_bytes is {}: it must be 1 to {MAX_TRANSCRIPT_BYTES}",
+                self.max_transcript_bytes
+            ));
         }
         for (i, part) in self.parts.iter().enumerate() {
             if !name_ok(&part.name) || matches!(part.name.as_str(), "agent" | "host") {

@@ -179,6 +179,7 @@ fn pass_k_equals_a_hand_count() {
         parts: vec![PartSpec { name: "env".into(), module: Some("answer_env".into()), hears: vec![Channel::Messages] }],
         checker: Some(CheckerSpec { module: "answer_checker".into(), part: "env".into() }),
         max_turns: 4,
+        max_transcript_bytes: 1 << 20,
     };
     let module = composite(wiring);
     struct Adder(bool);
@@ -277,6 +278,7 @@ fn a_user_that_traps_or_exceeds_a_limit_ends_the_episode_with_a_typed_error() {
         }],
         checker: None,
         max_turns: 20,
+        max_transcript_bytes: 1 << 20,
     };
     let module = composite(wiring);
     let limits = Limits { fuel_per_call: Some(50_000_000), memory_bytes: 32 << 20, ..Limits::default() };
@@ -311,6 +313,7 @@ fn a_host_callback_user_forks_with_the_composite() {
         ],
         checker: None,
         max_turns: 10,
+        max_transcript_bytes: 1 << 20,
     };
     let mut module = composite(wiring);
     let calls = Arc::new(AtomicUsize::new(0));
@@ -355,6 +358,7 @@ fn breadth_first_and_beam_search_run_on_a_composite_unchanged() {
         parts: vec![PartSpec { name: "env".into(), module: Some("answer_env".into()), hears: vec![Channel::Messages] }],
         checker: Some(CheckerSpec { module: "answer_checker".into(), part: "env".into() }),
         max_turns: 4,
+        max_transcript_bytes: 1 << 20,
     };
     let module = composite(wiring);
     let mut c = module.instantiate(Limits::default()).unwrap();
@@ -382,4 +386,35 @@ fn breadth_first_and_beam_search_run_on_a_composite_unchanged() {
     assert!(result.nodes > 3 && result.distinct_states > 3, "{result:?}");
     assert!(result.trajectories.iter().all(|t| t.actions.len() <= 2));
     assert_eq!(c.state_hash().unwrap(), root);
+}
+
+#[test]
+fn a_conversation_past_its_text_bound_is_truncated() {
+    let wiring = Wiring {
+        name: "chatty".into(),
+        parts: vec![PartSpec {
+            name: "user".into(),
+            module: Some("grumpy_user".into()),
+            hears: vec![Channel::Messages],
+        }],
+        checker: None,
+        max_turns: 1000,
+        max_transcript_bytes: 2000,
+    };
+    let mut c = composite(wiring).instantiate(Limits::default()).unwrap();
+    c.reset(0, None).unwrap();
+    let words = "blah ".repeat(100);
+    let mut turns = 0;
+    loop {
+        let step = c.step(&words).unwrap();
+        turns += 1;
+        if step.done() {
+            assert!(step.truncated && !step.terminated);
+            assert!(step.messages.last().unwrap().text.contains("more than the wiring's 2000"), "{step:?}");
+            break;
+        }
+        assert!(turns < 10, "never truncated");
+    }
+    assert!(turns >= 2, "truncated after {turns} turns");
+    assert!(!c.is_running());
 }
