@@ -55,7 +55,7 @@ impl Composite {
         Composite { inner: Mutex::new(inner), tools_json }
     }
 
-    fn lock(&self) -> MutexGuard<'_, wasmgym_agent::Composite> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, wasmgym_agent::Composite> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -4,7 +4,7 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
-use wasmgym_search::{BeamOptions, Dirichlet, Evaluation, KeyKind, Leaf, MctsOptions, Scored, SearchError};
+use wasmgym_search::{BeamOptions, Branch, Dirichlet, Evaluation, KeyKind, Leaf, MctsOptions, Scored, SearchError};
 
 use crate::env::{Env, action, action_to_py, observation_to_py};
 use crate::errors;
@@ -160,16 +160,17 @@ fn key_kind(key: &str) -> PyResult<KeyKind> {
     }
 }
 
-/// Breadth-first (`width` None) or beam search. `propose(state)` (optional) gets a dict with the
-/// `observation` and the env's `actions` and returns the actions to try; `evaluate(states)`
-/// (optional) gets the states of a depth (dicts with `actions`, `return`, `terminal`,
-/// `observation`) and returns one value per state, higher is better.
+/// Breadth-first (`width` None) or beam search, on an `Env` or a `Composite` (an agent episode).
+/// `propose(state)` (optional) gets a dict with the `observation` and the env's `actions` and
+/// returns the actions to try; `evaluate(states)` (optional) gets the states of a depth (dicts
+/// with `actions`, `return`, `terminal`, `observation`) and returns one value per state, higher
+/// is better.
 #[pyfunction]
 #[pyo3(signature = (env, *, width=None, depth=10, propose=None, evaluate=None, key="env", max_nodes=200_000, results=5))]
 #[allow(clippy::too_many_arguments)]
 pub fn tree_search<'py>(
     py: Python<'py>,
-    env: &Env,
+    env: &Bound<'py, PyAny>,
     width: Option<usize>,
     depth: usize,
     propose: Option<Bound<'py, PyAny>>,
@@ -186,62 +187,89 @@ pub fn tree_search<'py>(
         results,
         keep_tree: false,
     };
-    let shape = crate::env::box_shape(&env.lock().spec().observation_space);
-    // A callback's exception stops the search and is raised as it is, after it.
-    let raised: std::cell::RefCell<Option<PyErr>> = std::cell::RefCell::new(None);
-    let failed = |e: PyErr| {
-        let message = format!("the Python callback raised {e}");
-        raised.borrow_mut().get_or_insert(e);
-        SearchError::Evaluator(message)
-    };
-    let mut proposer = propose.map(|propose| {
-        move |env: &mut wasmgym::Env| -> Result<Vec<wasmgym::Action>, SearchError> {
-            let actions = env.actions()?;
-            let observation = env.observe()?;
-            (|| -> PyResult<Vec<wasmgym::Action>> {
-                let d = PyDict::new(py);
-                d.set_item("observation", observation.map(|o| observation_to_py(py, &o, &shape)).transpose()?)?;
-                let actions: Vec<Bound<'py, PyAny>> =
-                    actions.iter().map(|a| action_to_py(py, a)).collect::<PyResult<_>>()?;
-                d.set_item("actions", actions)?;
-                propose.call1((d,))?.try_iter()?.map(|a| action(&a?)).collect()
-            })()
-            .map_err(failed)
-        }
-    });
-    let shape = crate::env::box_shape(&env.lock().spec().observation_space);
-    let mut evaluator = evaluate.map(|evaluate| {
-        move |_env: &mut wasmgym::Env, states: &[Scored]| -> Result<Vec<f64>, SearchError> {
-            (|| -> PyResult<Vec<f64>> {
-                let batch = PyList::empty(py);
-                for s in states {
-                    let d = PyDict::new(py);
-                    let actions: Vec<Bound<'py, PyAny>> =
-                        s.actions.iter().map(|a| action_to_py(py, a)).collect::<PyResult<_>>()?;
-                    d.set_item("actions", actions)?;
-                    d.set_item("return", s.return_so_far)?;
-                    d.set_item("terminal", s.terminal)?;
-                    d.set_item("observation", observation_to_py(py, &s.observation, &shape)?)?;
-                    batch.append(d)?;
-                }
-                evaluate.call1((batch,))?.extract()
-            })()
-            .map_err(failed)
-        }
-    });
-    let mut guard = env.lock();
-    let propose = proposer.as_mut().map(|p| p as &mut dyn FnMut(&mut wasmgym::Env) -> _);
-    let evaluate = evaluator.as_mut().map(|e| e as &mut dyn wasmgym_search::StateEvaluator);
-    let result = match width {
-        None => wasmgym_search::bfs(&mut *guard, propose, evaluate, &options),
-        Some(_) => wasmgym_search::beam(&mut *guard, propose, evaluate, &options),
-    };
-    drop(guard);
-    drop((proposer, evaluator));
-    if let Some(e) = raised.into_inner() {
-        return Err(e);
+    let callbacks = Callbacks { propose, evaluate };
+    if let Ok(env) = env.cast::<Env>() {
+        let env = env.get();
+        let shape = crate::env::box_shape(&env.lock().spec().observation_space);
+        return callbacks.run(py, &mut *env.lock(), &shape, width, &options);
     }
-    to_py(py, &result.map_err(errors::search)?)
+    if let Ok(composite) = env.cast::<crate::agent::Composite>() {
+        return callbacks.run(py, &mut *composite.get().lock(), &[], width, &options);
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(format!(
+        "search needs a wasmgym Env or an agents.Composite, not {}",
+        env.get_type().name()?
+    )))
+}
+
+/// The Python proposer and evaluator of a tree search.
+struct Callbacks<'py> {
+    propose: Option<Bound<'py, PyAny>>,
+    evaluate: Option<Bound<'py, PyAny>>,
+}
+
+impl<'py> Callbacks<'py> {
+    fn run<E: Branch>(
+        self,
+        py: Python<'py>,
+        branch: &mut E,
+        shape: &[usize],
+        width: Option<usize>,
+        options: &BeamOptions,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        // A callback's exception stops the search and is raised as it is, after it.
+        let raised: std::cell::RefCell<Option<PyErr>> = std::cell::RefCell::new(None);
+        let failed = |e: PyErr| {
+            let message = format!("the Python callback raised {e}");
+            raised.borrow_mut().get_or_insert(e);
+            SearchError::Evaluator(message)
+        };
+        let mut proposer = self.propose.map(|propose| {
+            move |env: &mut E| -> Result<Vec<wasmgym::Action>, SearchError> {
+                let actions = env.actions()?;
+                let observation = env.observe()?;
+                (|| -> PyResult<Vec<wasmgym::Action>> {
+                    let d = PyDict::new(py);
+                    d.set_item("observation", observation.map(|o| observation_to_py(py, &o, shape)).transpose()?)?;
+                    let actions: Vec<Bound<'py, PyAny>> =
+                        actions.iter().map(|a| action_to_py(py, a)).collect::<PyResult<_>>()?;
+                    d.set_item("actions", actions)?;
+                    propose.call1((d,))?.try_iter()?.map(|a| action(&a?)).collect()
+                })()
+                .map_err(failed)
+            }
+        });
+        let mut evaluator = self.evaluate.map(|evaluate| {
+            move |_env: &mut E, states: &[Scored<E::Snapshot>]| -> Result<Vec<f64>, SearchError> {
+                (|| -> PyResult<Vec<f64>> {
+                    let batch = PyList::empty(py);
+                    for s in states {
+                        let d = PyDict::new(py);
+                        let actions: Vec<Bound<'py, PyAny>> =
+                            s.actions.iter().map(|a| action_to_py(py, a)).collect::<PyResult<_>>()?;
+                        d.set_item("actions", actions)?;
+                        d.set_item("return", s.return_so_far)?;
+                        d.set_item("terminal", s.terminal)?;
+                        d.set_item("observation", observation_to_py(py, &s.observation, shape)?)?;
+                        batch.append(d)?;
+                    }
+                    evaluate.call1((batch,))?.extract()
+                })()
+                .map_err(failed)
+            }
+        });
+        let propose = proposer.as_mut().map(|p| p as &mut dyn FnMut(&mut E) -> _);
+        let evaluate = evaluator.as_mut().map(|e| e as &mut dyn wasmgym_search::StateEvaluator<E>);
+        let result = match width {
+            None => wasmgym_search::bfs(branch, propose, evaluate, options),
+            Some(_) => wasmgym_search::beam(branch, propose, evaluate, options),
+        };
+        drop((proposer, evaluator));
+        if let Some(e) = raised.into_inner() {
+            return Err(e);
+        }
+        to_py(py, &result.map_err(errors::search)?)
+    }
 }
 
 /// Exhaustive search of every state reachable from `env`'s (each distinct state once): each

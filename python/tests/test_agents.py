@@ -133,3 +133,21 @@ def test_scripted_eval_and_sequential_suite():
     assert sum(suite["sequential"]) > sum(suite["iid"])
     with pytest.raises(ValueError, match="no built-in scripted agent"):
         agents.evaluate_scripted("text_adventure", tasks=1, k=1)
+
+
+def test_breadth_first_search_runs_on_a_composite():
+    wiring = {
+        "name": "answer",
+        "parts": [{"name": "env", "module": "answer_env", "hears": ["messages"]}],
+        "checker": {"module": "answer_checker", "part": "env"},
+        "max_turns": 4,
+    }
+    c = agents.Composite(json.dumps(wiring))
+    question = c.reset(seed=7).messages[-1].text
+    a, b = [int(x) for x in question.split("=")[0].split("+")]
+    root = c.state_hash()
+    result = wasmgym.search.bfs(c, depth=1, propose=lambda state: [f"{a + b + d}=" for d in (-1, 0, 1)])
+    assert result["nodes"] == 3
+    best = result["trajectories"][0]
+    assert best["actions"] == [f"{a + b}="] and best["return"] == 1.0
+    assert c.state_hash() == root

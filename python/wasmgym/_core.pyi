@@ -161,7 +161,7 @@ def puct(
     temperature: float = 0.0, trees: int = 1, dirichlet_alpha: float | None = None, dirichlet_fraction: float = 0.25,
 ) -> dict[str, Any]: ...
 def tree_search(
-    env: Env, *, width: int | None = None, depth: int = 10, propose: Callable[[dict[str, Any]], Sequence[Any]] | None = None,
+    env: Env | Composite, *, width: int | None = None, depth: int = 10, propose: Callable[[dict[str, Any]], Sequence[Any]] | None = None,
     evaluate: Callable[[list[dict[str, Any]]], Sequence[float]] | None = None, key: str = "env",
     max_nodes: int = 200000, results: int = 5,
 ) -> dict[str, Any]: ...

@@ -22,6 +22,14 @@ def _native(env: Any) -> _core.Env:
     return native
 
 
+def _branch(env: Any) -> Any:
+    """What beam and breadth-first search run on: an env, or a composite agent episode."""
+    composite = getattr(env, "_c", None)
+    if isinstance(composite, _core.Composite):
+        return composite
+    return _native(env)
+
+
 def mcts(
     env: Any,
     *,
@@ -105,7 +113,7 @@ def beam(
     "machine". Returns ``{"trajectories": [{"actions", "return", "score", "terminal"}], "nodes",
     "distinct_states", "merged", "refused", "complete", "seconds"}``."""
     return _core.tree_search(
-        _native(env), width=width, depth=depth, propose=propose, evaluate=evaluate, key=key,
+        _branch(env), width=width, depth=depth, propose=propose, evaluate=evaluate, key=key,
         max_nodes=max_nodes, results=results,
     )
 
@@ -121,9 +129,10 @@ def bfs(
     results: int = 5,
 ) -> dict[str, Any]:
     """Breadth-first search of every proposed action of every state to ``depth``, transpositions
-    merged (``complete`` says whether it finished within ``max_nodes``). As ``beam`` otherwise."""
+    merged (``complete`` says whether it finished within ``max_nodes``). As ``beam`` otherwise.
+    Both also run on a ``wasmgym.agents.Composite`` (the whole conversation is the state)."""
     return _core.tree_search(
-        _native(env), width=None, depth=depth, propose=propose, evaluate=evaluate, key=key,
+        _branch(env), width=None, depth=depth, propose=propose, evaluate=evaluate, key=key,
         max_nodes=max_nodes, results=results,
     )
 
