@@ -764,6 +764,25 @@ fn eval_reports_pass_k_and_sequential_suites() {
 }
 
 #[test]
+fn eval_takes_a_wiring_file_and_an_agent_module() {
+    let dir = std::env::temp_dir().join(format!("wasmgym-cli-wiring-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wiring = dir.join("answer.json");
+    let text = r#"{"name": "answer", "parts": [{"name": "env", "module": "answer_env", "hears": ["messages"]}],
+                   "checker": {"module": "answer_checker"}, "max_turns": 4}"#;
+    std::fs::write(&wiring, text).unwrap();
+    let agent = wasmgym_builtin::find_test_guest("adder_agent").unwrap().path;
+    let o = wasmgym(&["eval", wiring.to_str().unwrap(), "--agent", agent, "--tasks", "2", "--k", "2", "--json"]);
+    assert_exit(&o, 0);
+    assert_eq!(json(&o)["pass_k"], 1.0, "{}", stdout(&o));
+    std::fs::write(&wiring, r#"{"name": "answer", "parts": []}"#).unwrap();
+    let o = wasmgym(&["eval", wiring.to_str().unwrap(), "--agent", agent]);
+    assert_exit(&o, 2);
+    assert!(stderr(&o).contains("parts"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn play_a_composite_as_the_agent_from_a_pipe() {
     let input = "Hello, what is your email?\n/get_order {\"order_id\": 5}\n/launch\n";
     let o = wasmgym_with_input(&["play", "support_desk", "--options", r#"{"task": 3}"#], input);

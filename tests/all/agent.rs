@@ -15,6 +15,18 @@ fn builtin(name: &str) -> CompositeModule {
     composite(Wiring::builtin(name).unwrap())
 }
 
+/// The answer environment (programs/answer_env) scored by its reward checker: one question, the
+/// answer typed as text, the checker's score as the reward.
+fn answer_wiring() -> Wiring {
+    Wiring {
+        name: "answer".into(),
+        parts: vec![PartSpec { name: "env".into(), module: Some("answer_env".into()), hears: vec![Channel::Messages] }],
+        checker: Some(CheckerSpec { module: "answer_checker".into(), part: "env".into() }),
+        max_turns: 4,
+        max_transcript_bytes: 1 << 20,
+    }
+}
+
 fn task(n: u64) -> String {
     format!(r#"{{"task": {n}}}"#)
 }
@@ -174,14 +186,7 @@ fn invalid_tool_calls_are_observations() {
 fn pass_k_equals_a_hand_count() {
     // The answer environment (programs/answer_env) scored by its reward checker: an agent that
     // adds right, except in the second trial of the second task.
-    let wiring = Wiring {
-        name: "answer".into(),
-        parts: vec![PartSpec { name: "env".into(), module: Some("answer_env".into()), hears: vec![Channel::Messages] }],
-        checker: Some(CheckerSpec { module: "answer_checker".into(), part: "env".into() }),
-        max_turns: 4,
-        max_transcript_bytes: 1 << 20,
-    };
-    let module = composite(wiring);
+    let module = composite(answer_wiring());
     struct Adder(bool);
     impl Agent for Adder {
         fn act(&mut self, seen: &[Message]) -> Result<String, String> {
@@ -353,14 +358,7 @@ fn breadth_first_and_beam_search_run_on_a_composite_unchanged() {
     use wasmgym_search::{BeamOptions, SearchError, bfs};
     // The answer environment and its checker: candidate answers proposed from the question, the
     // checker's score as the reward of the step that ends the episode.
-    let wiring = Wiring {
-        name: "answer".into(),
-        parts: vec![PartSpec { name: "env".into(), module: Some("answer_env".into()), hears: vec![Channel::Messages] }],
-        checker: Some(CheckerSpec { module: "answer_checker".into(), part: "env".into() }),
-        max_turns: 4,
-        max_transcript_bytes: 1 << 20,
-    };
-    let module = composite(wiring);
+    let module = composite(answer_wiring());
     let mut c = module.instantiate(Limits::default()).unwrap();
     c.reset(7, None).unwrap();
     let root = c.state_hash().unwrap();
@@ -417,4 +415,31 @@ fn a_conversation_past_its_text_bound_is_truncated() {
     }
     assert!(turns >= 2, "truncated after {turns} turns");
     assert!(!c.is_running());
+}
+
+#[test]
+fn an_agent_given_as_a_module_is_evaluated_like_any_other() {
+    let module = composite(answer_wiring());
+    let agent_module = wasmgym_tests::test_guest("adder_agent");
+    let agent = || -> Box<dyn Agent> { Box::new(wasmgym_agent::ModuleAgent::from_module(&agent_module)) };
+    let options = EvalOptions { tasks: vec![0, 1], k: 3, seed: 4, jobs: 2, limits: Limits::default() };
+    let report = wasmgym_agent::eval(&module, &agent, &options, &|_| {}).unwrap();
+    assert_eq!(report.pass_k, 1.0, "{report:?}");
+    assert!(report.tasks.iter().flatten().all(|t| t.turns == 1));
+    // On a task it cannot do, its answers are refused by the environment (host notes), and the
+    // episode runs out of turns: a failed trial, not an error.
+    let module = composite(Wiring { max_turns: 3, ..answer_wiring() });
+    let mut c = module.instantiate(Limits::default()).unwrap();
+    c.reset(0, None).unwrap();
+    let mut dumb = wasmgym_agent::ModuleAgent::from_module(&agent_module);
+    dumb.start(&[]);
+    let said = dumb.act(&[Message { from: "user".into(), to: "agent".into(), text: "hello".into() }]).unwrap();
+    assert_eq!(said, "I do not know");
+    let step = c.step(&said).unwrap();
+    assert_eq!(step.messages[0].from, "host", "{step:?}");
+    // A module that does not take text is refused at its first action, with the reason.
+    let mut board = wasmgym_agent::ModuleAgent::from_module(&wasmgym_tests::module("tic_tac_toe"));
+    board.start(&[]);
+    let refused = board.act(&[]).unwrap_err();
+    assert!(refused.contains("does not fit the action space"), "{refused}");
 }
