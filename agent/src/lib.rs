@@ -60,7 +60,10 @@ pub use eval::{
     EvalOptions, EvalReport, SUCCESS_REWARD, SuiteOptions, SuiteReport, Trial, eval, pass_hat, run_episode, suite,
 };
 pub use module_agent::ModuleAgent;
-pub use wiring::{BUILTIN, Channel, CheckerSpec, MAX_PARTS, MAX_TURNS, PartSpec, Wiring};
+pub use wiring::{
+    BUILTIN, Channel, CheckerSpec, MAX_PARTS, MAX_TRANSCRIPT_BYTES, MAX_TURNS, PartSpec, Wiring, module_bytes,
+    wiring_for,
+};
 
 /// Why a composite, an evaluation or a suite could not go on.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,7 @@
 //! How the modules of a composite episode are wired: plain data ([`Wiring`]), read from JSON.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 
 /// A composite episode's modules and who hears what, as data.
@@ -206,6 +208,42 @@ impl Wiring {
     }
 }
 
+/// The wiring a user names: a built-in composite ([`BUILTIN`]), a wiring `.json` file (with the
+/// folder its relative module paths are read from), wiring JSON text, or an environment on its
+/// own ([`Wiring::single`]). The error says what could not be read and why.
+pub fn wiring_for(target: &str) -> Result<(Wiring, Option<PathBuf>), String> {
+    if let Some(wiring) = Wiring::builtin(target) {
+        return Ok((wiring, None));
+    }
+    if target.trim_start().starts_with('{') {
+        return Ok((Wiring::from_json(target)?, None));
+    }
+    if target.ends_with(".json") {
+        let text = std::fs::read_to_string(target).map_err(|e| format!("cannot read the wiring `{target}`: {e}"))?;
+        let wiring = Wiring::from_json(&text).map_err(|m| format!("{target}: {m}"))?;
+        return Ok((wiring, Path::new(target).parent().map(Path::to_path_buf)));
+    }
+    Ok((Wiring::single(target), None))
+}
+
+/// The bytes of the module a wiring names: `builtin(name)` if it knows it, else the file `name`
+/// (relative to `base`, the wiring file's folder, when given).
+pub fn module_bytes(
+    name: &str,
+    base: Option<&Path>,
+    builtin: impl Fn(&str) -> Option<&'static [u8]>,
+) -> Result<Vec<u8>, String> {
+    if let Some(bytes) = builtin(name) {
+        return Ok(bytes.to_vec());
+    }
+    let path = match base {
+        Some(base) if Path::new(name).is_relative() => base.join(name),
+        _ => PathBuf::from(name),
+    };
+    std::fs::read(&path)
+        .map_err(|e| format!("module `{name}` is not a built-in and {} cannot be read ({e})", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +255,20 @@ mod tests {
             wiring.validate().unwrap();
             assert_eq!(Wiring::from_json(&serde_json::to_string(&wiring).unwrap()).unwrap(), wiring);
         }
+    }
+
+    #[test]
+    fn targets_name_a_builtin_a_file_json_text_or_one_env() {
+        assert_eq!(wiring_for("support_desk").unwrap().0, Wiring::builtin("support_desk").unwrap());
+        let (single, base) = wiring_for("envs/my_env.wasm").unwrap();
+        assert_eq!((single.name.as_str(), single.parts.len(), base), ("my_env", 1, None));
+        let text = r#"{"name": "x", "parts": [{"name": "u", "module": "m", "hears": ["messages"]}]}"#;
+        assert_eq!(wiring_for(text).unwrap().0.parts[0].module.as_deref(), Some("m"));
+        assert!(wiring_for("/nonexistent/w.json").unwrap_err().contains("cannot read the wiring"));
+        let builtin = |name: &str| (name == "m").then_some(&b"\0asm"[..]);
+        assert_eq!(module_bytes("m", None, builtin).unwrap(), b"\0asm");
+        let missing = module_bytes("n.wasm", Some(Path::new("/nonexistent")), builtin).unwrap_err();
+        assert!(missing.contains("/nonexistent/n.wasm cannot be read"), "{missing}");
     }
 
     #[test]

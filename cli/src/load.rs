@@ -90,38 +90,24 @@ fn looks_like_path(arg: &str) -> bool {
         || path.extension().is_some_and(|e| e == "wasm" || e == "wat")
 }
 
-/// A composite for `target`: a built-in composite (`wasmgym_agent::BUILTIN`), a wiring `.json`
-/// file (its module paths relative to the file), or an environment on its own.
+/// A composite for `target`: a built-in composite (`wasmgym_agent::BUILTIN`), a wiring `.json` file
+/// (its module paths relative to the file), or an environment on its own.
 pub fn composite(runtime: &Runtime, target: &str) -> Result<wasmgym_agent::CompositeModule, Error> {
-    use wasmgym_agent::Wiring;
-    let (wiring, base) = if let Some(wiring) = Wiring::builtin(target) {
-        (wiring, None)
-    } else if target.ends_with(".json") {
-        let text = std::fs::read_to_string(target)
-            .map_err(|e| Error::Usage(format!("cannot read the wiring `{target}`: {e}")))?;
-        let wiring = Wiring::from_json(&text).map_err(|m| Error::Usage(format!("{target}: {m}")))?;
-        (wiring, Path::new(target).parent().map(Path::to_path_buf))
-    } else {
-        // Fails with the usual message if it is neither a built-in nor a file.
+    if !is_composite(target) {
+        // Fails with the usual message (and a did-you-mean) if it is neither a built-in nor a file.
         load(runtime, target)?;
-        (Wiring::single(target), None)
-    };
-    let bytes_of = |name: &str| -> Result<Vec<u8>, String> {
-        if let Some(builtin) = wasmgym_builtin::find(name).or_else(|| wasmgym_builtin::find_program(name)) {
-            return Ok(builtin.bytes.to_vec());
-        }
-        let path = match &base {
-            Some(base) if Path::new(name).is_relative() => base.join(name),
-            _ => Path::new(name).to_path_buf(),
-        };
-        std::fs::read(&path)
-            .map_err(|e| format!("module `{name}` is not a built-in and {} cannot be read ({e})", path.display()))
-    };
+    }
+    let (wiring, base) = wasmgym_agent::wiring_for(target).map_err(Error::Usage)?;
+    let builtin =
+        |name: &str| wasmgym_builtin::find(name).or_else(|| wasmgym_builtin::find_program(name)).map(|g| g.bytes);
+    let bytes_of = |name: &str| wasmgym_agent::module_bytes(name, base.as_deref(), builtin);
     Ok(wasmgym_agent::CompositeModule::load(runtime, wiring, &bytes_of)?)
 }
 
-/// Whether `target` names a composite rather than a plain environment: a built-in composite or a
-/// wiring file.
+/// Whether `target` names a composite rather than a plain environment: a built-in composite, a
+/// wiring file or wiring JSON text.
 pub fn is_composite(target: &str) -> bool {
-    wasmgym_agent::Wiring::builtin(target).is_some() || target.ends_with(".json")
+    wasmgym_agent::Wiring::builtin(target).is_some()
+        || target.ends_with(".json")
+        || target.trim_start().starts_with('{')
 }

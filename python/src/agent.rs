@@ -2,13 +2,12 @@
 //! tools, checker) as Python objects; `pass_hat` and the built-in scripted evaluation. Replies
 //! cross as JSON text, which the pure-Python layer (`wasmgym/agents.py`) turns into objects.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use wasmgym_agent::{CompositeModule, UserReply, Wiring};
+use wasmgym_agent::{CompositeModule, UserReply};
 
 use crate::env::{limits, runtime};
 use crate::errors;
@@ -16,29 +15,10 @@ use crate::errors;
 /// Loads `target`: a built-in composite, a wiring `.json` file, wiring JSON text, or an
 /// environment on its own.
 fn load(target: &str) -> PyResult<CompositeModule> {
-    let (wiring, base) = if let Some(wiring) = Wiring::builtin(target) {
-        (wiring, None)
-    } else if target.trim_start().starts_with('{') {
-        (Wiring::from_json(target).map_err(PyValueError::new_err)?, None)
-    } else if target.ends_with(".json") {
-        let text = std::fs::read_to_string(target)
-            .map_err(|e| PyValueError::new_err(format!("cannot read the wiring {target}: {e}")))?;
-        let wiring = Wiring::from_json(&text).map_err(|m| PyValueError::new_err(format!("{target}: {m}")))?;
-        (wiring, Path::new(target).parent().map(Path::to_path_buf))
-    } else {
-        (Wiring::single(target), None)
-    };
-    let bytes_of = |name: &str| -> Result<Vec<u8>, String> {
-        if let Some(builtin) = wasmgym_builtin::find(name).or_else(|| wasmgym_builtin::find_program(name)) {
-            return Ok(builtin.bytes.to_vec());
-        }
-        let path = match &base {
-            Some(base) if Path::new(name).is_relative() => base.join(name),
-            _ => Path::new(name).to_path_buf(),
-        };
-        std::fs::read(&path)
-            .map_err(|e| format!("module `{name}` is not a built-in and {} cannot be read ({e})", path.display()))
-    };
+    let (wiring, base) = wasmgym_agent::wiring_for(target).map_err(PyValueError::new_err)?;
+    let builtin =
+        |name: &str| wasmgym_builtin::find(name).or_else(|| wasmgym_builtin::find_program(name)).map(|g| g.bytes);
+    let bytes_of = |name: &str| wasmgym_agent::module_bytes(name, base.as_deref(), builtin);
     CompositeModule::load(runtime()?, wiring, &bytes_of).map_err(errors::agent)
 }
 
