@@ -195,11 +195,21 @@ struct State {
     /// The seed the host drew for each part at reset.
     seeds: Vec<u64>,
     transcript: Vec<Message>,
+    /// The bytes of every message's text in `transcript`.
+    transcript_bytes: u64,
     turns: u32,
     reward: f64,
     terminated: bool,
     truncated: bool,
     score: Option<EpisodeScore>,
+}
+
+impl State {
+    /// Adds `message` to the transcript.
+    fn record(&mut self, message: Message) {
+        self.transcript_bytes += message.text.len() as u64;
+        self.transcript.push(message);
+    }
 }
 
 /// The checker's score of an episode's end.
@@ -500,9 +510,9 @@ impl Composite {
 
     /// Records a refused action and the host's note on it.
     fn note(&mut self, to: &str, action: &str, why: &str, step: &mut Step) {
-        self.state.transcript.push(Message { from: "agent".into(), to: to.into(), text: action.into() });
+        self.state.record(Message { from: "agent".into(), to: to.into(), text: action.into() });
         let note = Message { from: "host".into(), to: "agent".into(), text: why.into() };
-        self.state.transcript.push(note.clone());
+        self.state.record(note.clone());
         step.messages.push(note);
     }
 
@@ -525,7 +535,7 @@ impl Composite {
     fn deliver(&mut self, i: usize, from: &str, text: &str, step: &mut Step) -> Result<(), Error> {
         let inner = self.module.inner.clone();
         let name = inner.wiring.parts[i].name.clone();
-        self.state.transcript.push(Message { from: from.into(), to: name.clone(), text: text.into() });
+        self.state.record(Message { from: from.into(), to: name.clone(), text: text.into() });
         let result = match &mut self.parts[i] {
             Some(env) => env.step(text).map(|t| reply(&t)).map_err(|source| self.module.part_error(i, source)),
             None => {
@@ -544,7 +554,7 @@ impl Composite {
             Err(Error::Part { part, source }) if is_refusal(&source) => {
                 let note =
                     Message { from: "host".into(), to: "agent".into(), text: format!("{part} refused it: {source}") };
-                self.state.transcript.push(note.clone());
+                self.state.record(note.clone());
                 step.messages.push(note);
                 Ok(())
             }
@@ -563,7 +573,7 @@ impl Composite {
             return Ok(());
         }
         let message = Message { from: name.clone(), to: "agent".into(), text: r.text.clone() };
-        self.state.transcript.push(message.clone());
+        self.state.record(message.clone());
         step.messages.push(message);
         if Wiring::is_user(&inner.wiring.parts[i]) && !r.terminated {
             for j in self.hearers(Channel::UserReplies) {
@@ -578,11 +588,11 @@ impl Composite {
     /// Ends the step: the episode's totals, and at its end the checker's score.
     fn finish(&mut self, mut step: Step) -> Result<Step, Error> {
         let limit = self.module.inner.wiring.max_transcript_bytes;
-        let held: u64 = self.state.transcript.iter().map(|m| m.text.len() as u64).sum();
+        let held = self.state.transcript_bytes;
         if !step.done() && held > limit {
             let text = format!("the conversation holds {held} bytes, more than the wiring's {limit}: truncated");
             let note = Message { from: "host".into(), to: "agent".into(), text };
-            self.state.transcript.push(note.clone());
+            self.state.record(note.clone());
             step.messages.push(note);
             step.truncated = true;
         }
