@@ -452,6 +452,13 @@ impl Env {
         self.sandbox.state_hash()
     }
 
+    /// Whether this instance lives in one of the runtime's pooled slots
+    /// ([`RuntimeConfig::instance_slots`](crate::RuntimeConfig::instance_slots)) rather than
+    /// memory created for it on demand. Either way it behaves the same.
+    pub fn in_slot(&self) -> bool {
+        self.sandbox.in_slot()
+    }
+
     /// The same hash as [`Env::state_hash`], computed from the live memory instead of the
     /// snapshot machinery's record of what changed: O(memory size). The two agree exactly when
     /// dirty-page tracking missed no write, which is what tests and debugging use it to check.

@@ -47,6 +47,19 @@ pub struct RuntimeConfig {
     /// Warm instances each module keeps from dropped `Env`s for [`Env::fork`] to reuse. Each holds
     /// its memory resident; 0 turns reuse off.
     pub instance_pool: usize,
+    /// Instances are created in this many slots reserved when the runtime starts (wasmtime's
+    /// pooling allocator: about 4 GiB of address space per memory, two memories per instance),
+    /// which instantiates in a few microseconds instead of tens, because a slot's memory is
+    /// reused instead of mapped and unmapped, and up to [`RuntimeConfig::slot_keep_resident`]
+    /// bytes of it stay resident. Past this many live instances, and for a module a slot does not
+    /// fit (more than one memory of its own, more than one table, a table over 100,000 elements,
+    /// compiled code over 16 MiB), for limits that allow a larger table, and on a runtime with
+    /// `wasm_exceptions`, instances are created on demand as before. 0: always on demand.
+    pub instance_slots: u32,
+    /// Bytes of written memory a released slot keeps resident (zeroed) for the next instance, so
+    /// that instance's first writes do not fault; the rest is given back to the system. Not
+    /// counted in [`Runtime::memory_in_use`]: at most `instance_slots` × 2 × this much.
+    pub slot_keep_resident: usize,
     /// Instrument stores so restores and snapshots touch only the pages written since the last
     /// one (restore cost flat in memory size). Costs about 10–25% per step and some fuel per
     /// store; without it, restores and snapshots compare every page.
@@ -92,6 +105,8 @@ impl Default for RuntimeConfig {
             max_wasm_stack: 512 << 10,
             epoch_tick: Duration::from_millis(1),
             instance_pool: 32,
+            instance_slots: 512,
+            slot_keep_resident: 512 << 10,
             track_dirty_pages: true,
             memory_cap: None,
             cow_fork_min_bytes: 256 << 10,
@@ -113,6 +128,9 @@ impl Default for RuntimeConfig {
 #[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
+    /// The same settings with pooled instance slots, when `instance_slots` > 0 and the address
+    /// space for them could be reserved.
+    slots: Option<Engine>,
     config: Arc<RuntimeConfig>,
     budget: Arc<Budget>,
 }
@@ -138,8 +156,12 @@ impl Runtime {
             .async_stack_size(config.max_wasm_stack + (2 << 20));
         let engine = Engine::new(&c).map_err(|e| Error::Runtime { message: format!("{e:#}") })?;
         spawn_ticker(&engine, config.epoch_tick);
+        let slots = (config.instance_slots > 0).then(|| slot_engine(c, &config)).flatten();
+        if let Some(slots) = &slots {
+            spawn_ticker(slots, config.epoch_tick);
+        }
         let budget = Budget::new(config.memory_cap);
-        Ok(Runtime { engine, config: Arc::new(config), budget })
+        Ok(Runtime { engine, slots, config: Arc::new(config), budget })
     }
 
     /// This runtime (same engine, memory account and instances) loading modules under `limits`
@@ -147,12 +169,39 @@ impl Runtime {
     /// ([`LoadLimits::trusted`]).
     pub fn with_load_limits(&self, limits: LoadLimits) -> Runtime {
         let config = RuntimeConfig { load_limits: limits, ..(*self.config).clone() };
-        Runtime { engine: self.engine.clone(), config: Arc::new(config), budget: self.budget.clone() }
+        Runtime {
+            engine: self.engine.clone(),
+            slots: self.slots.clone(),
+            config: Arc::new(config),
+            budget: self.budget.clone(),
+        }
     }
 
     /// The engine every module of this runtime is compiled by.
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// `module` (compiled by [`Runtime::engine`]) again for the pooled slots, linked by `link`, if
+    /// this runtime has them and the module fits a slot; `None` otherwise (instances of it are
+    /// then created on demand).
+    pub(crate) fn slotted(
+        &self,
+        module: &Module,
+        link: impl Fn(&mut Linker<HostState>, &Module) -> Result<()>,
+    ) -> Option<InstancePre<HostState>> {
+        let engine = self.slots.as_ref()?;
+        let bytes = module.serialize().ok()?;
+        if bytes.len() > MAX_SLOTTED_CODE {
+            return None;
+        }
+        // SAFETY: the bytes are what this process's compiler just produced for an engine with the
+        // same compilation settings (only the instance allocator differs), not outside input.
+        // A module over a slot's bounds is refused here.
+        let module = unsafe { Module::deserialize(engine, &bytes) }.ok()?;
+        let mut linker = Linker::new(engine);
+        link(&mut linker, &module).ok()?;
+        linker.instantiate_pre(&module).ok()
     }
 
     /// The settings this runtime was made with.
@@ -209,6 +258,7 @@ impl Runtime {
         let pre = linker.instantiate_pre(&module).map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
         let mut inner = ModuleInner {
             pre,
+            slotted: self.slotted(&module, wasi::link),
             initial_images: Default::default(),
             epoch_tick: self.config.epoch_tick,
             layout,
@@ -395,6 +445,39 @@ fn prune_cache(dir: &Path, max_bytes: u64) {
     }
 }
 
+/// A pooled slot's table holds this many elements; instances whose `Limits::table_elements` allow
+/// more are created on demand (a slot would refuse growth the limits allow).
+pub(crate) const SLOT_TABLE_ELEMENTS: usize = 100_000;
+
+/// Compiled code up to this size gets pooled slots (a second copy of the code is loaded for them).
+const MAX_SLOTTED_CODE: usize = 16 << 20;
+
+/// An engine with `config`'s compilation settings whose instances come from `instance_slots`
+/// pooled slots; `None` if the address space for them cannot be reserved.
+fn slot_engine(mut c: Config, config: &RuntimeConfig) -> Option<Engine> {
+    if config.wasm_exceptions {
+        // Exception objects live in a GC heap, which slots do not provide.
+        return None;
+    }
+    let slots = config.instance_slots;
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_core_instances(slots)
+        // Memory 0 and the dirty-page map.
+        .total_memories(slots.saturating_mul(2))
+        .max_memories_per_module(2)
+        .total_tables(slots)
+        .max_tables_per_module(1)
+        .table_elements(SLOT_TABLE_ELEMENTS)
+        .total_component_instances(0)
+        .total_gc_heaps(0)
+        .max_memory_size(1 << 32)
+        .linear_memory_keep_resident(config.slot_keep_resident)
+        .table_keep_resident(64 << 10)
+        .pagemap_scan(wasmtime::Enabled::Auto);
+    c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&c).ok()
+}
+
 fn spawn_ticker(engine: &Engine, tick: Duration) {
     let weak = engine.weak();
     std::thread::Builder::new()
@@ -501,6 +584,8 @@ impl Pool {
 #[derive(Clone)]
 pub(crate) struct ModuleInner {
     pub pre: InstancePre<HostState>,
+    /// The module for the runtime's pooled slots, if it has them and the module fits one.
+    pub slotted: Option<InstancePre<HostState>>,
     /// Images of the memories of a fresh instance (before `_initialize`), taken once.
     pub initial_images: std::sync::OnceLock<Vec<crate::pages::MemoryImage>>,
     pub epoch_tick: Duration,

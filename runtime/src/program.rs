@@ -64,8 +64,12 @@ pub(crate) fn compile(
     let mut linker = Linker::new(runtime.engine());
     wasi::link_all(&mut linker, &module, imports == Imports::ForkQueries, imports == Imports::HostCall)?;
     let pre = linker.instantiate_pre(&module).map_err(|e| Error::InvalidModule { message: format!("{e:#}") })?;
+    let slotted = runtime.slotted(&module, |linker, module| {
+        wasi::link_all(linker, module, imports == Imports::ForkQueries, imports == Imports::HostCall)
+    });
     Ok(ModuleInner {
         pre,
+        slotted,
         initial_images: Default::default(),
         epoch_tick: runtime.config().epoch_tick,
         layout,

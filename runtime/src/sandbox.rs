@@ -157,6 +157,9 @@ pub(crate) struct Sandbox {
     /// The memfd this sandbox's forks last mapped (or it maps itself) and the image it holds, so a
     /// fork of a nearby state maps it and copies only the pages that differ.
     file_base: Option<(Arc<CowFile>, MemoryImage)>,
+    /// The instance is in one of the runtime's pooled slots, whose memory wasmtime resets and
+    /// reuses: nothing may be mapped into it.
+    slotted: bool,
 }
 
 /// Memory 0 of a sandbox mapped from a [`CowFile`], and which of its pages the sandbox has written
@@ -204,12 +207,16 @@ pub(crate) const INSTANCE_OVERHEAD: u64 = 16 << 10;
 impl Sandbox {
     /// A fresh instance of `module`; runs the guest's `_initialize` (if any) when `initialize`.
     pub fn new(module: &Arc<ModuleInner>, limits: Limits, initialize: bool) -> Result<Sandbox> {
-        let engine = module.pre.module().engine();
-        let mut store = Store::new(
-            engine,
-            HostState {
+        Sandbox::create(module, limits, initialize, true)
+    }
+
+    /// [`Sandbox::new`], in a pooled slot if `slot` allows it, the module has one and one is
+    /// free; otherwise on demand (the only kind of instance memory may be mapped into).
+    fn create(module: &Arc<ModuleInner>, limits: Limits, initialize: bool, slot: bool) -> Result<Sandbox> {
+        let host = || -> Result<HostState> {
+            Ok(HostState {
                 vars: HostVars::new(),
-                limits,
+                limits: limits.clone(),
                 memory: None,
                 io: Default::default(),
                 host_writes: Vec::new(),
@@ -220,12 +227,35 @@ impl Sandbox {
                     Some(ExternType::Memory(ty)) => ty.minimum() * 65536,
                     _ => 0,
                 },
-            },
-        );
-        store.limiter(|state| state);
-        let budget = arm(&mut store, module)?;
-        let instance =
-            module.pre.instantiate(&mut store).map_err(|e| from_wasmtime(e, budget, TrapContext::default()))?;
+            })
+        };
+        let instantiate = |pre: &wasmtime::InstancePre<HostState>| -> Result<(Store<HostState>, _)> {
+            let mut store = Store::new(pre.module().engine(), host()?);
+            store.limiter(|state| state);
+            let budget = arm(&mut store, module)?;
+            let instance = pre.instantiate(&mut store);
+            Ok((store, instance.map_err(|e| (e, budget))))
+        };
+        let mut slotted = false;
+        let mut made = None;
+        if slot
+            && limits.table_elements <= crate::module::SLOT_TABLE_ELEMENTS as u64
+            && let Some(pre) = &module.slotted
+        {
+            match instantiate(pre)? {
+                // Every slot is in use: create this one on demand.
+                (_, Err((e, _))) if e.chain().any(|c| c.is::<wasmtime::PoolConcurrencyLimitError>()) => {}
+                (store, instance) => {
+                    slotted = true;
+                    made = Some((store, instance));
+                }
+            }
+        }
+        let (mut store, instance) = match made {
+            Some(made) => made,
+            None => instantiate(&module.pre)?,
+        };
+        let instance = instance.map_err(|(e, budget)| from_wasmtime(e, budget, TrapContext::default()))?;
         let missing = |what: &str| Error::MissingExport { name: what.into(), expected: "added at load".into() };
         let memories = (0..module.layout.memories)
             .map(|i| match instance.get_export(&mut store, &format!("{MEMORY_EXPORT}{i}")) {
@@ -253,6 +283,7 @@ impl Sandbox {
             map,
             cow: None,
             file_base: None,
+            slotted,
         };
         let estimate = sandbox.resident_estimate();
         let charge = &mut sandbox.store.data_mut().charge;
@@ -477,6 +508,10 @@ impl Sandbox {
         }
     }
 
+    pub fn in_slot(&self) -> bool {
+        self.slotted
+    }
+
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.is_some()
     }
@@ -560,16 +595,29 @@ impl Sandbox {
     }
 
     /// A new, independent sandbox in exactly this one's state, under the same limits: a new
-    /// instance, into which only the pages changed since the module's initial image are written.
+    /// instance, into which only the pages changed since the module's initial image are written
+    /// (in a pooled slot, whose memory is resident), or, where that is many pages of a large
+    /// memory, an instance created on demand whose memory maps this state copy-on-write.
     pub fn fork(&mut self) -> Result<Sandbox> {
+        /// Up to this many pages to write, copying them into a pooled slot beats mapping.
+        const COPY_MAX_PAGES: usize = 64;
         let data = self.capture()?;
-        let mut child = Sandbox::new(&self.module, self.store.data().limits.clone(), false)?;
         let size = self.memories[0].data_size(&self.store);
-        if CowFile::SUPPORTED
+        let map = CowFile::SUPPORTED
             && self.map.is_some()
             && self.memories.len() == 1
             && size >= self.module.cow_fork_min_bytes
-        {
+            && match (&self.module.slotted, self.module.initial_images.get()) {
+                (Some(_), Some(initial)) => {
+                    let mut pages = 0;
+                    data.memories[0].diff(&initial[0], |_| pages += 1);
+                    pages > COPY_MAX_PAGES
+                }
+                _ => true,
+            };
+        let limits = self.store.data().limits.clone();
+        let mut child = Sandbox::create(&self.module, limits, false, !map)?;
+        if map {
             let (file, image) = self.cow_base(&data.memories[0])?;
             child.map_state(&data, file, &image)?;
         } else {
@@ -630,8 +678,8 @@ impl Sandbox {
         self.check_compatible(data)?;
         let memory = self.memories[0];
         let current = memory.data_size(&self.store);
-        if current > file.len() || self.map.is_none() {
-            return Err(Error::Runtime { message: "copy-on-write mapping into a used instance".into() });
+        if current > file.len() || self.map.is_none() || self.slotted {
+            return Err(Error::Runtime { message: "copy-on-write mapping into a used or pooled instance".into() });
         }
         if current < file.len() {
             let budget = CallBudget { fuel: 0, deadline: Default::default() };

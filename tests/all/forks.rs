@@ -23,8 +23,17 @@ fn load(runtime: &Runtime, guest: &str) -> EnvModule {
 /// A runtime whose every fork maps its parent's memory copy-on-write into a new instance.
 fn cow_runtime() -> &'static Runtime {
     static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
-    RUNTIME
-        .get_or_init(|| runtime_with(RuntimeConfig { instance_pool: 0, cow_fork_min_bytes: 0, ..Default::default() }))
+    RUNTIME.get_or_init(|| {
+        runtime_with(RuntimeConfig { instance_pool: 0, cow_fork_min_bytes: 0, instance_slots: 0, ..Default::default() })
+    })
+}
+
+/// A runtime whose every fork is a new instance, in one of three pooled slots while one is free
+/// (copying its parent's changed pages into memory a dropped instance left) and created on demand
+/// past them.
+fn slot_runtime() -> &'static Runtime {
+    static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| runtime_with(RuntimeConfig { instance_pool: 0, instance_slots: 3, ..Default::default() }))
 }
 
 proptest! {
@@ -37,10 +46,47 @@ proptest! {
         branches_match_replay(&load(cow_runtime(), name), seed, &choices, cut, &order, None);
     }
 
+    /// Forks into pooled slots (reset by wasmtime between instances) and past them give
+    /// trajectories identical to replay.
+    #[test]
+    fn slotted_forks_of_every_env_match_replay(env in 0usize..5, seed: u64, choices in prop::collection::vec(any::<u32>(), 0..40), cut: Index, order in prop::collection::vec(any::<Index>(), 1..5)) {
+        let name = ["tic_tac_toe", "connect_four", "cart_pole", "bandit", "chaos"][env];
+        // chaos: steps that succeed, grow memory, and hash in an order-dependent way.
+        let actions: Option<&[i64]> = if name == "chaos" { Some(&[0, 11, 10]) } else { None };
+        branches_match_replay(&load(slot_runtime(), name), seed, &choices, cut, &order, actions);
+    }
+
     /// Memory grows between snapshots: forks map grown images and grow past their mapping.
     #[test]
     fn cow_forks_match_replay_across_memory_growth(seed: u64, choices in prop::collection::vec(any::<u32>(), 1..10), cut: Index, order in prop::collection::vec(any::<Index>(), 1..5)) {
         branches_match_replay(&load(cow_runtime(), "chaos"), seed, &choices, cut, &order, Some(&[0, 11, 10]));
+    }
+}
+
+/// A slot a dropped instance gave back holds nothing of it: the next instance in it starts from the
+/// module's initial state, bit for bit what an instance created on demand starts from; forks past
+/// the slots are created on demand and are exact too.
+#[test]
+fn a_reused_slot_starts_clean_and_forks_past_the_slots_are_exact() {
+    let slotted =
+        load(&runtime_with(RuntimeConfig { instance_pool: 0, instance_slots: 1, ..Default::default() }), "dirty");
+    let on_demand = load(&runtime_with(RuntimeConfig { instance_slots: 0, ..Default::default() }), "dirty");
+    let fresh = on_demand.instantiate().unwrap();
+    assert!(!fresh.in_slot());
+    let mut fresh = fresh;
+    let initial = fresh.state_hash_full().unwrap();
+    for round in 0..4u64 {
+        let mut env = slotted.instantiate().unwrap();
+        assert!(env.in_slot(), "round {round}: the only slot is free again");
+        assert_eq!(env.state_hash_full().unwrap(), initial, "round {round}: the slot kept a dropped instance's state");
+        env.reset(Some(round), Some(r#"{"memory_kib": 256, "dirty_pages": 8}"#)).unwrap();
+        env.step(0).unwrap();
+        let mut fork = env.fork().unwrap();
+        assert!(!fork.in_slot(), "the only slot is taken");
+        assert_eq!(fork.state_hash_full().unwrap(), env.state_hash_full().unwrap());
+        let (a, b) = (env.step(0).unwrap(), fork.step(0).unwrap());
+        assert_eq!(a.observation, b.observation);
+        assert_eq!(env.state_hash_full().unwrap(), fork.state_hash_full().unwrap());
     }
 }
 
