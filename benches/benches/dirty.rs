@@ -5,7 +5,7 @@
 //! |------------------|---------------------------------------------|-------------------------------------|
 //! | `dirty/restore`  | `Env::restore` after one step dirtied k pages | `full_copy`: memcpy of the whole memory |
 //! | `dirty/fork`     | `Env::fork` after one step dirtied k pages (reuses a warm instance) | `full_copy`  |
-//! | `dirty/fork_new` | `Env::fork` into a new instance: copy-on-write from 256 KiB (the default) | `fork_new_copy`: a new instance, memory copied |
+//! | `dirty/fork_new` | `Env::fork` into a new instance: a pooled slot, or copy-on-write on demand for many changed pages from 256 KiB (the defaults) | `fork_new_on_demand`: the same without slots; `fork_new_copy`: a new instance, memory copied |
 //! | `dirty/snapshot` | `Env::snapshot` after one step dirtied k pages | `full_copy`                       |
 //! | `dirty/state_hash` | `Env::state_hash` after one step dirtied k pages | `state_hash_full` (hashes all memory) |
 //!
@@ -60,9 +60,12 @@ fn after_step<T>(env: &mut Env, snapshot: &Snapshot, iters: u64, mut what: impl 
 
 fn dirty(c: &mut Criterion) {
     let module = dirty_guest(&wasmgym_benches::modules().runtime);
-    // No warm instances: every fork creates one, copy-on-write (from 256 KiB, the default) or copying.
+    // No warm instances: every fork creates one, in a slot or on demand, copy-on-write (from 256
+    // KiB, the default) or copying.
     let config = |cow_fork_min_bytes| RuntimeConfig { instance_pool: 0, cow_fork_min_bytes, ..Default::default() };
     let fresh = dirty_guest(&Runtime::with_config(config(256 << 10)).unwrap());
+    let on_demand =
+        dirty_guest(&Runtime::with_config(RuntimeConfig { instance_slots: 0, ..config(256 << 10) }).unwrap());
     let fresh_copy = dirty_guest(&Runtime::with_config(config(usize::MAX)).unwrap());
     let mut group = c.benchmark_group("dirty");
     for kib in MEMORY_KIB {
@@ -100,7 +103,9 @@ fn dirty(c: &mut Criterion) {
                 })
             });
             group.bench_function(id("full_copy"), |b| b.iter(|| target.copy_from_slice(black_box(memory))));
-            for (name, module) in [("fork_new", &fresh), ("fork_new_copy", &fresh_copy)] {
+            for (name, module) in
+                [("fork_new", &fresh), ("fork_new_on_demand", &on_demand), ("fork_new_copy", &fresh_copy)]
+            {
                 let (mut env, snapshot) = setup(module, kib, dirty);
                 group.bench_function(id(name), |b| {
                     b.iter_custom(|iters| after_step(&mut env, &snapshot, iters, |env| env.fork().unwrap()))

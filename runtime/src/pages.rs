@@ -150,7 +150,22 @@ impl MemoryImage {
     /// differing pages, not the size of the memories.
     pub fn diff(&self, other: &MemoryImage, mut f: impl FnMut(usize)) {
         let pages = self.pages().max(other.pages());
-        diff_nodes(&self.root, &other.root, LEVELS, 0, pages, &mut f);
+        diff_nodes(&self.root, &other.root, LEVELS, 0, pages, &mut |p| {
+            f(p);
+            true
+        });
+    }
+
+    /// Whether `self` and `other` may differ on more than `n` pages (as [`MemoryImage::diff`]
+    /// counts them); stops looking past `n`.
+    pub fn differs_on_more_than(&self, other: &MemoryImage, n: usize) -> bool {
+        let pages = self.pages().max(other.pages());
+        let mut count = 0;
+        diff_nodes(&self.root, &other.root, LEVELS, 0, pages, &mut |_| {
+            count += 1;
+            count <= n
+        });
+        count > n
     }
 
     /// Number of pages stored (not zero).
@@ -243,14 +258,16 @@ fn zero_hash(level: u32) -> [u8; 32] {
     })[level as usize]
 }
 
-fn diff_nodes(a: &Node, b: &Node, level: u32, first: usize, pages: usize, f: &mut impl FnMut(usize)) {
+/// Calls `f` with each page on which the two subtrees may differ, until it returns `false`;
+/// returns `false` if it was stopped.
+fn diff_nodes(a: &Node, b: &Node, level: u32, first: usize, pages: usize, f: &mut impl FnMut(usize) -> bool) -> bool {
     if first >= pages {
-        return;
+        return true;
     }
     match (a, b) {
-        (Node::Zero, Node::Zero) => {}
-        (Node::Page(x), Node::Page(y)) if Arc::ptr_eq(x, y) => {}
-        (Node::Inner(x), Node::Inner(y)) if Arc::ptr_eq(x, y) => {}
+        (Node::Zero, Node::Zero) => true,
+        (Node::Page(x), Node::Page(y)) if Arc::ptr_eq(x, y) => true,
+        (Node::Inner(x), Node::Inner(y)) if Arc::ptr_eq(x, y) => true,
         _ if level == 0 => f(first),
         _ => {
             // Borrowed, not cloned: cloning would touch two reference counts per child.
@@ -265,9 +282,7 @@ fn diff_nodes(a: &Node, b: &Node, level: u32, first: usize, pages: usize, f: &mu
             // Children cover FAN^(level-1) pages each; none starts past the last page.
             let span = FAN.pow(level - 1);
             let children = (pages - first).div_ceil(span).min(FAN);
-            for i in 0..children {
-                diff_nodes(child(a, i), child(b, i), level - 1, first + i * span, pages, f);
-            }
+            (0..children).all(|i| diff_nodes(child(a, i), child(b, i), level - 1, first + i * span, pages, f))
         }
     }
 }
@@ -303,6 +318,10 @@ mod tests {
         let mut none = Vec::new();
         next.diff(&next.clone(), |p| none.push(p));
         assert!(none.is_empty());
+        for (n, more) in [(0, true), (3, true), (4, false), (100, false)] {
+            assert_eq!(base.differs_on_more_than(&next, n), more, "more than {n}");
+        }
+        assert!(!next.differs_on_more_than(&next.clone(), 0));
     }
 
     #[test]

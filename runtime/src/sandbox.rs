@@ -608,11 +608,7 @@ impl Sandbox {
             && self.memories.len() == 1
             && size >= self.module.cow_fork_min_bytes
             && match (&self.module.slotted, self.module.initial_images.get()) {
-                (Some(_), Some(initial)) => {
-                    let mut pages = 0;
-                    data.memories[0].diff(&initial[0], |_| pages += 1);
-                    pages > COPY_MAX_PAGES
-                }
+                (Some(_), Some(initial)) => data.memories[0].differs_on_more_than(&initial[0], COPY_MAX_PAGES),
                 _ => true,
             };
         let limits = self.store.data().limits.clone();

@@ -36,8 +36,11 @@ struct Row {
     restore_ns: u64,
     fork_ns: u64,
     full_copy_ns: u64,
-    /// A fork into a new instance (no warm one to reuse): copy-on-write from 256 KiB up (the default).
+    /// A fork into a new instance (no warm one to reuse): into a pooled slot, or copy-on-write into
+    /// one created on demand for many changed pages from 256 KiB up (the defaults).
     fork_new_ns: u64,
+    /// Baseline: the same without pooled slots (every new instance created on demand).
+    fork_new_on_demand_ns: u64,
     /// Baseline: a fork into a new instance that copies the memory.
     fork_new_copy_ns: u64,
 }
@@ -51,6 +54,7 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
     let module = load(RuntimeConfig::default())?;
     // No warm instances: every fork creates one, copy-on-write or copying.
     let fresh = load(RuntimeConfig { instance_pool: 0, ..Default::default() })?;
+    let on_demand = load(RuntimeConfig { instance_pool: 0, instance_slots: 0, ..Default::default() })?;
     let fresh_copy = load(RuntimeConfig { instance_pool: 0, cow_fork_min_bytes: usize::MAX, ..Default::default() })?;
     let points: Vec<(u64, u64)> = MEMORY_KIB
         .iter()
@@ -73,6 +77,8 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
         let fork = median(|| after_step(&mut env, &snapshot, |env| env.fork()))?;
         let (mut env, snapshot) = setup(&fresh)?;
         let fork_new = median(|| after_step(&mut env, &snapshot, |env| env.fork()))?;
+        let (mut env, snapshot) = setup(&on_demand)?;
+        let fork_new_on_demand = median(|| after_step(&mut env, &snapshot, |env| env.fork()))?;
         let (mut env, snapshot) = setup(&fresh_copy)?;
         let fork_new_copy = median(|| after_step(&mut env, &snapshot, |env| env.fork()))?;
         let (mut from, mut to) = (vec![1u8; kib as usize * 1024 + PAGE], vec![0u8; kib as usize * 1024 + PAGE]);
@@ -89,6 +95,7 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
             fork_ns: fork.as_nanos() as u64,
             full_copy_ns: full_copy.as_nanos() as u64,
             fork_new_ns: fork_new.as_nanos() as u64,
+            fork_new_on_demand_ns: fork_new_on_demand.as_nanos() as u64,
             fork_new_copy_ns: fork_new_copy.as_nanos() as u64,
         });
         bar.inc(1);
@@ -101,24 +108,26 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
         output::print_json(&rows)?;
     } else {
         println!(
-            "{:>10} {:>6} {:>12} {:>12} {:>12} {:>12} {:>12}",
-            "memory", "dirty", "restore", "fork", "full copy", "fork new", "(copying)"
+            "{:>10} {:>6} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+            "memory", "dirty", "restore", "fork", "full copy", "fork new", "(on demand)", "(copying)"
         );
         for r in &rows {
             println!(
-                "{:>10} {:>6} {:>12} {:>12} {:>12} {:>12} {:>12}",
+                "{:>10} {:>6} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
                 format!("{} KiB", r.memory_bytes / 1024),
                 r.dirty_pages,
                 micros(r.restore_ns),
                 micros(r.fork_ns),
                 micros(r.full_copy_ns),
                 micros(r.fork_new_ns),
+                micros(r.fork_new_on_demand_ns),
                 micros(r.fork_new_copy_ns)
             );
         }
         println!(
             "(medians; each restore and fork follows an untimed step that dirtied the pages; \"fork\" reuses a warm \
-             instance, \"fork new\" creates one, copy-on-write from 256 KiB, \"(copying)\" creates one and copies)"
+             instance, \"fork new\" creates one: in a pooled slot, or copy-on-write on demand for many changed pages \
+             from 256 KiB; \"(on demand)\" the same without slots; \"(copying)\" in a slot or on demand, copying)"
         );
     }
     Ok(Outcome::Passed)
@@ -232,6 +241,7 @@ fn svg(rows: &[Row]) -> String {
     let new_instance =
         |f: fn(&Row) -> u64| rows.iter().filter(|r| r.dirty_pages == 1).map(|r| (r.memory_bytes, f(r))).collect();
     series("fork new, 1 dirty".into(), "#000", "1 3", new_instance(|r| r.fork_new_ns));
+    series("(on demand), 1 dirty".into(), "#a6761d", "1 3", new_instance(|r| r.fork_new_on_demand_ns));
     series("(copying), 1 dirty".into(), "#e6ab02", "1 3", new_instance(|r| r.fork_new_copy_ns));
     out + "</svg>\n"
 }
