@@ -9,7 +9,7 @@
 //! | `step_breakdown` | bare wasmtime calls of the guest's step, fuel and epochs on | fuel only, epochs only, neither |
 //! | `snapshot`    | `Env::snapshot` at move 10      | replay: reset + 10 steps (sandbox and native); memcpy |
 //! | `restore`     | `Env::restore` to move 10       | replay: reset + 10 steps (sandbox and native)     |
-//! | `fork`        | `Env::fork` at move 10          | instantiate/`Runner::new` + reset + 10 steps      |
+//! | `fork`        | `Env::fork` at move 10 (warm, and `new_instance`: in a pooled slot) | instantiate/`Runner::new` + reset + 10 steps; `new_instance_on_demand` |
 //! | `serialise`   | `Snapshot::to_bytes`, `from_bytes` | `Vec<u8>` clone of as many bytes (memcpy)      |
 //!
 //! Benchmarks that create something (instance, snapshot, bytes) drop it inside the timing, on both
@@ -20,7 +20,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use wasmgym::{Env, EnvModule, Snapshot};
+use wasmgym::{Env, EnvModule, Runtime, RuntimeConfig, Snapshot};
 use wasmgym_benches::raw::{Metering, RawModule};
 use wasmgym_benches::{
     CartPole, ConnectFour, EPISODES, Episode, OPENING_MOVES, Player, Tape, cart_pole_episodes, connect_four_episodes,
@@ -257,6 +257,15 @@ fn fork(c: &mut Criterion) {
     let module = &modules().connect_four;
     let mut group = c.benchmark_group("fork");
     group.bench_function(BenchmarkId::new("connect_four", "sandbox"), |b| b.iter(|| env.fork().unwrap()));
+    // No warm instance to reuse: every fork is a new instance, in a pooled slot (the default) or,
+    // as the baseline, created on demand.
+    for (id, slots) in [("new_instance", RuntimeConfig::default().instance_slots), ("new_instance_on_demand", 0)] {
+        let runtime =
+            Runtime::with_config(RuntimeConfig { instance_pool: 0, instance_slots: slots, ..Default::default() });
+        let mut env = runtime.unwrap().load(wasm("connect_four")).unwrap().instantiate().unwrap();
+        replay(&mut env, &opening);
+        group.bench_function(BenchmarkId::new("connect_four", id), |b| b.iter(|| env.fork().unwrap()));
+    }
     group.bench_function(BenchmarkId::new("connect_four", "replay"), |b| {
         b.iter(|| {
             let mut child = module.instantiate().unwrap();
