@@ -188,6 +188,11 @@ impl CowMapping {
         }
     }
 
+    /// Whether page `p` is the sandbox's own copy (written since the mapping), not the file's.
+    fn is_private(&self, p: usize) -> bool {
+        self.private.get(p / 64).is_some_and(|word| word & (1 << (p % 64)) != 0)
+    }
+
     /// Records that page `p` was written (pages past the mapping are charged as plain memory).
     fn note(&mut self, p: usize) {
         if let Some(word) = self.private.get_mut(p / 64)
@@ -753,10 +758,11 @@ impl Sandbox {
             // (measured in docs/branching.md).
             copy(to, from);
         } else {
-            // A copy-on-write child compares first, so equal pages stay shared with the file.
-            let compare = child.cow.is_some();
+            // A copy-on-write child compares a page it still shares with the file first, so equal
+            // pages stay shared; one it already holds privately is just copied (cheaper).
             for p in candidates {
                 let range = p * PAGE..((p + 1) * PAGE).min(from.len());
+                let compare = child.cow.as_ref().is_some_and(|cow| !cow.is_private(p));
                 if range.start < from.len() && (!compare || from[range.clone()] != to[range.clone()]) {
                     copy(&mut to[range.clone()], &from[range]);
                     if let Some(cow) = &mut child.cow {
@@ -890,9 +896,8 @@ impl Sandbox {
                 }
                 continue;
             }
-            // A copy-on-write memory compares first, so equal pages stay shared with the file;
-            // a private one just copies (cheaper than comparing).
-            let compare = cow.is_some() && i == 0;
+            // A copy-on-write memory compares a page it still shares with the file first, so
+            // equal pages stay shared; a private page just copies (cheaper than comparing).
             let copy = |page: usize| {
                 let at = page * PAGE;
                 if at >= bytes.len() {
@@ -900,6 +905,7 @@ impl Sandbox {
                 }
                 let end = (at + PAGE).min(bytes.len());
                 let want = &target.page(page)[..end - at];
+                let compare = i == 0 && cow.as_ref().is_some_and(|cow| !cow.is_private(page));
                 if !compare {
                     copy(&mut bytes[at..end], want);
                 } else if bytes[at..end] != *want {

@@ -31,10 +31,14 @@ pub struct ForkArgs {
 /// One measured point; times are medians in nanoseconds.
 #[derive(Serialize)]
 struct Row {
+    /// What the guest allocated and touched (its `memory_kib`).
     memory_bytes: u64,
+    /// The instance's whole linear memory: the allocation, the guest's stack, data and heap.
+    linear_memory_bytes: u64,
     dirty_pages: u64,
     restore_ns: u64,
     fork_ns: u64,
+    /// Baseline: a copy of the whole linear memory (what a naive snapshot or fork copies).
     full_copy_ns: u64,
     /// A fork into a new instance (no warm one to reuse): into a pooled slot, or copy-on-write into
     /// one created on demand for many changed pages from 256 KiB up (the defaults).
@@ -73,6 +77,7 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
             Ok((env, snapshot))
         };
         let (mut env, snapshot) = setup(&module)?;
+        let linear = env.memory_bytes() as usize;
         let restore = median(|| after_step(&mut env, &snapshot, |env| env.restore(&snapshot)))?;
         let fork = median(|| after_step(&mut env, &snapshot, |env| env.fork()))?;
         let (mut env, snapshot) = setup(&fresh)?;
@@ -81,8 +86,8 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
         let fork_new_on_demand = median(|| after_step(&mut env, &snapshot, |env| env.fork()))?;
         let (mut env, snapshot) = setup(&fresh_copy)?;
         let fork_new_copy = median(|| after_step(&mut env, &snapshot, |env| env.fork()))?;
-        let (mut from, mut to) = (vec![1u8; kib as usize * 1024 + PAGE], vec![0u8; kib as usize * 1024 + PAGE]);
-        let (memory, copy) = (page_aligned(&mut from, kib), page_aligned(&mut to, kib));
+        let (mut from, mut to) = (vec![1u8; linear + PAGE], vec![0u8; linear + PAGE]);
+        let (memory, copy) = (page_aligned(&mut from, linear), page_aligned(&mut to, linear));
         let full_copy = median(|| {
             let start = Instant::now();
             copy.copy_from_slice(black_box(memory));
@@ -90,6 +95,7 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
         })?;
         rows.push(Row {
             memory_bytes: kib * 1024,
+            linear_memory_bytes: linear as u64,
             dirty_pages: dirty,
             restore_ns: restore.as_nanos() as u64,
             fork_ns: fork.as_nanos() as u64,
@@ -108,13 +114,14 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
         output::print_json(&rows)?;
     } else {
         println!(
-            "{:>10} {:>6} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
-            "memory", "dirty", "restore", "fork", "full copy", "fork new", "(on demand)", "(copying)"
+            "{:>10} {:>10} {:>6} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+            "allocated", "linear", "dirty", "restore", "fork", "full copy", "fork new", "(on demand)", "(copying)"
         );
         for r in &rows {
             println!(
-                "{:>10} {:>6} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+                "{:>10} {:>10} {:>6} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
                 format!("{} KiB", r.memory_bytes / 1024),
+                format!("{} KiB", r.linear_memory_bytes / 1024),
                 r.dirty_pages,
                 micros(r.restore_ns),
                 micros(r.fork_ns),
@@ -125,7 +132,8 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
             );
         }
         println!(
-            "(medians; each restore and fork follows an untimed step that dirtied the pages; \"fork\" reuses a warm \
+            "(medians; \"allocated\" is what the guest allocated and touched, \"linear\" its whole linear memory, which \
+             \"full copy\" copies; each restore and fork follows an untimed step that dirtied the pages; \"fork\" reuses a warm \
              instance, \"fork new\" creates one: in a pooled slot, or copy-on-write on demand for many changed pages \
              from 256 KiB; \"(on demand)\" the same without slots; \"(copying)\" in a slot or on demand, copying)"
         );
@@ -150,12 +158,12 @@ fn after_step<T>(
 }
 
 /// The median of repeated measurements, for `BUDGET` or at least `MIN_REPS` times.
-/// `kib` KiB of `buffer` starting at a page boundary, as linear memories do: glibc's `memcpy`
+/// `len` bytes of `buffer` starting at a page boundary, as linear memories do: glibc's `memcpy`
 /// runs many times slower between buffers 1-31 bytes apart modulo 4 KiB (see the runtime's
 /// `copy.rs`), which two heap vectors can be, and the baseline must not be flattered by that.
-fn page_aligned(buffer: &mut [u8], kib: u64) -> &mut [u8] {
+fn page_aligned(buffer: &mut [u8], len: usize) -> &mut [u8] {
     let skip = buffer.as_ptr().align_offset(PAGE);
-    &mut buffer[skip..skip + kib as usize * 1024]
+    &mut buffer[skip..skip + len]
 }
 
 fn median(mut measure: impl FnMut() -> Result<Duration, Error>) -> Result<Duration, Error> {
@@ -205,7 +213,7 @@ fn svg(rows: &[Row]) -> String {
         out += &format!("<text x='{}' y='{}' text-anchor='end'>{label}</text>\n", left - 6.0, py + 4.0);
     }
     out += &format!(
-        "<text x='{}' y='{}' text-anchor='middle'>linear memory of the environment</text>\n",
+        "<text x='{}' y='{}' text-anchor='middle'>memory the environment allocated (its linear memory is about 1 MiB more)</text>\n",
         (left + right) / 2.0,
         H - 12.0
     );
