@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use numpy::{IntoPyArray, PyArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
@@ -120,16 +120,17 @@ pub fn box_shape(space: &Space) -> Vec<usize> {
 /// An observation as Python: a numpy array of the space's dtype and shape, an int, an int64 array
 /// (multi-discrete) or a str.
 pub fn observation_to_py<'py>(py: Python<'py>, obs: &Observation, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
-    fn shaped<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
-        let array = v.into_pyarray(py);
+    // Copied into an array numpy allocates (no Rust buffer for numpy to keep alive).
+    fn shaped<'py, T: numpy::Element>(py: Python<'py>, v: &[T], shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+        let array = PyArray1::from_slice(py, v);
         if shape.len() == 1 { Ok(array.into_any()) } else { Ok(array.reshape(shape.to_vec())?.into_any()) }
     }
     Ok(match obs {
-        Observation::F32(v) => shaped(py, v.clone(), shape)?,
-        Observation::F64(v) => shaped(py, v.clone(), shape)?,
-        Observation::I32(v) => shaped(py, v.clone(), shape)?,
+        Observation::F32(v) => shaped(py, v, shape)?,
+        Observation::F64(v) => shaped(py, v, shape)?,
+        Observation::I32(v) => shaped(py, v, shape)?,
         Observation::Discrete(d) => d.into_pyobject(py)?.into_any(),
-        Observation::MultiDiscrete(v) => v.clone().into_pyarray(py).into_any(),
+        Observation::MultiDiscrete(v) => PyArray1::from_slice(py, v).into_any(),
         Observation::Text(t) => t.into_pyobject(py)?.into_any(),
     })
 }
@@ -138,7 +139,7 @@ pub fn observation_to_py<'py>(py: Python<'py>, obs: &Observation, shape: &[usize
 /// current_player)`.
 fn transition_to_py<'py>(py: Python<'py>, t: &Transition, shape: &[usize]) -> PyResult<Bound<'py, PyTuple>> {
     let observation = observation_to_py(py, &t.observation, shape)?;
-    (observation, t.rewards.clone(), t.terminated, t.truncated, t.info.as_str(), t.current_player).into_pyobject(py)
+    (observation, &t.rewards, t.terminated, t.truncated, t.info.as_str(), t.current_player).into_pyobject(py)
 }
 
 /// What the Gymnasium wrapper needs after a reset or step, gathered in one call: the transition,

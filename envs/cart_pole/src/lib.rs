@@ -24,8 +24,9 @@
 //! and they disagree on about 0.1% of the angles a CartPole episode visits. The reference is
 //! glibc's FMA path, the one any x86-64 CPU with FMA and AVX2 gets. [`trig`] reproduces it bit for
 //! bit in portable Rust for `|theta| < 0.85546875` rad (four times the 12° at which an episode
-//! terminates), computing its fused multiply-adds with `libm::fma`, so native and WebAssembly
-//! builds agree with each other and with Gymnasium there. Only a reset to a larger angle takes
+//! terminates), computing its fused multiply-adds correctly rounded (`libm::fma` natively, relaxed
+//! SIMD's deterministic `f64x2.relaxed_madd` in WebAssembly), so native and WebAssembly builds
+//! agree with each other and with Gymnasium there. Only a reset to a larger angle takes
 //! `sin`/`cos` outside that range; they then come from the `libm` crate (identical natively and in
 //! WebAssembly, but possibly one ulp from glibc). The `libm` crate alone rounds differently from
 //! glibc on 19 of the 6270 `sin`/`cos` values of the reference episodes, which made 4 of the 100
