@@ -241,21 +241,20 @@ impl Sandbox {
             let instance = pre.instantiate(&mut store);
             Ok((store, instance.map_err(|e| (e, budget))))
         };
-        let mut slotted = false;
         let mut made = None;
         if slot
             && limits.table_elements <= crate::module::SLOT_TABLE_ELEMENTS as u64
             && let Some(pre) = &module.slotted
         {
-            match instantiate(pre)? {
-                // Every slot is in use: create this one on demand.
-                (_, Err((e, _))) if e.chain().any(|c| c.is::<wasmtime::PoolConcurrencyLimitError>()) => {}
-                (store, instance) => {
-                    slotted = true;
-                    made = Some((store, instance));
-                }
+            let (store, instance) = instantiate(pre)?;
+            // With every slot in use, this instance is created on demand instead.
+            let full =
+                matches!(&instance, Err((e, _)) if e.chain().any(|c| c.is::<wasmtime::PoolConcurrencyLimitError>()));
+            if !full {
+                made = Some((store, instance));
             }
         }
+        let slotted = made.is_some();
         let (mut store, instance) = match made {
             Some(made) => made,
             None => instantiate(&module.pre)?,
