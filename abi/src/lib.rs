@@ -95,6 +95,11 @@ pub mod exports {
     pub const OBSERVE: &str = "wasmgym_observe";
     /// Optional, `() -> i64`: a key for the game state, for transposition tables.
     pub const STATE_KEY: &str = "wasmgym_state_key";
+    /// Optional, `(ptr: i32, len: i32) -> i64`: [`STEP`] and then [`LEGAL_ACTIONS`] in one call:
+    /// the transition, followed by the legal actions for the player to move next (none once the
+    /// episode is over) as [`wire::encode_step_actions`] appends them. Saves a call per step for a
+    /// host that reports legal actions after every step (an action mask, a random agent).
+    pub const STEP_ACTIONS: &str = "wasmgym_step_actions";
     /// Optional, `() -> i64`: `(ptr, capacity)` of an input buffer at a fixed address of the
     /// module's memory (the same in every instance and every state, such as a `static`): the host
     /// may write a request of at most `capacity` bytes there and pass that pointer instead of

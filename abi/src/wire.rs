@@ -346,6 +346,31 @@ pub fn encode_legal_actions(out: &mut Vec<u8>, actions: &[i64]) {
     }
 }
 
+/// Appends the legal actions after a transition in the output of `wasmgym_step_actions`: each
+/// action as i64 LE, then their count as u32 LE in the last four bytes.
+pub fn encode_step_actions(out: &mut Vec<u8>, actions: &[i64]) {
+    let mut w = Writer(out);
+    for &a in actions {
+        w.i64(a);
+    }
+    w.u32(actions.len() as u32);
+}
+
+/// Splits the output of `wasmgym_step_actions` into the transition's bytes and the legal actions
+/// (see [`encode_step_actions`]).
+pub fn decode_step_actions(buf: &[u8]) -> Result<(&[u8], Vec<i64>)> {
+    let short = || DecodeError(format!("step_actions output of {} bytes is too short for its action count", buf.len()));
+    let (rest, count) = buf.split_last_chunk::<4>().ok_or_else(short)?;
+    let n = u32::from_le_bytes(*count) as usize;
+    let split = n
+        .checked_mul(8)
+        .and_then(|bytes| rest.len().checked_sub(bytes))
+        .ok_or_else(|| DecodeError(format!("step_actions output claims {n} legal actions in {} bytes", buf.len())))?;
+    let (transition, actions) = rest.split_at(split);
+    let actions = actions.chunks_exact(8).map(|a| i64::from_le_bytes(a.try_into().expect("8 bytes"))).collect();
+    Ok((transition, actions))
+}
+
 /// Decodes a list of legal actions.
 pub fn decode_legal_actions(buf: &[u8]) -> Result<Vec<i64>> {
     let mut r = Reader::new(buf, "legal actions");
@@ -497,6 +522,26 @@ mod tests {
         let mut buf = Vec::new();
         t.encode(&mut buf);
         assert_eq!(Transition::decode(&buf).unwrap(), t);
+
+        let transition_bytes = buf.len();
+        encode_step_actions(&mut buf, &[0, 3, 6]);
+        let (head, actions) = decode_step_actions(&buf).unwrap();
+        assert_eq!((Transition::decode(head).unwrap(), actions), (t, vec![0, 3, 6]));
+        assert_eq!(head.len(), transition_bytes);
+    }
+
+    #[test]
+    fn step_actions_that_claim_more_than_they_hold_are_errors() {
+        let mut buf = vec![7; 10];
+        encode_step_actions(&mut buf, &[1, 2]);
+        let n = buf.len();
+        assert_eq!(decode_step_actions(&buf).unwrap().0, &[7; 10][..]);
+        buf[n - 4..].copy_from_slice(&4u32.to_le_bytes()); // 32 bytes of actions in 26
+        assert!(decode_step_actions(&buf).unwrap_err().0.contains("claims 4 legal actions"));
+        buf[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_step_actions(&buf).is_err());
+        assert!(decode_step_actions(&[1, 2, 3]).is_err());
+        assert_eq!(decode_step_actions(&[0, 0, 0, 0]).unwrap(), (&[][..], vec![]));
     }
 
     #[test]

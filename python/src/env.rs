@@ -1,13 +1,14 @@
 //! `Env` and `Snapshot`: one live instance and its complete state, as Python objects.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
+use numpy::{PyArray1, PyArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 use wasmgym::{Action, EnvModule, Limits, Observation, Runtime, RuntimeConfig, Space, Transition};
 
 use crate::errors;
@@ -142,34 +143,43 @@ fn transition_to_py<'py>(py: Python<'py>, t: &Transition, shape: &[usize]) -> Py
     (observation, &t.rewards, t.terminated, t.truncated, t.info.as_str(), t.current_player).into_pyobject(py)
 }
 
-/// What the Gymnasium wrapper needs after a reset or step, gathered in one call: the transition,
-/// the acting player's reward, and the actions (with their mask) for the player to move next.
-struct Full {
-    transition: Transition,
-    reward: f64,
-    actions: Vec<Action>,
-}
-
-fn full_to_py<'py>(py: Python<'py>, f: &Full, shape: &[usize], mask: Option<u64>) -> PyResult<Bound<'py, PyTuple>> {
-    let t = &f.transition;
-    let observation = observation_to_py(py, &t.observation, shape)?;
-    let actions: Vec<Bound<'py, PyAny>> = f.actions.iter().map(|a| action_to_py(py, a)).collect::<PyResult<_>>()?;
-    let mask = mask.map(|n| {
-        let mut m = vec![0i8; n as usize];
-        for a in &f.actions {
+/// Gymnasium's `info` after a reset or step: the environment's own info (a JSON object; any
+/// other JSON value under the key "info"), `current_player`, `rewards` (every player's),
+/// `legal_actions` and, for Discrete action spaces of at most 65,536 actions, `action_mask`.
+fn info_to_py<'py>(py: Python<'py>, t: &Transition, actions: &[Action], meta: &Meta) -> PyResult<Bound<'py, PyDict>> {
+    let info = match t.info.as_str() {
+        "{}" | "" => PyDict::new(py),
+        json => {
+            let value = py.import("json")?.call_method1("loads", (json,))?;
+            match value.cast_into::<PyDict>() {
+                Ok(dict) => dict,
+                Err(e) => {
+                    let dict = PyDict::new(py);
+                    dict.set_item("info", e.into_inner())?;
+                    dict
+                }
+            }
+        }
+    };
+    info.set_item(intern!(py, "current_player"), t.current_player)?;
+    match t.rewards.is_empty() {
+        true => info.set_item(intern!(py, "rewards"), vec![0.0; meta.players as usize])?,
+        false => info.set_item(intern!(py, "rewards"), &t.rewards)?,
+    }
+    let legal: Vec<Bound<'py, PyAny>> = actions.iter().map(|a| action_to_py(py, a)).collect::<PyResult<_>>()?;
+    info.set_item(intern!(py, "legal_actions"), legal)?;
+    if let Some(n) = meta.mask {
+        let mut mask = vec![0i8; n];
+        for a in actions {
             if let Action::Discrete(a) = a
-                && let Some(slot) = usize::try_from(*a).ok().and_then(|a| m.get_mut(a))
+                && let Some(slot) = usize::try_from(*a).ok().and_then(|a| mask.get_mut(a))
             {
                 *slot = 1;
             }
         }
-        m.into_pyarray(py)
-    });
-    let head = (observation, f.reward, t.terminated, t.truncated, t.info.as_str(), t.current_player);
-    let tail = (t.rewards.clone(), actions, mask);
-    let mut items: Vec<Bound<'py, PyAny>> = head.into_pyobject(py)?.iter().collect();
-    items.extend(tail.into_pyobject(py)?.iter());
-    PyTuple::new(py, items)
+        info.set_item(intern!(py, "action_mask"), PyArray1::from_slice(py, &mask))?;
+    }
+    Ok(info)
 }
 
 /// One live environment instance (`wasmgym.make` wraps it in a `gymnasium.Env`).
@@ -179,24 +189,47 @@ fn full_to_py<'py>(py: Python<'py>, f: &Full, shape: &[usize], mask: Option<u64>
 #[pyclass(module = "wasmgym._core", frozen)]
 pub struct Env {
     env: Mutex<wasmgym::Env>,
+    meta: Arc<Meta>,
+}
+
+/// What never changes between an env and its forks.
+struct Meta {
     spec_json: String,
     shape: Vec<usize>,
     source: String,
+    players: u32,
+    /// The size of an action mask: a Discrete action space's `n`, when it is at most 65,536.
+    mask: Option<usize>,
+    text: bool,
 }
 
 impl Env {
-    /// The size of an action mask: a Discrete action space's `n`, when it is at most 65,536.
-    fn mask_size(&self) -> Option<u64> {
-        match self.lock().spec().action_space {
-            Space::Discrete { n } if n <= 1 << 16 => Some(n),
-            _ => None,
-        }
+    pub fn new(env: wasmgym::Env, source: String) -> PyResult<Env> {
+        let spec = env.spec();
+        let meta = Meta {
+            spec_json: serde_json::to_string(spec).map_err(|e| PyValueError::new_err(e.to_string()))?,
+            shape: box_shape(&spec.observation_space),
+            source,
+            players: spec.players,
+            mask: match spec.action_space {
+                Space::Discrete { n } if n <= 1 << 16 => Some(n as usize),
+                _ => None,
+            },
+            text: matches!(spec.action_space, Space::Text { .. }),
+        };
+        Ok(Env { env: Mutex::new(env), meta: Arc::new(meta) })
     }
 
-    pub fn new(env: wasmgym::Env, source: String) -> PyResult<Env> {
-        let spec_json = serde_json::to_string(env.spec()).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let shape = box_shape(&env.spec().observation_space);
-        Ok(Env { env: Mutex::new(env), spec_json, shape, source })
+    /// A step and the actions for the player to move next (none once the episode is over), in
+    /// one call into the guest where the module allows (not for text action spaces).
+    fn step_and_actions(&self, env: &mut wasmgym::Env, action: Action) -> wasmgym::Result<(Transition, Vec<Action>)> {
+        if self.meta.text {
+            let transition = env.step(action)?;
+            let actions = if transition.done() { Vec::new() } else { env.actions()? };
+            return Ok((transition, actions));
+        }
+        let (transition, legal) = env.step_and_legal_actions(action)?;
+        Ok((transition, legal.into_iter().map(Action::Discrete).collect()))
     }
 
     /// The instance, for one call (a poisoned lock only means another thread panicked between
@@ -237,13 +270,13 @@ impl Env {
     /// Where the environment came from: a built-in name or the path given.
     #[getter]
     fn source(&self) -> &str {
-        &self.source
+        &self.meta.source
     }
 
     /// The environment's spec as JSON (`name`, `players`, spaces, `reward_range`, ...).
     #[getter]
     fn spec_json(&self) -> &str {
-        &self.spec_json
+        &self.meta.spec_json
     }
 
     /// Starts an episode: `seed` seeds the environment's only source of randomness; `options` is
@@ -253,7 +286,7 @@ impl Env {
     fn reset<'py>(&self, py: Python<'py>, seed: Option<u64>, options: Option<&str>) -> PyResult<Bound<'py, PyTuple>> {
         let options = options.map(str::to_owned);
         let t = self.with(py, |env| env.reset(seed, options.as_deref()))?;
-        transition_to_py(py, &t, &self.shape)
+        transition_to_py(py, &t, &self.meta.shape)
     }
 
     /// Takes one action (an int, or a str for text action spaces). Returns `(observation,
@@ -262,12 +295,11 @@ impl Env {
     fn step<'py>(&self, py: Python<'py>, action: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
         let action = self::action(action)?;
         let t = self.with(py, |env| env.step(action))?;
-        transition_to_py(py, &t, &self.shape)
+        transition_to_py(py, &t, &self.meta.shape)
     }
 
-    /// `reset` with what the Gymnasium wrapper reports, in one call: `(observation, 0.0,
-    /// terminated, truncated, info_json, current_player, rewards, actions, action_mask)`; the mask
-    /// (int8, over a Discrete action space of at most 65,536 actions) is None otherwise.
+    /// `reset` as Gymnasium's wrapper reports it: `(observation, info)` (see `info` in
+    /// `wasmgym.make`'s docs: `current_player`, `rewards`, `legal_actions`, `action_mask`).
     #[pyo3(signature = (seed=None, options=None))]
     fn reset_full<'py>(
         &self,
@@ -276,26 +308,28 @@ impl Env {
         options: Option<&str>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let options = options.map(str::to_owned);
-        let full = self.with(py, |env| {
+        let (transition, actions) = self.with(py, |env| {
             let transition = env.reset(seed, options.as_deref())?;
-            let actions = if transition.current_player.is_some() { env.actions()? } else { Vec::new() };
-            Ok(Full { transition, reward: 0.0, actions })
+            let actions = if transition.done() { Vec::new() } else { env.actions()? };
+            Ok((transition, actions))
         })?;
-        full_to_py(py, &full, &self.shape, self.mask_size())
+        let observation = observation_to_py(py, &transition.observation, &self.meta.shape)?;
+        (observation, info_to_py(py, &transition, &actions, &self.meta)?).into_pyobject(py)
     }
 
-    /// `step` with what the Gymnasium wrapper reports, in one call: `(observation, reward of the
-    /// player who acted, terminated, truncated, info_json, current_player, rewards, actions,
-    /// action_mask)`, the actions and mask for the player to move next.
+    /// `step` as Gymnasium's wrapper reports it: `(observation, reward of the player who acted,
+    /// terminated, truncated, info)`, `info` as for `reset_full`, with the actions for the player
+    /// to move next (one call into the guest for both where the module allows).
     fn step_full<'py>(&self, py: Python<'py>, action: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
         let action = self::action(action)?;
-        let full = self.with(py, |env| {
+        let (reward, transition, actions) = self.with(py, |env| {
             let player = env.current_player().unwrap_or(0);
-            let transition = env.step(action)?;
-            let actions = if transition.current_player.is_some() { env.actions()? } else { Vec::new() };
-            Ok(Full { reward: transition.reward(player), transition, actions })
+            let (transition, actions) = self.step_and_actions(env, action)?;
+            Ok((transition.reward(player), transition, actions))
         })?;
-        full_to_py(py, &full, &self.shape, self.mask_size())
+        let observation = observation_to_py(py, &transition.observation, &self.meta.shape)?;
+        let info = info_to_py(py, &transition, &actions, &self.meta)?;
+        (observation, reward, transition.terminated, transition.truncated, info).into_pyobject(py)
     }
 
     /// The legal discrete actions now (every action when the environment restricts none).
@@ -318,7 +352,7 @@ impl Env {
     /// The current observation without stepping, or None if the environment does not export it.
     fn observe<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let obs = self.with(py, |env| env.observe())?;
-        obs.map(|o| observation_to_py(py, &o, &self.shape)).transpose()
+        obs.map(|o| observation_to_py(py, &o, &self.meta.shape)).transpose()
     }
 
     /// The environment's text picture of the state.
@@ -371,7 +405,7 @@ impl Env {
     /// An independent copy of this environment in its current state.
     fn fork(&self, py: Python<'_>) -> PyResult<Env> {
         let child = self.with(py, |env| env.fork())?;
-        Env::new(child, self.source.clone())
+        Ok(Env { env: Mutex::new(child), meta: self.meta.clone() })
     }
 
     /// BLAKE3 of the complete machine state (32 bytes): equal states hash equal.
@@ -408,7 +442,7 @@ impl Env {
 
     fn __repr__(&self) -> String {
         let env = self.lock();
-        format!("<wasmgym._core.Env {} ({}), {} steps>", env.spec().name, self.source, env.steps())
+        format!("<wasmgym._core.Env {} ({}), {} steps>", env.spec().name, self.meta.source, env.steps())
     }
 }
 

@@ -291,17 +291,20 @@ impl VecEnv {
             )));
         }
         let outs = self.run(py, |i, env, autoreset| {
-            let out = if *autoreset {
+            if *autoreset {
                 *autoreset = false;
-                Out { transition: env.reset(None, None)?, reward: 0.0, reset: true, mask: None }
-            } else {
-                let player = env.current_player().unwrap_or(0);
-                let transition = env.step(actions[i].clone())?;
-                *autoreset = transition.done();
-                Out { reward: transition.reward(player), transition, reset: false, mask: None }
+                let transition = env.reset(None, None)?;
+                let mask = if masks { Some(env.legal_actions()?) } else { None };
+                return Ok(Out { transition, reward: 0.0, reset: true, mask });
+            }
+            let player = env.current_player().unwrap_or(0);
+            let (transition, mask) = match masks {
+                // One call into the guest for the step and the actions after it.
+                true => env.step_and_legal_actions(actions[i].clone()).map(|(t, legal)| (t, Some(legal)))?,
+                false => (env.step(actions[i].clone())?, None),
             };
-            let mask = if masks { Some(env.legal_actions()?) } else { None };
-            Ok(Out { mask, ..out })
+            *autoreset = transition.done();
+            Ok(Out { reward: transition.reward(player), transition, reset: false, mask })
         })?;
         self.finish(py, outs, masks)
     }

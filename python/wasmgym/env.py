@@ -75,10 +75,10 @@ class WasmgymEnv(gymnasium.Env[Any, Any]):
         super().reset(seed=seed)
         if seed is None:
             seed = int(self.np_random.integers(0, 2**63 - 1))
-        out = self.native.reset_full(seed, None if options is None else json.dumps(options))
+        obs, info = self.native.reset_full(seed, None if options is None else json.dumps(options))
         self._over = False
-        self._last_obs = out[0]
-        return out[0], self._info(out)
+        self._last_obs = obs
+        return obs, info
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         if self._over:
@@ -97,7 +97,7 @@ class WasmgymEnv(gymnasium.Env[Any, Any]):
                 self._last_obs = self.native.observe()
             return _copy(self._last_obs), self.illegal_reward, True, False, info
         self._last_obs = out[0]
-        return out[0], out[1], out[2], out[3], self._info(out)
+        return out  # type: ignore[no-any-return]
 
     def render(self) -> str | None:  # type: ignore[override]
         if self.render_mode is None:
@@ -170,16 +170,6 @@ class WasmgymEnv(gymnasium.Env[Any, Any]):
     def current_player(self) -> int | None:
         """Whose turn it is (None once the episode is over)."""
         return self.native.current_player
-
-    def _info(self, out: tuple[Any, ...]) -> dict[str, Any]:
-        info_json, player, rewards, legal, mask = out[4], out[5], out[6], out[7], out[8]
-        info: dict[str, Any] = json.loads(info_json) if info_json != "{}" else {}
-        info["current_player"] = player
-        info["rewards"] = rewards if rewards else [0.0] * self._players
-        info["legal_actions"] = legal
-        if mask is not None:
-            info["action_mask"] = mask
-        return info
 
 
 class _SharedRng:

@@ -101,7 +101,8 @@ class WasmgymAECEnv(AECEnv[str, dict[str, Any], int]):
         if action is None:
             raise ValueError(f"{agent} is to move: step(None) is only for agents whose game is over")
         try:
-            obs, rewards, terminated, truncated, info_json, player = self.native.step(action)
+            # One call into the guest for the step and the legal actions after it.
+            obs, _, terminated, truncated, info = self.native.step_full(action)
         except IllegalActionError as e:
             if self.illegal_action == "raise":
                 raise
@@ -112,8 +113,9 @@ class WasmgymAECEnv(AECEnv[str, dict[str, Any], int]):
             self._accumulate_rewards()
             return
         self._obs = obs
+        rewards, player, legal = info.pop("rewards"), info.pop("current_player"), info.pop("legal_actions")
+        info.pop("action_mask", None)
         self.rewards = {a: float(rewards[i]) if i < len(rewards) else 0.0 for i, a in enumerate(self.agents)}
-        info = json.loads(info_json) if info_json not in ("", "{}") else {}
         self.infos = {a: dict(info) for a in self.agents}
         if terminated or truncated:
             self.terminations = {a: bool(terminated) for a in self.agents}
@@ -121,7 +123,7 @@ class WasmgymAECEnv(AECEnv[str, dict[str, Any], int]):
             self._legal = []
             self._next_agent(agent)
         else:
-            self._legal = self.native.legal_actions()
+            self._legal = legal
             self.agent_selection = self.possible_agents[player or 0]
         self._accumulate_rewards()
 

@@ -56,6 +56,7 @@ pub(crate) struct Exports {
     render: TypedFunc<(), i64>,
     /// The optional exports (checked at load when present).
     rollout: Option<TypedFunc<(i64, i32, i32, i64), i64>>,
+    step_actions: Option<TypedFunc<(i32, i32), i64>>,
     text_actions: Option<TypedFunc<(), i64>>,
     observe: Option<TypedFunc<(), i64>>,
     state_key: Option<TypedFunc<(), i64>>,
@@ -75,6 +76,7 @@ impl Exports {
             legal_actions: sandbox.func(exports::LEGAL_ACTIONS)?,
             render: sandbox.func(exports::RENDER)?,
             rollout: sandbox.func(exports::ROLLOUT).ok(),
+            step_actions: sandbox.func(exports::STEP_ACTIONS).ok(),
             text_actions: sandbox.func(exports::TEXT_ACTIONS).ok(),
             observe: sandbox.func(exports::OBSERVE).ok(),
             state_key: sandbox.func(exports::STATE_KEY).ok(),
@@ -89,6 +91,7 @@ enum Call {
     Spec,
     Reset,
     Step,
+    StepActions,
     LegalActions,
     Render,
     TextActions,
@@ -158,17 +161,43 @@ impl Env {
     /// An illegal action gets [`Error::IllegalAction`] and leaves the state unchanged.
     pub fn step(&mut self, action: impl Into<Action>) -> Result<Transition> {
         let action = action.into();
-        let mut request = Vec::new();
-        action.encode(&mut request);
-        let payload = match self.invoke(Call::Step, &request) {
-            Err(Error::IllegalAction { message, .. }) => {
-                return Err(Error::IllegalAction { action: action.to_string(), message });
-            }
-            other => other?,
-        };
+        let payload = self.invoke_step(Call::Step, &action)?;
         let transition = self.transition(&payload)?;
         self.sandbox.store.data_mut().vars.steps += 1;
         Ok(transition)
+    }
+
+    /// [`Env::step`], then [`Env::legal_actions`] for the player to move next (empty once the
+    /// episode is over): in one call into the guest when the module exports
+    /// `wasmgym_step_actions` (every SDK environment does), in two otherwise.
+    pub fn step_and_legal_actions(&mut self, action: impl Into<Action>) -> Result<(Transition, Vec<i64>)> {
+        if self.exports.step_actions.is_none() {
+            let transition = self.step(action)?;
+            let actions = if transition.done() { Vec::new() } else { self.legal_actions()? };
+            return Ok((transition, actions));
+        }
+        let action = action.into();
+        let payload = self.invoke_step(Call::StepActions, &action)?;
+        let (transition, actions) = self.protocol(wire::decode_step_actions(&payload).map_err(|e| e.0))?;
+        let transition = self.transition(transition)?;
+        self.sandbox.store.data_mut().vars.steps += 1;
+        let actions = self.check_legal_actions(actions)?;
+        if transition.done() && !actions.is_empty() {
+            return self.protocol(Err("the episode is over, but step_actions listed legal actions".into()));
+        }
+        Ok((transition, actions))
+    }
+
+    /// A `Step` or `StepActions` call: its payload, or the illegal action named in the error.
+    fn invoke_step(&mut self, call: Call, action: &Action) -> Result<Vec<u8>> {
+        let mut request = Vec::new();
+        action.encode(&mut request);
+        match self.invoke(call, &request) {
+            Err(Error::IllegalAction { message, .. }) => {
+                Err(Error::IllegalAction { action: action.to_string(), message })
+            }
+            other => other,
+        }
     }
 
     /// The legal discrete actions now, ascending (empty once the episode is over, and for text
@@ -176,6 +205,11 @@ impl Env {
     pub fn legal_actions(&mut self) -> Result<Vec<i64>> {
         let payload = self.invoke(Call::LegalActions, &[])?;
         let actions = self.protocol(wire::decode_legal_actions(&payload).map_err(|e| e.0))?;
+        self.check_legal_actions(actions)
+    }
+
+    /// Legal actions as the guest listed them, checked: inside the action space, ascending.
+    fn check_legal_actions(&mut self, actions: Vec<i64>) -> Result<Vec<i64>> {
         let n = match self.spec().action_space {
             Space::Discrete { n } => n,
             _ => u64::MAX,
@@ -503,6 +537,7 @@ impl Env {
             Call::Spec => self.sandbox.call(&e.spec, ()),
             Call::Reset => self.sandbox.call(&e.reset, (ptr, len)),
             Call::Step => self.sandbox.call(&e.step, (ptr, len)),
+            Call::StepActions => self.sandbox.call(e.step_actions.as_ref().expect("checked by the caller"), (ptr, len)),
             Call::LegalActions => self.sandbox.call(&e.legal_actions, ()),
             Call::Render => self.sandbox.call(&e.render, ()),
             Call::TextActions => self.sandbox.call(e.text_actions.as_ref().expect("checked by the caller"), ()),

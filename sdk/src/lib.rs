@@ -204,6 +204,26 @@ impl ActionExt for Action {
     }
 }
 
+/// `n` of `E`'s `Discrete` action space (0 for other spaces), for the default
+/// [`Environment::legal_actions`]: remembered for the last type asked about (a guest has one), as
+/// building the spec costs more than most steps.
+fn discrete_actions<E: Environment>() -> i64 {
+    use std::any::TypeId;
+    use std::cell::Cell;
+    thread_local!(static LAST: Cell<Option<(TypeId, i64)>> = const { Cell::new(None) });
+    LAST.with(|last| match last.get() {
+        Some((ty, n)) if ty == TypeId::of::<E>() => n,
+        _ => {
+            let n = match E::spec().action_space {
+                Space::Discrete { n } => i64::try_from(n).unwrap_or(i64::MAX),
+                _ => 0,
+            };
+            last.set(Some((TypeId::of::<E>(), n)));
+            n
+        }
+    })
+}
+
 /// An environment. Implement it on a plain struct and export it with [`export_env!`].
 ///
 /// A new struct is made by every [`reset`](Environment::reset), so no state survives between
@@ -235,15 +255,13 @@ pub trait Environment: Sized + 'static {
     /// Legal discrete actions in the current state, ascending. Default: every action of a `Discrete`
     /// action space; nothing for `Text` spaces (any text within the space is legal).
     fn legal_actions(&self) -> Vec<i64> {
-        match Self::spec().action_space {
-            Space::Discrete { n } => (0..n as i64).collect(),
-            _ => Vec::new(),
-        }
+        (0..discrete_actions::<Self>()).collect()
     }
 
-    /// [`legal_actions`](Environment::legal_actions) written into `out` (cleared first), for the
-    /// SDK's random rollouts, which call it at every step: override it to list the actions
-    /// without allocating. Default: `legal_actions`.
+    /// [`legal_actions`](Environment::legal_actions) written into `out` (cleared first), which the
+    /// SDK calls at every step (to check the action, in random rollouts, and to list the actions
+    /// after a step): override it to list the actions without allocating. Default:
+    /// `legal_actions`.
     fn legal_actions_into(&self, out: &mut Vec<i64>) {
         out.clear();
         out.extend(self.legal_actions());
@@ -325,6 +343,14 @@ macro_rules! export_env {
                 match INPUT.get(ptr, len) {
                     Some(input) => RUNNER.with(|r| $crate::__private::packed(r.step_bytes(input))),
                     None => RUNNER.with(|r| $crate::__private::packed(r.step_from_input(len as usize))),
+                }
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn wasmgym_step_actions(ptr: i32, len: i32) -> i64 {
+                match INPUT.get(ptr, len) {
+                    Some(input) => RUNNER.with(|r| $crate::__private::packed(r.step_actions_bytes(input))),
+                    None => RUNNER.with(|r| $crate::__private::packed(r.step_actions_from_input(len as usize))),
                 }
             }
 

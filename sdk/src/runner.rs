@@ -19,7 +19,7 @@ pub struct Runner<E: Environment> {
     input: Vec<u8>,
     out: Vec<u8>,
     obs: Vec<u8>,
-    /// The legal actions of a rollout's step (reused).
+    /// The legal actions of a step's check, a rollout's step or `wasmgym_step_actions` (reused).
     legal: Vec<i64>,
 }
 
@@ -167,6 +167,21 @@ impl<E: Environment> Runner<E> {
         self.finish(result)
     }
 
+    /// `wasmgym_step_actions` on request bytes: `wasmgym_step`, then the legal actions for the
+    /// player to move next (none once the episode is over) after the transition.
+    pub fn step_actions_bytes(&mut self, input: &[u8]) -> &[u8] {
+        let result = self.step_actions_inner(input);
+        self.finish(result)
+    }
+
+    /// `wasmgym_step_actions` on the first `len` bytes of the input buffer.
+    pub fn step_actions_from_input(&mut self, len: usize) -> &[u8] {
+        let input = std::mem::take(&mut self.input);
+        let result = self.step_actions_inner(&input[..len.min(input.len())]);
+        self.input = input;
+        self.finish(result)
+    }
+
     /// `wasmgym_legal_actions`: none before reset or after the episode ended.
     pub fn legal_actions_bytes(&mut self) -> &[u8] {
         self.out.clear();
@@ -279,6 +294,18 @@ impl<E: Environment> Runner<E> {
         self.write_transition(&rewards, terminated, truncated)
     }
 
+    fn step_actions_inner(&mut self, input: &[u8]) -> Result<(), Refusal> {
+        self.step_inner(input)?;
+        let mut legal = std::mem::take(&mut self.legal);
+        legal.clear();
+        if let Some(env) = self.env.as_ref().filter(|_| !self.over) {
+            env.legal_actions_into(&mut legal);
+        }
+        wire::encode_step_actions(&mut self.out, &legal);
+        self.legal = legal;
+        Ok(())
+    }
+
     /// Refuses `call` before reset and after the episode ended.
     fn check_running(&self, call: &str) -> Result<(), Refusal> {
         if self.env.is_none() {
@@ -296,8 +323,9 @@ impl<E: Environment> Runner<E> {
     /// episode terminated or was truncated.
     fn apply(&mut self, action: &Action, check_legal: bool) -> Result<(crate::Rewards, bool, bool), Refusal> {
         let env = self.env.as_mut().expect("checked by the caller");
-        let legal = || if check_legal { env.legal_actions() } else { Vec::new() };
-        check_action(&self.spec.action_space, action, check_legal, legal).map_err(|m| (Status::IllegalAction, m))?;
+        let legal = |out: &mut Vec<i64>| env.legal_actions_into(out);
+        check_action(&self.spec.action_space, action, check_legal.then_some(&mut self.legal), legal)
+            .map_err(|m| (Status::IllegalAction, m))?;
         let t = env.step(action, &mut self.rng).map_err(|e| refusal(e, Status::IllegalAction))?;
         if t.rewards.len() != self.spec.players as usize {
             return Err((
@@ -410,27 +438,25 @@ fn refusal(e: crate::EnvError, caller_status: Status) -> Refusal {
     }
 }
 
-/// Checks an action against the action space and, for discrete spaces when `check_legal`, the
-/// legal set.
+/// Checks an action against the action space and, for discrete spaces when given a buffer, the
+/// legal set (`legal` lists it into the buffer).
 fn check_action(
     space: &Space,
     action: &Action,
-    check_legal: bool,
-    legal: impl FnOnce() -> Vec<i64>,
+    buffer: Option<&mut Vec<i64>>,
+    legal: impl FnOnce(&mut Vec<i64>),
 ) -> Result<(), String> {
     match (space, action) {
         (Space::Discrete { n }, Action::Discrete(a)) => {
             if u64::try_from(*a).map_or(true, |a| a >= *n) {
                 return Err(format!("action {a} is outside the action space Discrete({n})"));
             }
-            if !check_legal {
-                return Ok(());
-            }
-            let legal = legal();
-            if legal.contains(a) {
+            let Some(buffer) = buffer else { return Ok(()) };
+            legal(buffer);
+            if buffer.contains(a) {
                 Ok(())
             } else {
-                Err(format!("action {a} is not legal in this state; legal actions: {legal:?}"))
+                Err(format!("action {a} is not legal in this state; legal actions: {buffer:?}"))
             }
         }
         (Space::Text { max_length, charset }, Action::Text(s)) => check_text(s, *max_length, charset.as_deref()),

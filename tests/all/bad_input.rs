@@ -146,6 +146,52 @@ fn unknown_imports_are_refused_by_name() {
     runtime().load(path_open.as_bytes()).unwrap();
 }
 
+/// The stub with a `wasmgym_step_actions` that answers `answer` (bytes in WAT string syntax).
+fn stub_step_actions(answer: &str, len: u32) -> wasmgym::Env {
+    let packed = (0x8000i64 << 32) | len as i64;
+    let extra = format!(
+        r#"(data (i32.const 0x8000) "{answer}") (func (export "wasmgym_step_actions") (param i32 i32) (result i64) (i64.const {packed}))"#
+    );
+    let wat = stub("1", "(i64.const 17592186044443)", &extra);
+    let mut env = runtime().load(wat.as_bytes()).unwrap().instantiate().unwrap();
+    env.reset(Some(0), None).unwrap();
+    env
+}
+
+#[test]
+fn step_actions_answers_are_checked_like_legal_actions() {
+    // Status 0, then a running transition (player 0, 8-byte observation, no rewards or info).
+    let running = r"\00\00\00\00\00\00\00\00\00\00\00\08\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00";
+    let ended = r"\00\ff\ff\ff\ff\01\00\00\00\00\00\08\00\00\00\00\00\00\00\00\00\00\00\00\00\00\00";
+    let zero = r"\00\00\00\00\00\00\00\00";
+    let one = r"\01\00\00\00\00\00\00\00";
+    let seven = r"\07\00\00\00\00\00\00\00";
+    // Well formed: the transition and the actions after it.
+    let mut env = stub_step_actions(&format!(r"{running}{zero}{one}\02\00\00\00"), 27 + 20);
+    let (t, legal) = env.step_and_legal_actions(1).unwrap();
+    assert_eq!((t.current_player, legal), (Some(0), vec![0, 1]));
+    assert_eq!(env.steps(), 1);
+    // A count the bytes cannot hold, an action outside Discrete(2), actions after the end, and
+    // unordered actions: protocol errors that poison.
+    for (answer, len, says) in [
+        (format!(r"{running}\05\00\00\00"), 27 + 4, "claims 5 legal actions"),
+        (format!(r"{running}{seven}\01\00\00\00"), 27 + 12, "outside the action space"),
+        (format!(r"{ended}{zero}\01\00\00\00"), 27 + 12, "the episode is over"),
+        (format!(r"{running}{one}{zero}\02\00\00\00"), 27 + 20, "ascending"),
+    ] {
+        let mut env = stub_step_actions(&answer, len);
+        let e = env.step_and_legal_actions(1).unwrap_err();
+        assert!(matches!(&e, Error::Protocol { message } if message.contains(says)), "{says}: {e:?}");
+        assert!(env.is_poisoned(), "{says}");
+    }
+    // A refusal is an illegal action naming the action, and the state is unchanged.
+    let mut env = stub_step_actions(r"\01no", 3);
+    let e = env.step_and_legal_actions(1).unwrap_err();
+    assert!(matches!(&e, Error::IllegalAction { action, message } if action == "1" && message == "no"), "{e:?}");
+    assert!(!env.is_poisoned());
+    assert_eq!(env.steps(), 0);
+}
+
 #[test]
 fn a_four_gib_initial_memory_hits_the_memory_limit() {
     let err = load_err(&stub("65536", "(i64.const 0)", ""));

@@ -263,3 +263,41 @@ fn host_written_request_bytes_are_in_snapshots() {
     fresh.restore(&after_step).unwrap();
     assert_eq!(fresh.state_hash_full().unwrap(), env.state_hash_full().unwrap(), "the snapshot lost a host write");
 }
+
+/// `step_and_legal_actions` (one call into the guest through `wasmgym_step_actions`) gives the
+/// transitions and legal actions of `step` then `legal_actions`, on every built-in environment;
+/// dirty-page tracking sees its writes, and a fork taken between its steps goes on exactly.
+#[test]
+fn step_and_legal_actions_is_step_then_legal_actions() {
+    for name in wasmgym_tests::all_envs() {
+        let m = module(name);
+        if !matches!(m.spec().action_space, wasmgym::Space::Discrete { .. }) {
+            continue;
+        }
+        for seed in 0..4u64 {
+            let (mut one, mut two) = (m.instantiate().unwrap(), m.instantiate().unwrap());
+            one.reset(Some(seed), None).unwrap();
+            two.reset(Some(seed), None).unwrap();
+            let mut legal = two.legal_actions().unwrap();
+            let mut rng = wasmgym_abi::rng::Rng::seed_from_u64(seed);
+            for step in 0..40 {
+                if legal.is_empty() {
+                    break;
+                }
+                let action = legal[wasmgym_abi::wire::rollout_pick(&mut rng, legal.len())];
+                let mut fork = (step == 3).then(|| one.fork().unwrap());
+                let (t, after) = one.step_and_legal_actions(action).unwrap();
+                let want = two.step(action).unwrap();
+                legal = if want.done() { Vec::new() } else { two.legal_actions().unwrap() };
+                assert_eq!((fingerprint(&t), &after), (fingerprint(&want), &legal), "{name} seed {seed} step {step}");
+                machine_hash(&mut one);
+                if let Some(fork) = fork.as_mut() {
+                    let (t, again) = fork.step_and_legal_actions(action).unwrap();
+                    assert_eq!((fingerprint(&t), again), (fingerprint(&want), after), "{name}: the fork differs");
+                    assert_eq!(machine_hash(fork), machine_hash(&mut one), "{name}: the fork's state differs");
+                }
+            }
+            assert_eq!(one.steps(), two.steps());
+        }
+    }
+}

@@ -5,8 +5,8 @@ use std::io::{self, Write};
 use std::time::Instant;
 
 use serde::Serialize;
-use wasmgym::Env;
 use wasmgym::check::{random_action, text_choices};
+use wasmgym::{Env, Space};
 use wasmgym_abi::rng::Rng;
 
 use crate::error::{Context, Error, Outcome};
@@ -155,11 +155,24 @@ pub fn random_episode(
     env.reset(Some(seed), None).context(at(0))?;
     let mut length = 0;
     let mut truncated = false;
+    // Discrete spaces: each step also lists the next legal actions (one call into the guest).
+    let discrete = matches!(space, Space::Discrete { .. });
+    let mut next_legal = None;
     while env.is_running() && length < max_steps {
-        let legal = env.legal_actions().context(at(length))?;
+        let legal = match next_legal.take() {
+            Some(legal) => legal,
+            None => env.legal_actions().context(at(length))?,
+        };
         let texts = text_choices(env).context(at(length))?;
         let Some(action) = random_action(&space, &legal, &texts, rng) else { break };
-        let t = env.step(action).context(at(length))?;
+        let t = match discrete {
+            true => {
+                let (t, legal) = env.step_and_legal_actions(action).context(at(length))?;
+                next_legal = Some(legal);
+                t
+            }
+            false => env.step(action).context(at(length))?,
+        };
         for (p, r) in returns.iter_mut().enumerate() {
             *r += t.reward(p as u32);
         }
