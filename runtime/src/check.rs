@@ -71,7 +71,7 @@ pub struct CheckReport {
 }
 
 /// Names of the checks, in the order they are reported.
-pub const CHECKS: [&str; 16] = [
+pub const CHECKS: [&str; 17] = [
     "seeded_reset_is_deterministic",
     "reset_forgets_the_last_episode",
     "observations_lie_in_their_space",
@@ -88,6 +88,7 @@ pub const CHECKS: [&str; 16] = [
     "forks_are_independent",
     "snapshot_bytes_round_trip",
     "illegal_action_rejected_state_unchanged",
+    "step_actions_is_step_then_legal_actions",
 ];
 
 /// Runs the suite on `module`. It never panics: every failure, including runtime errors, is a
@@ -155,6 +156,9 @@ fn not_applicable(check: &str, spec: &wasmgym_abi::EnvSpec) -> Option<&'static s
         }
         "deterministic_steps_draw_no_randomness" if spec.determinism != Determinism::Deterministic => {
             Some("the spec says steps are stochastic")
+        }
+        "step_actions_is_step_then_legal_actions" if !matches!(spec.action_space, Space::Discrete { .. }) => {
+            Some("a text action space has no legal-action list")
         }
         _ => None,
     }
@@ -241,6 +245,8 @@ pub fn random_action(space: &Space, legal: &[i64], texts: &[String], rng: &mut R
 struct Trace {
     actions: Vec<Action>,
     prints: Vec<Vec<u8>>,
+    /// The legal actions listed before each action (and, when the loop stopped early, once more).
+    legal: Vec<Vec<i64>>,
 }
 
 struct Episode<'a> {
@@ -303,7 +309,7 @@ impl Episode<'_> {
         });
         self.check_transition(&mut env, &first, &spec)?;
 
-        let mut trace = Trace { actions: Vec::new(), prints: vec![fingerprint(&first)] };
+        let mut trace = Trace { actions: Vec::new(), prints: vec![fingerprint(&first)], legal: Vec::new() };
         // Branch points: a snapshot, a fork that follows the original, and a fork that diverges.
         let mut branch: Option<(usize, Snapshot, Env)> = None;
         let mut done = false;
@@ -320,6 +326,7 @@ impl Episode<'_> {
                 break;
             }
             let legal = self.on("legal_actions_nonempty_until_the_end", &mut env, |e| e.legal_actions())?;
+            trace.legal.push(legal.clone());
             if matches!(spec.action_space, Space::Discrete { .. }) {
                 self.expect("legal_actions_nonempty_until_the_end", !legal.is_empty(), || {
                     format!("no legal actions at step {} of a running episode", trace.actions.len())
@@ -369,6 +376,10 @@ impl Episode<'_> {
             }
         }
 
+        if matches!(spec.action_space, Space::Discrete { .. }) {
+            self.check_step_actions(&trace, done)?;
+        }
+
         // Replay from reset is the reference for every branch.
         let mut replay = self.instantiate("replay_from_reset_is_identical")?;
         let replayed = self.replay("replay_from_reset_is_identical", &mut replay, None, &trace.actions)?;
@@ -414,6 +425,36 @@ impl Episode<'_> {
                 decoded == expected && matches!(reencoded, Ok(ref b) if *b == bytes),
                 || format!("a snapshot restored from its {} bytes diverged from replay", bytes.len()),
             );
+        }
+        Ok(())
+    }
+
+    /// `step_and_legal_actions` (one call through `wasmgym_step_actions` where the module has it)
+    /// on a fresh instance gives the episode's transitions and the legal actions that
+    /// `legal_actions` listed after each step (none after the end).
+    fn check_step_actions(&mut self, trace: &Trace, done: bool) -> Result<(), Stop> {
+        let check = "step_actions_is_step_then_legal_actions";
+        let seed = self.seed;
+        let mut env = self.instantiate(check)?;
+        self.on(check, &mut env, |e| e.reset(Some(seed), None))?;
+        for (i, action) in trace.actions.iter().enumerate() {
+            let action = action.clone();
+            let (t, legal) = self.on(check, &mut env, |e| e.step_and_legal_actions(action))?;
+            let last = i + 1 == trace.actions.len();
+            let want = match trace.legal.get(i + 1) {
+                Some(listed) => Some(listed.clone()),
+                None if last && done => Some(Vec::new()),
+                None => None, // the episode was cut off here: nothing was listed after this step
+            };
+            let same_step = fingerprint(&t) == trace.prints[i + 1];
+            self.expect(check, same_step && want.as_ref().is_none_or(|want| *want == legal), || match same_step {
+                false => format!("step {} through step_actions gave another transition than step", i + 1),
+                true => format!(
+                    "after step {}, step_actions listed {legal:?} but legal_actions {:?}",
+                    i + 1,
+                    want.unwrap_or_default()
+                ),
+            });
         }
         Ok(())
     }

@@ -83,6 +83,20 @@ fn the_suite_catches_broken_environments() {
         // The total survives reset (state outside the episode): fresh instances agree, a reused one
         // does not.
         ("(global.set $total (i32.const 0))", "", "reset_forgets_the_last_episode"),
+        // A `wasmgym_step_actions` that steps, then always lists [1] (legal: [0, 1]; none after the end).
+        (
+            r#"(func (export "wasmgym_step") (param $ptr i32)"#,
+            r#"(func (export "wasmgym_step_actions") (param $p i32) (param $l i32) (result i64)
+                 (local $packed i64) (local $end i32)
+                 (local.set $packed (call $step (local.get $p) (local.get $l)))
+                 (local.set $end (i32.add (i32.wrap_i64 (i64.shr_u (local.get $packed) (i64.const 32)))
+                                          (i32.wrap_i64 (local.get $packed))))
+                 (i64.store (local.get $end) (i64.const 1))
+                 (i32.store offset=8 (local.get $end) (i32.const 1))
+                 (i64.add (local.get $packed) (i64.const 12)))
+               (func $step (export "wasmgym_step") (param $ptr i32)"#,
+            "step_actions_is_step_then_legal_actions",
+        ),
     ];
     for (from, to, check) in cases {
         assert!(source.contains(from), "the bandit no longer contains {from}");
