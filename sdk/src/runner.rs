@@ -141,18 +141,12 @@ impl<E: Environment> Runner<E> {
 
     /// `wasmgym_reset` on the first `len` bytes of the input buffer.
     pub fn reset_from_input(&mut self, len: usize) -> &[u8] {
-        let input = std::mem::take(&mut self.input);
-        let result = self.reset_inner(&input[..len.min(input.len())]);
-        self.input = input;
-        self.finish(result)
+        self.on_input(len, Self::reset_inner)
     }
 
     /// `wasmgym_step` on the first `len` bytes of the input buffer.
     pub fn step_from_input(&mut self, len: usize) -> &[u8] {
-        let input = std::mem::take(&mut self.input);
-        let result = self.step_inner(&input[..len.min(input.len())]);
-        self.input = input;
-        self.finish(result)
+        self.on_input(len, Self::step_inner)
     }
 
     /// `wasmgym_reset` on request bytes.
@@ -176,8 +170,13 @@ impl<E: Environment> Runner<E> {
 
     /// `wasmgym_step_actions` on the first `len` bytes of the input buffer.
     pub fn step_actions_from_input(&mut self, len: usize) -> &[u8] {
+        self.on_input(len, Self::step_actions_inner)
+    }
+
+    /// `call` on the first `len` bytes of the input buffer, its result as output.
+    fn on_input(&mut self, len: usize, call: fn(&mut Self, &[u8]) -> Result<(), Refusal>) -> &[u8] {
         let input = std::mem::take(&mut self.input);
-        let result = self.step_actions_inner(&input[..len.min(input.len())]);
+        let result = call(self, &input[..len.min(input.len())]);
         self.input = input;
         self.finish(result)
     }
