@@ -100,6 +100,10 @@ pub mod exports {
     /// episode is over) as [`wire::encode_step_actions`] appends them. Saves a call per step for a
     /// host that reports legal actions after every step (an action mask, a random agent).
     pub const STEP_ACTIONS: &str = "wasmgym_step_actions";
+    /// Optional, `(ptr: i32, len: i32) -> i64`: a [`PlayoutRequest`](crate::wire::PlayoutRequest)
+    /// in, a [`Playout`](crate::wire::Playout) out: applies a prefix of actions, reports the legal
+    /// actions and state key there if asked, then rolls out as [`ROLLOUT`] does, in one call.
+    pub const PLAYOUT: &str = "wasmgym_playout";
     /// Optional, `() -> i64`: `(ptr, capacity)` of an input buffer at a fixed address of the
     /// module's memory (the same in every instance and every state, such as a `static`): the host
     /// may write a request of at most `capacity` bytes there and pass that pointer instead of

@@ -531,6 +531,68 @@ mod tests {
     }
 
     #[test]
+    fn playouts_round_trip_and_refuse_what_they_cannot_hold() {
+        let request = PlayoutRequest {
+            prefix: vec![4, 0, 8],
+            legal_actions: true,
+            state_key: false,
+            first: Some(2),
+            seed: u64::MAX,
+            max_steps: 9,
+        };
+        let mut buf = Vec::new();
+        request.encode(&mut buf);
+        assert_eq!(PlayoutRequest::decode(&buf).unwrap(), request);
+        let plain = PlayoutRequest { first: None, prefix: vec![], ..request.clone() };
+        buf.clear();
+        plain.encode(&mut buf);
+        assert_eq!(PlayoutRequest::decode(&buf).unwrap(), plain);
+        buf[12] = 8; // an undefined flag
+        assert!(PlayoutRequest::decode(&buf).unwrap_err().0.contains("flags"));
+        buf.clear();
+        request.encode(&mut buf);
+        buf[21..25].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(PlayoutRequest::decode(&buf).unwrap_err().0.contains("claims"));
+        buf.clear();
+        request.encode(&mut buf);
+        buf.push(0);
+        assert!(PlayoutRequest::decode(&buf).unwrap_err().0.contains("trailing"));
+
+        let rollout = Rollout {
+            steps: 3,
+            after_first: Some(1),
+            current_player: None,
+            terminated: true,
+            returns: vec![1.0, -1.0],
+            ..Default::default()
+        };
+        for (legal_actions, state_key, first) in [
+            (Some(vec![1, 5]), Some(Some(vec![7, 7])), Some(5)),
+            (None, Some(None), None),
+            (Some(vec![]), None, Some(0)),
+        ] {
+            let playout = Playout {
+                player: Some(0),
+                prefix_rewards: vec![0.5, -0.5],
+                legal_actions,
+                state_key,
+                first,
+                rollout: rollout.clone(),
+            };
+            let mut buf = Vec::new();
+            playout.encode(&mut buf);
+            assert_eq!(Playout::decode(&buf).unwrap(), playout);
+            for cut in 0..buf.len() {
+                assert!(Playout::decode(&buf[..cut]).is_err(), "{cut} bytes of {}", buf.len());
+            }
+        }
+        let mut buf = Vec::new();
+        Playout { rollout, ..Default::default() }.encode(&mut buf);
+        buf[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Playout::decode(&buf).unwrap_err().0.contains("claims"));
+    }
+
+    #[test]
     fn step_actions_that_claim_more_than_they_hold_are_errors() {
         let mut buf = vec![7; 10];
         encode_step_actions(&mut buf, &[1, 2]);
@@ -662,6 +724,151 @@ impl Rollout {
         let returns = (0..n).map(|_| r.f64()).collect::<Result<Vec<_>>>()?;
         r.finish()?;
         Ok(Rollout { steps, after_first, current_player, terminated, truncated, returns })
+    }
+}
+
+/// What a playout does: the request of the optional `wasmgym_playout` export. It applies
+/// `prefix` (each action checked like a `step`), reports what was asked about the state reached,
+/// then plays a rollout from there as `wasmgym_rollout` does (`first`, then random steps). A tree
+/// search restores its root and replays the path to a leaf and the leaf's rollout in this one
+/// call, so it keeps no snapshot per node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlayoutRequest {
+    /// Actions applied first, in order (discrete action spaces only).
+    pub prefix: Vec<i64>,
+    /// Report the legal actions after the prefix.
+    pub legal_actions: bool,
+    /// Report the state key after the prefix (`wasmgym_state_key`).
+    pub state_key: bool,
+    /// The rollout's first action, chosen by the caller; `None`: the first is picked at random too.
+    pub first: Option<i64>,
+    /// Seed of the rollout's own generator, as in [`RolloutRequest::seed`].
+    pub seed: u64,
+    /// Steps the rollout may take, `first` included.
+    pub max_steps: u32,
+}
+
+impl PlayoutRequest {
+    /// Appends the encoding: `seed:u64 max_steps:u32 flags:u8 first:i64 n:u32 prefix:[i64; n]`,
+    /// flags 1 = legal actions, 2 = state key, 4 = `first` is given.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut w = Writer(out);
+        w.i64(self.seed as i64);
+        w.u32(self.max_steps);
+        w.u8(u8::from(self.legal_actions) | u8::from(self.state_key) << 1 | u8::from(self.first.is_some()) << 2);
+        w.i64(self.first.unwrap_or(0));
+        w.u32(self.prefix.len() as u32);
+        self.prefix.iter().for_each(|&a| w.i64(a));
+    }
+
+    /// Decodes a request.
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(buf, "playout request");
+        let seed = r.i64()? as u64;
+        let max_steps = r.u32()?;
+        let flags = r.u8()?;
+        if flags > 7 {
+            return Err(DecodeError(format!("playout request flags {flags:#x}: only bits 1, 2 and 4 are defined")));
+        }
+        let first = r.i64()?;
+        let n = r.u32()? as usize;
+        if n > buf.len() / 8 {
+            return Err(DecodeError(format!("playout request claims {n} prefix actions in {} bytes", buf.len())));
+        }
+        let prefix = (0..n).map(|_| r.i64()).collect::<Result<Vec<_>>>()?;
+        r.finish()?;
+        Ok(PlayoutRequest {
+            prefix,
+            legal_actions: flags & 1 != 0,
+            state_key: flags & 2 != 0,
+            first: (flags & 4 != 0).then_some(first),
+            seed,
+            max_steps,
+        })
+    }
+}
+
+/// What a `wasmgym_playout` did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Playout {
+    /// Who moves after the prefix; `None` if its last action ended the episode.
+    pub player: Option<u32>,
+    /// Each player's reward for the prefix's last step (zeros for an empty prefix).
+    pub prefix_rewards: Vec<f64>,
+    /// The legal actions after the prefix, if asked (none once the episode is over).
+    pub legal_actions: Option<Vec<i64>>,
+    /// The state key after the prefix, if asked: `Some(None)` when the environment gives none.
+    pub state_key: Option<Option<Vec<u8>>>,
+    /// The rollout's first action (given or picked); `None` if it took no step.
+    pub first: Option<i64>,
+    /// The rollout from the state after the prefix: `steps` and `returns` count `first`;
+    /// `after_first` is who moves after `first` (or after the prefix, when no step was taken).
+    pub rollout: Rollout,
+}
+
+impl Playout {
+    /// Appends the encoding: `player:i32 n:u32 prefix_rewards:[f64; n]`, then `has_legal:u8`
+    /// (`1`: `count:u32 [i64; count]` follows), `key:u8` (`0` not asked, `1` none, `2`: `len:u32
+    /// bytes` follows), `has_first:u8 first:i64`, and the [`Rollout`].
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut w = Writer(out);
+        w.i32(self.player.map_or(-1, |p| p as i32));
+        w.u32(self.prefix_rewards.len() as u32);
+        self.prefix_rewards.iter().for_each(|&r| w.f64(r));
+        w.u8(u8::from(self.legal_actions.is_some()));
+        if let Some(legal) = &self.legal_actions {
+            w.u32(legal.len() as u32);
+            legal.iter().for_each(|&a| w.i64(a));
+        }
+        match &self.state_key {
+            None => w.u8(0),
+            Some(None) => w.u8(1),
+            Some(Some(key)) => {
+                w.u8(2);
+                w.bytes(key);
+            }
+        }
+        w.u8(u8::from(self.first.is_some()));
+        w.i64(self.first.unwrap_or(0));
+        self.rollout.encode(out);
+    }
+
+    /// Decodes a playout.
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(buf, "playout");
+        let player = u32::try_from(r.i32()?).ok();
+        let count = |r: &mut Reader, what: &str| -> Result<usize> {
+            let n = r.u32()? as usize;
+            match n > buf.len() / 8 {
+                true => Err(DecodeError(format!("playout claims {n} {what} in {} bytes", buf.len()))),
+                false => Ok(n),
+            }
+        };
+        let n = count(&mut r, "rewards")?;
+        let prefix_rewards = (0..n).map(|_| r.f64()).collect::<Result<Vec<_>>>()?;
+        let legal_actions = match r.u8()? {
+            0 => None,
+            1 => {
+                let n = count(&mut r, "legal actions")?;
+                Some((0..n).map(|_| r.i64()).collect::<Result<Vec<_>>>()?)
+            }
+            other => return Err(DecodeError(format!("playout has_legal is {other}, not 0 or 1"))),
+        };
+        let state_key = match r.u8()? {
+            0 => None,
+            1 => Some(None),
+            2 => Some(Some(r.bytes()?.to_vec())),
+            other => return Err(DecodeError(format!("playout key tag is {other}, not 0, 1 or 2"))),
+        };
+        let has_first = r.u8()?;
+        let first = r.i64()?;
+        let first = match has_first {
+            0 => None,
+            1 => Some(first),
+            other => return Err(DecodeError(format!("playout has_first is {other}, not 0 or 1"))),
+        };
+        let rollout = Rollout::decode(r.rest())?;
+        Ok(Playout { player, prefix_rewards, legal_actions, state_key, first, rollout })
     }
 }
 

@@ -45,7 +45,7 @@ def mcts(
     """UCT with random rollouts played inside the guest. ``trees`` independent trees (root
     parallelism) are spread over ``threads`` threads; the result depends on ``trees``, never on
     ``threads``. Returns ``{"action", "value", "children": [{"action", "visits", "mean_value",
-    "prior"}], "simulations", "nodes", "snapshots", "seconds"}``."""
+    "prior"}], "simulations", "nodes", "states", "snapshots", "seconds"}``."""
     return _core.mcts(
         _native(env),
         simulations=simulations,

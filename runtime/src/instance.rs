@@ -60,6 +60,7 @@ pub(crate) struct Exports {
     text_actions: Option<TypedFunc<(), i64>>,
     observe: Option<TypedFunc<(), i64>>,
     state_key: Option<TypedFunc<(), i64>>,
+    playout: Option<TypedFunc<(i32, i32), i64>>,
     input_buffer: Option<TypedFunc<(), i64>>,
     /// What `wasmgym_input_buffer` answered, once asked: `(ptr, capacity)` of a buffer at a fixed
     /// address of the module's memory (so the answer holds in every state), or `None` without one.
@@ -80,6 +81,7 @@ impl Exports {
             text_actions: sandbox.func(exports::TEXT_ACTIONS).ok(),
             observe: sandbox.func(exports::OBSERVE).ok(),
             state_key: sandbox.func(exports::STATE_KEY).ok(),
+            playout: sandbox.func(exports::PLAYOUT).ok(),
             input_buffer: sandbox.func(exports::INPUT_BUFFER).ok(),
             input: None,
         })
@@ -97,6 +99,7 @@ enum Call {
     TextActions,
     Observe,
     StateKey,
+    Playout,
 }
 
 /// A live environment instance: owns its wasmtime store, so it is per episode or per branch.
@@ -277,32 +280,107 @@ impl Env {
                     _ => Error::Guest { message },
                 };
                 if matches!(e, Error::Guest { .. }) {
-                    self.sandbox.poison(&e);
+                    self.sandbox.poison_always(&e);
                 }
                 return Err(e);
             }
         };
         let mut rollout = self.protocol(wire::Rollout::decode(&payload).map_err(|e| e.0))?;
-        let bad_player = [rollout.after_first, rollout.current_player].into_iter().flatten().find(|&p| p >= players);
-        if let Some(player) = bad_player {
-            return self.protocol(Err(format!("rollout reports player {player} to move, but the spec has {players}")));
-        }
-        if rollout.returns.len() != players as usize {
-            let n = rollout.returns.len();
-            return self.protocol(Err(format!("rollout has {n} returns, but the spec has {players} players")));
-        }
-        let vars = &mut self.sandbox.store.data_mut().vars;
-        vars.steps += u64::from(rollout.steps);
-        vars.episode = match rollout.current_player {
-            Some(player) => Episode::Running { player },
-            None => Episode::Over,
-        };
+        self.protocol(check_rollout(&rollout, players))?;
+        self.count_rollout(&rollout);
         if let Some(t) = stepped {
             rollout.steps += 1;
             rollout.after_first = t.current_player;
             rollout.returns.iter_mut().enumerate().for_each(|(p, r)| *r += t.reward(p as u32));
         }
         Ok(Some(rollout))
+    }
+
+    /// Counts a rollout's steps and takes the episode's state at its end.
+    fn count_rollout(&mut self, rollout: &wire::Rollout) {
+        let vars = &mut self.sandbox.store.data_mut().vars;
+        vars.steps += u64::from(rollout.steps);
+        vars.episode = match rollout.current_player {
+            Some(player) => Episode::Running { player },
+            None => Episode::Over,
+        };
+    }
+
+    /// Whether the module exports `wasmgym_playout` (every SDK environment does), so
+    /// [`Env::playout`] answers.
+    pub fn has_playout(&self) -> bool {
+        self.exports.playout.is_some()
+    }
+
+    /// A path and a rollout in one call into the guest: applies `request.prefix` (each action
+    /// checked like [`Env::step`]), reports the legal actions and the [state key](Env::state_key)
+    /// of the state reached if asked, then rolls out from there as [`Env::rollout`] does
+    /// (`request.first` if given, then random steps, the first of which is reported as `first`
+    /// when none was given). A tree search restores its root and replays the path to a leaf this
+    /// way, with no snapshot per node. Discrete action spaces only; no observation is encoded.
+    ///
+    /// `Ok(None)` if the module does not export `wasmgym_playout`. A refused playout (an illegal
+    /// action, a prefix that goes past the end of the episode) may have applied part of the
+    /// prefix, so it poisons the instance: restore a snapshot to use it again.
+    pub fn playout(&mut self, request: &wire::PlayoutRequest) -> Result<Option<wire::Playout>> {
+        if self.exports.playout.is_none() {
+            return Ok(None);
+        }
+        let mut bytes = Vec::with_capacity(25 + 8 * request.prefix.len());
+        request.encode(&mut bytes);
+        let payload = match self.invoke(Call::Playout, &bytes) {
+            Ok(payload) => payload,
+            Err(e) => {
+                let e = match e {
+                    Error::IllegalAction { message, .. } => {
+                        Error::IllegalAction { action: "in a playout".into(), message }
+                    }
+                    e => e,
+                };
+                self.sandbox.poison_always(&e);
+                return Err(e);
+            }
+        };
+        let playout = self.protocol(wire::Playout::decode(&payload).map_err(|e| e.0))?;
+        let players = self.spec().players;
+        let answered = |asked: bool, given: bool, what: &str| match (asked, given) {
+            (true, false) => Err(format!("playout was asked for {what} and gave none")),
+            (false, true) => Err(format!("playout gave {what}, which was not asked for")),
+            _ => Ok(()),
+        };
+        self.protocol(
+            answered(request.legal_actions, playout.legal_actions.is_some(), "the legal actions")
+                .and(answered(request.state_key, playout.state_key.is_some(), "a state key"))
+                .and(check_rollout(&playout.rollout, players))
+                .and(match playout.player {
+                    Some(p) if p >= players => {
+                        Err(format!("playout reports player {p} to move, but the spec has {players}"))
+                    }
+                    None if playout.rollout.steps > 0 => Err("playout rolled out after the episode ended".into()),
+                    _ if playout.prefix_rewards.len() != players as usize => Err(format!(
+                        "playout has {} prefix rewards, but the spec has {players} players",
+                        playout.prefix_rewards.len()
+                    )),
+                    _ if request.first.is_some() && playout.first != request.first => Err(format!(
+                        "playout reports first action {:?}, but {:?} was given",
+                        playout.first, request.first
+                    )),
+                    _ if (playout.rollout.steps > 0) != playout.first.is_some() => {
+                        Err("playout reports a first action if and only if it took a step".into())
+                    }
+                    _ => Ok(()),
+                }),
+        )?;
+        if let Some(legal) = playout.legal_actions.clone() {
+            let legal = self.check_legal_actions(legal)?;
+            if playout.player.is_none() && !legal.is_empty() {
+                return self
+                    .protocol(Err("the episode is over after the prefix, but playout listed legal actions".into()));
+            }
+        }
+        self.sandbox.store.data_mut().vars.steps += request.prefix.len() as u64;
+        self.count_rollout(&playout.rollout);
+        Ok(Some(playout))
     }
 
     /// For text action spaces: the commands the environment lists as valid now (like Jericho's
@@ -543,6 +621,7 @@ impl Env {
             Call::TextActions => self.sandbox.call(e.text_actions.as_ref().expect("checked by the caller"), ()),
             Call::Observe => self.sandbox.call(e.observe.as_ref().expect("checked by the caller"), ()),
             Call::StateKey => self.sandbox.call(e.state_key.as_ref().expect("checked by the caller"), ()),
+            Call::Playout => self.sandbox.call(e.playout.as_ref().expect("checked by the caller"), (ptr, len)),
         }?;
         self.output(packed)
     }
@@ -616,6 +695,19 @@ impl Env {
             e
         })
     }
+}
+
+/// What the host checks of every rollout a guest reports.
+fn check_rollout(rollout: &wire::Rollout, players: u32) -> std::result::Result<(), String> {
+    let bad_player = [rollout.after_first, rollout.current_player].into_iter().flatten().find(|&p| p >= players);
+    if let Some(player) = bad_player {
+        return Err(format!("rollout reports player {player} to move, but the spec has {players}"));
+    }
+    if rollout.returns.len() != players as usize {
+        let n = rollout.returns.len();
+        return Err(format!("rollout has {n} returns, but the spec has {players} players"));
+    }
+    Ok(())
 }
 
 impl Drop for Env {

@@ -534,9 +534,10 @@ fn check_exports(module: &Module, layout: &Layout) -> Result<()> {
         (exports::LEGAL_ACTIONS, &[], &[I64]),
         (exports::RENDER, &[], &[I64]),
     ];
-    let optional: [(&str, &[ValType], &[ValType]); 6] = [
+    let optional: [(&str, &[ValType], &[ValType]); 7] = [
         (exports::ROLLOUT, &[I64, I32, I32, I64], &[I64]),
         (exports::STEP_ACTIONS, &[I32, I32], &[I64]),
+        (exports::PLAYOUT, &[I32, I32], &[I64]),
         (exports::TEXT_ACTIONS, &[], &[I64]),
         (exports::OBSERVE, &[], &[I64]),
         (exports::STATE_KEY, &[], &[I64]),

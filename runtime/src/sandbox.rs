@@ -504,6 +504,12 @@ impl Sandbox {
         }
     }
 
+    /// Marks the sandbox unusable (until a restore) whatever `error` is: the guest was left
+    /// part-way through a call that is all or nothing for the host (a rollout, a playout).
+    pub fn poison_always(&mut self, error: &Error) {
+        self.poisoned = Some(error.to_string());
+    }
+
     /// Fails with [`Error::Poisoned`] if an earlier failure stopped the guest mid-way.
     pub fn check_usable(&self) -> Result<()> {
         match &self.poisoned {

@@ -355,6 +355,14 @@ macro_rules! export_env {
             }
 
             #[unsafe(no_mangle)]
+            extern "C" fn wasmgym_playout(ptr: i32, len: i32) -> i64 {
+                match INPUT.get(ptr, len) {
+                    Some(input) => RUNNER.with(|r| $crate::__private::packed(r.playout_bytes(input))),
+                    None => RUNNER.with(|r| $crate::__private::packed(r.playout_from_input(len as usize))),
+                }
+            }
+
+            #[unsafe(no_mangle)]
             extern "C" fn wasmgym_legal_actions() -> i64 {
                 RUNNER.with(|r| $crate::__private::packed(r.legal_actions_bytes()))
             }

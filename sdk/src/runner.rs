@@ -1,6 +1,6 @@
 //! The bookkeeping between the ABI and an author's [`Environment`]: one `Runner` per guest.
 
-use wasmgym_abi::wire::{self, Rollout, RolloutRequest, Status, check_text};
+use wasmgym_abi::wire::{self, Playout, PlayoutRequest, Rollout, RolloutRequest, Status, check_text};
 use wasmgym_abi::{Action, EnvSpec, ResetRequest, Space};
 
 use crate::{Environment, Options, Rng};
@@ -171,6 +171,33 @@ impl<E: Environment> Runner<E> {
     /// `wasmgym_step_actions` on the first `len` bytes of the input buffer.
     pub fn step_actions_from_input(&mut self, len: usize) -> &[u8] {
         self.on_input(len, Self::step_actions_inner)
+    }
+
+    /// `wasmgym_playout` on request bytes: the prefix, what was asked about the state it reaches,
+    /// then a rollout from there.
+    pub fn playout_bytes(&mut self, input: &[u8]) -> &[u8] {
+        let result = self.playout_inner(input);
+        self.finish(result)
+    }
+
+    /// `wasmgym_playout` on the first `len` bytes of the input buffer.
+    pub fn playout_from_input(&mut self, len: usize) -> &[u8] {
+        self.on_input(len, Self::playout_inner)
+    }
+
+    /// A prefix and a rollout in one (typed form of the `wasmgym_playout` call; a native baseline).
+    pub fn playout(&mut self, request: &PlayoutRequest) -> Result<Playout, StepError> {
+        let mut input = Vec::new();
+        request.encode(&mut input);
+        let result = self.playout_inner(&input);
+        self.finish(result);
+        match Status::from_byte(self.out[0]) {
+            Some(Status::Ok) => Ok(Playout::decode(&self.out[1..]).expect("the runner encodes playouts itself")),
+            status => Err(StepError {
+                status: status.unwrap_or(Status::GuestError),
+                message: String::from_utf8_lossy(&self.out[1..]).into_owned(),
+            }),
+        }
     }
 
     /// `call` on the first `len` bytes of the input buffer, its result as output.
@@ -351,12 +378,7 @@ impl<E: Environment> Runner<E> {
     fn rollout_inner(&mut self, seed: u64, max_steps: u32, first: Option<&Action>) -> Result<(), Refusal> {
         self.check_running("rollout")?;
         let mut rollout = Rollout { returns: vec![0.0; self.spec.players as usize], ..Rollout::default() };
-        let add = |rollout: &mut Rollout, (rewards, terminated, truncated): (crate::Rewards, bool, bool)| {
-            rollout.steps += 1;
-            rollout.terminated = terminated;
-            rollout.truncated = truncated;
-            rollout.returns.iter_mut().zip(rewards.iter()).for_each(|(sum, r)| *sum += r);
-        };
+        let add = add_step;
         if let Some(first) = first {
             let outcome = self.apply(first, true)?; // refused: nothing changed
             add(&mut rollout, outcome);
@@ -374,6 +396,68 @@ impl<E: Environment> Runner<E> {
         Ok(())
     }
 
+    fn playout_inner(&mut self, input: &[u8]) -> Result<(), Refusal> {
+        let request = PlayoutRequest::decode(input).map_err(|e| (Status::BadRequest, e.0))?;
+        self.check_running("playout")?;
+        if matches!(self.spec.action_space, Space::Text { .. }) {
+            let fix = "playouts take discrete actions: use wasmgym_rollout for a text action space";
+            return Err((Status::BadRequest, fix.into()));
+        }
+        let players = self.spec.players as usize;
+        let mut playout = Playout { prefix_rewards: vec![0.0; players], ..Playout::default() };
+        let n = request.prefix.len();
+        for (i, &action) in request.prefix.iter().enumerate() {
+            if self.over {
+                let message = format!(
+                    "the episode ended after prefix action {i} of {n}: send a prefix that ends no sooner than its last action"
+                );
+                return Err((Status::BadRequest, message));
+            }
+            let (rewards, ..) = self.apply(&Action::Discrete(action), true).map_err(|(status, message)| {
+                (status, format!("prefix action {} of {n} ({action}): {message}", i + 1))
+            })?;
+            playout.prefix_rewards.copy_from_slice(&rewards);
+        }
+        playout.player = self.player();
+        if request.legal_actions {
+            let mut legal = Vec::new();
+            if let Some(env) = self.env.as_ref().filter(|_| !self.over) {
+                env.legal_actions_into(&mut legal);
+            }
+            playout.legal_actions = Some(legal);
+        }
+        if request.state_key {
+            playout.state_key = Some(self.env.as_ref().and_then(|env| env.state_key()));
+        }
+        let mut rollout = Rollout { returns: vec![0.0; players], after_first: playout.player, ..Rollout::default() };
+        if let Some(first) = request.first {
+            if self.over {
+                let message = "the episode is over after the prefix: ask for no first action".to_string();
+                return Err((Status::BadRequest, message));
+            }
+            let outcome = self
+                .apply(&Action::Discrete(first), true)
+                .map_err(|(status, message)| (status, format!("first action {first}: {message}")))?;
+            add_step(&mut rollout, outcome);
+            playout.first = Some(first);
+            rollout.after_first = self.player();
+        }
+        let mut rng = wasmgym_abi::rng::Rng::seed_from_u64(request.seed);
+        let mut legal = std::mem::take(&mut self.legal);
+        let outcome = self.play_out(&mut rollout, &mut rng, request.max_steps, &mut legal, add_step);
+        self.legal = legal;
+        if let Some((Action::Discrete(action), after)) = outcome?.filter(|_| request.first.is_none()) {
+            playout.first = Some(action);
+            rollout.after_first = after;
+        }
+        rollout.current_player = self.player();
+        playout.rollout = rollout;
+        self.out.clear();
+        self.out.push(Status::Ok as u8);
+        playout.encode(&mut self.out);
+        Ok(())
+    }
+
     /// The random part of a rollout: up to `max_steps` actions picked from `rng` among the
     /// listed ones. `legal` is a reused buffer.
     fn play_out(
@@ -383,8 +467,9 @@ impl<E: Environment> Runner<E> {
         max_steps: u32,
         legal: &mut Vec<i64>,
         add: impl Fn(&mut Rollout, (crate::Rewards, bool, bool)),
-    ) -> Result<(), Refusal> {
+    ) -> Result<Option<(Action, Option<u32>)>, Refusal> {
         let text = matches!(self.spec.action_space, Space::Text { .. });
+        let mut first = None;
         for _ in 0..max_steps {
             let Some(env) = self.env.as_ref().filter(|_| !self.over) else { break };
             let action = match text {
@@ -409,8 +494,11 @@ impl<E: Environment> Runner<E> {
                 (Status::GuestError, format!("the rollout's action {action} was refused ({message}): {fix}"))
             })?;
             add(rollout, outcome);
+            if first.is_none() {
+                first = Some((action, self.player()));
+            }
         }
-        Ok(())
+        Ok(first)
     }
 
     fn write_transition(&mut self, rewards: &[f64], terminated: bool, truncated: bool) -> Result<(), Refusal> {
@@ -430,6 +518,14 @@ impl<E: Environment> Runner<E> {
 }
 
 /// The status an author's error gets: `caller_status` for the caller's mistakes, else a guest error.
+/// Counts one step of a rollout: its rewards join the returns.
+fn add_step(rollout: &mut Rollout, (rewards, terminated, truncated): (crate::Rewards, bool, bool)) {
+    rollout.steps += 1;
+    rollout.terminated = terminated;
+    rollout.truncated = truncated;
+    rollout.returns.iter_mut().zip(rewards.iter()).for_each(|(sum, r)| *sum += r);
+}
+
 fn refusal(e: crate::EnvError, caller_status: Status) -> Refusal {
     match e.fault {
         crate::Fault::Caller => (caller_status, e.message),

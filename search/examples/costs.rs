@@ -36,6 +36,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{what:>28}: {:>8.2} µs", started.elapsed().as_secs_f64() * 1e6 / n as f64);
     };
     time("restore (clean)", &mut |_| env.restore(&root).unwrap());
+    if std::env::var_os("ONLY_ROLLOUT").is_some() {
+        time("restore + rollout", &mut |i| {
+            env.restore(&root).unwrap();
+            env.rollout(&RolloutRequest { first: None, seed: i, max_steps: 1000 }).unwrap();
+        });
+        return Ok(());
+    }
     if std::env::var_os("ONLY_LEGAL").is_some() {
         time("restore + legal_actions", &mut |_| {
             env.restore(&root).unwrap();

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Serialize;
 use wasmgym::{Env, Snapshot};
 use wasmgym_abi::rng::Rng;
-use wasmgym_abi::wire::{RolloutRequest, rollout_pick};
+use wasmgym_abi::wire::{PlayoutRequest, RolloutRequest, rollout_pick};
 use wasmgym_abi::{Action, Determinism, Observation};
 
 use crate::{SearchError, Tree, TreeNode, label};
@@ -55,6 +55,13 @@ pub struct MctsOptions {
     /// ends a selection). [`mcts`] on deterministic environments only; one key query per state
     /// taken.
     pub transpositions: bool,
+    /// [`mcts`]: replay each simulation's path from the root inside the guest, in the same call
+    /// as its rollout (`wasmgym_playout`), instead of keeping a snapshot per node; a simulation is
+    /// then one restore of the root and one call. Used where the environment allows it: the module
+    /// exports `wasmgym_playout` (every SDK environment does), it is deterministic with discrete
+    /// actions, and, when transpositions or distinct states are asked for, it gives state keys.
+    /// A step costs more than a restore only in rare environments: switch it off for those.
+    pub replay: bool,
 }
 
 /// Dirichlet noise on the root's priors: `(1 - fraction)·P + fraction·Dir(alpha)`.
@@ -81,6 +88,7 @@ impl Default for MctsOptions {
             keep_tree: false,
             count_distinct: false,
             transpositions: false,
+            replay: true,
         }
     }
 }
@@ -112,7 +120,11 @@ pub struct SearchResult {
     pub simulations: usize,
     /// Nodes in the trees.
     pub nodes: usize,
-    /// Nodes holding a snapshot (the others were scored by a rollout and never revisited).
+    /// States the search expanded (listed their actions): the nodes a later simulation went
+    /// through; the others were scored by a rollout and never revisited.
+    pub states: usize,
+    /// Nodes holding a snapshot: the expanded ones, or, when the search replayed paths
+    /// ([`MctsOptions::replay`]), only the root of each tree.
     pub snapshots: usize,
     /// Distinct states among those (by the environment's state key, else the machine hash),
     /// when [`MctsOptions::count_distinct`] asked for it: the same state reached by two paths
@@ -246,7 +258,11 @@ fn run<'e>(
     }
     let mut rng = Rng::seed_from_u64(crate::mix(options.seed, u64::MAX));
     let mut result = summarise(&searches, options, &mut rng, simulations, started);
-    if options.count_distinct {
+    if options.count_distinct && searches.iter().all(|s| s.replay) {
+        let keys: std::collections::HashSet<&Vec<u8>> =
+            searches.iter().flat_map(|s| &s.nodes).filter_map(|n| n.key.as_ref()).collect();
+        result.distinct_states = Some(keys.len());
+    } else if options.count_distinct {
         let root = searches[0].nodes[0].state.clone().expect("the root has a state");
         let mut keys = std::collections::HashSet::new();
         let counted = searches.iter().flat_map(|s| &s.nodes).filter_map(|n| n.state.as_ref()).try_for_each(|state| {
@@ -291,6 +307,11 @@ fn summarise(
         value: children[best].mean_value,
         simulations,
         nodes: searches.iter().map(|s| s.nodes.len()).sum(),
+        states: searches
+            .iter()
+            .flat_map(|s| &s.nodes)
+            .filter(|n| !n.merged && (n.state.is_some() || n.expanded))
+            .count(),
         snapshots: searches.iter().map(|s| s.nodes.iter().filter(|n| n.state.is_some()).count()).sum(),
         distinct_states: None,
         seconds: started.elapsed().as_secs_f64(),
@@ -349,6 +370,10 @@ struct Node {
     pending: bool,
     /// Merged into an equal node reached first (transpositions): no edge leads here any more.
     merged: bool,
+    /// Replay mode: the edges are known (the state was reached by a playout that listed them).
+    expanded: bool,
+    /// Replay mode: the state key, kept for [`MctsOptions::count_distinct`].
+    key: Option<Vec<u8>>,
 }
 
 impl Node {
@@ -362,6 +387,8 @@ impl Node {
             visits: 0,
             pending: false,
             merged: false,
+            expanded: false,
+            key: None,
         }
     }
 }
@@ -376,6 +403,25 @@ struct Search<'o> {
     env_at: Option<usize>,
     /// Transpositions: the node of every state key taken.
     table: std::collections::HashMap<Vec<u8>, usize>,
+    /// UCT by replay from the root ([`MctsOptions::replay`]).
+    replay: bool,
+    /// Replay mode: ask each playout that reaches a new state for its key.
+    keys: bool,
+    /// Replay mode: the actions from the root (a reused buffer).
+    prefix: Vec<i64>,
+}
+
+/// Where a selection by replay stopped.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// At a terminal node, or one without actions: nothing to play.
+    Terminal(usize),
+    /// At a node already in the path (a cycle through a transposition): roll out from it.
+    Rollout(usize),
+    /// At an untried edge: roll out from it, making a new child.
+    NewChild { parent: usize, edge: usize, action: i64 },
+    /// At a node reached before only by a rollout: expand it and roll out from it.
+    Expand(usize),
 }
 
 /// The end of a selection: where to score from.
@@ -401,8 +447,30 @@ impl<'o> Search<'o> {
         if options.transpositions && !stochastic {
             table.insert(crate::beam::key(env, crate::KeyKind::Env)?, 0);
         }
+        let keys = options.transpositions || options.count_distinct;
+        let replay = options.replay
+            && env.has_playout()
+            && !stochastic
+            && root.edges.iter().all(|e| matches!(e.action, Action::Discrete(_)))
+            && (!keys || env.state_key()?.is_some());
+        root.expanded = true;
+        if replay && keys {
+            root.key = env.state_key()?;
+        }
         let rng = Rng::seed_from_u64(seed);
-        Ok(Search { nodes: vec![root], rng, options, players, stochastic, env_at: Some(0), table })
+        let prefix = Vec::new();
+        Ok(Search {
+            nodes: vec![root],
+            rng,
+            options,
+            players,
+            stochastic,
+            env_at: Some(0),
+            table,
+            replay,
+            keys,
+            prefix,
+        })
     }
 
     fn run<'e>(
@@ -412,6 +480,7 @@ impl<'o> Search<'o> {
         evaluator: Option<&mut (dyn Evaluator + 'e)>,
     ) -> Result<(), SearchError> {
         match evaluator {
+            None if self.replay => (0..simulations).try_for_each(|_| self.simulate_replay(env)),
             None => (0..simulations).try_for_each(|_| self.simulate_uct(env)),
             Some(evaluator) => self.run_puct(env, simulations, evaluator),
         }
@@ -426,6 +495,139 @@ impl<'o> Search<'o> {
             Reached::Node(at) => (self.rollout_from(env, at)?, Some(at)),
         };
         self.backup(&path, tail, leaf);
+        Ok(())
+    }
+
+    /// One UCT simulation by replay: select down the known nodes, then restore the root and, in
+    /// one `wasmgym_playout`, replay the path and roll out from its end. A path that ends at an
+    /// untried edge rolls out from that edge (a new child, as [`Search::simulate_uct`]); one that
+    /// ends at a node reached before only by a rollout expands it (its legal actions and key come
+    /// with the playout) and rolls out from it, the rollout's first step making its first child.
+    fn simulate_replay(&mut self, env: &mut Env) -> Result<(), SearchError> {
+        let mut path = Vec::new();
+        let mut prefix = std::mem::take(&mut self.prefix);
+        prefix.clear();
+        let mut at = 0;
+        let stop = loop {
+            let node = &self.nodes[at];
+            if node.player.is_none() || (node.expanded && node.edges.is_empty()) {
+                break Stop::Terminal(at);
+            }
+            if !node.expanded {
+                break Stop::Expand(at);
+            }
+            let edge = self.uct_edge(at);
+            path.push((at, edge));
+            let Action::Discrete(action) = self.nodes[at].edges[edge].action else { unreachable!("checked in new") };
+            match self.nodes[at].edges[edge].child {
+                Some(child) if self.options.transpositions && path.iter().any(|&(n, _)| n == child) => {
+                    prefix.push(action);
+                    break Stop::Rollout(child); // a cycle through a transposition
+                }
+                Some(child) => {
+                    prefix.push(action);
+                    at = child;
+                }
+                None => break Stop::NewChild { parent: at, edge, action },
+            }
+        };
+        let outcome = self.replay(env, &path, &prefix, stop);
+        self.prefix = prefix;
+        outcome
+    }
+
+    /// The playout and the backup of a [`Search::simulate_replay`] that stopped at `stop`.
+    fn replay(
+        &mut self,
+        env: &mut Env,
+        path: &[(usize, usize)],
+        prefix: &[i64],
+        stop: Stop,
+    ) -> Result<(), SearchError> {
+        let mut path = path.to_vec();
+        let (first, expand) = match stop {
+            Stop::Terminal(at) => {
+                self.backup(&path, vec![0.0; self.players], Some(at));
+                return Ok(());
+            }
+            Stop::Rollout(_) => (None, false),
+            Stop::NewChild { action, .. } => (Some(action), false),
+            Stop::Expand(_) => (None, true),
+        };
+        let request = PlayoutRequest {
+            prefix: prefix.to_vec(),
+            legal_actions: expand,
+            state_key: expand && self.keys,
+            first,
+            seed: self.rng.next_u64(),
+            max_steps: self.options.max_rollout_steps.try_into().unwrap_or(u32::MAX),
+        };
+        env.restore(self.nodes[0].state.as_ref().expect("the root has a state"))?;
+        self.env_at = None;
+        let playout = env.playout(&request)?.expect("replay mode needs wasmgym_playout, checked in new");
+        let tail = playout.rollout.returns;
+        match stop {
+            Stop::Terminal(_) => unreachable!("answered above"),
+            Stop::Rollout(at) => self.backup(&path, tail, Some(at)),
+            Stop::NewChild { parent, edge, .. } => {
+                let child = self.nodes.len();
+                let mut node = Node::new(Some((parent, edge)), playout.rollout.after_first);
+                if node.player.is_none() {
+                    node.reward_in = Some(tail.clone());
+                }
+                self.nodes.push(node);
+                self.nodes[parent].edges[edge].child = Some(child);
+                self.backup(&path, tail, None);
+            }
+            Stop::Expand(mut at) => {
+                let node = &mut self.nodes[at];
+                node.reward_in = Some(rewards(&playout.prefix_rewards, self.players));
+                node.edges =
+                    edges(playout.legal_actions.unwrap_or_default().into_iter().map(Action::Discrete).collect());
+                node.expanded = true;
+                node.key = playout.state_key.flatten();
+                if let (true, Some(key)) = (self.options.transpositions, self.nodes[at].key.clone()) {
+                    match self.table.get(&key) {
+                        Some(&other) if self.nodes[other].reward_in == self.nodes[at].reward_in => {
+                            let (parent, edge) = self.nodes[at].parent.expect("the root is expanded from the start");
+                            self.nodes[parent].edges[edge].child = Some(other);
+                            self.nodes[at].merged = true;
+                            self.nodes[at].key = None;
+                            if path.iter().any(|&(n, _)| n == other) {
+                                self.backup(&path, tail, Some(other)); // a cycle through a transposition
+                                return Ok(());
+                            }
+                            at = other;
+                        }
+                        Some(_) => {}
+                        None => {
+                            self.table.insert(key, at);
+                        }
+                    }
+                }
+                let Some(first) = playout.first else {
+                    self.backup(&path, tail, Some(at)); // no step: no actions, or no rollout steps
+                    return Ok(());
+                };
+                let edge = self.nodes[at].edges.iter().position(|e| e.action == Action::Discrete(first));
+                let edge = edge.ok_or_else(|| {
+                    SearchError::Env(wasmgym::Error::Protocol {
+                        message: format!("playout's first action {first} is not among the legal actions it listed"),
+                    })
+                })?;
+                path.push((at, edge));
+                if self.nodes[at].edges[edge].child.is_none() {
+                    let child = self.nodes.len();
+                    let mut node = Node::new(Some((at, edge)), playout.rollout.after_first);
+                    if node.player.is_none() {
+                        node.reward_in = Some(tail.clone());
+                    }
+                    self.nodes.push(node);
+                    self.nodes[at].edges[edge].child = Some(child);
+                }
+                self.backup(&path, tail, None);
+            }
+        }
         Ok(())
     }
 

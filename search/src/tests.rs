@@ -34,33 +34,49 @@ fn play(env: &mut Env, moves: &[i64]) {
 
 #[test]
 fn mcts_takes_a_win_and_blocks_a_loss_in_tic_tac_toe() {
-    // X: 0, 1 (4 and 8 for O): X to move wins with 2.
-    let mut game = env("tic_tac_toe");
-    play(&mut game, &[0, 4, 1, 8]);
-    let before = game.state_hash().unwrap();
-    let result = mcts(&mut game, &MctsOptions { simulations: 2000, ..Default::default() }).unwrap();
-    assert_eq!(result.action, Action::Discrete(2), "{result:?}");
-    assert!(result.value > 0.9, "{result:?}");
-    assert_eq!(game.state_hash().unwrap(), before, "the search leaves the game where it was");
-    // O must block: X has 0 and 1, O has 4; O to move.
-    let mut game = env("tic_tac_toe");
-    play(&mut game, &[0, 4, 1]);
-    let result = mcts(&mut game, &MctsOptions { simulations: 3000, ..Default::default() }).unwrap();
-    assert_eq!(result.action, Action::Discrete(2), "{result:?}");
+    for replay in [true, false] {
+        // X: 0, 1 (4 and 8 for O): X to move wins with 2.
+        let mut game = env("tic_tac_toe");
+        play(&mut game, &[0, 4, 1, 8]);
+        let before = game.state_hash().unwrap();
+        let result = mcts(&mut game, &MctsOptions { simulations: 2000, replay, ..Default::default() }).unwrap();
+        assert_eq!(result.action, Action::Discrete(2), "{result:?}");
+        assert!(result.value > 0.9, "{result:?}");
+        assert_eq!(game.state_hash().unwrap(), before, "the search leaves the game where it was");
+        assert_replayed(&result, replay);
+        // O must block: X has 0 and 1, O has 4; O to move.
+        let mut game = env("tic_tac_toe");
+        play(&mut game, &[0, 4, 1]);
+        let result = mcts(&mut game, &MctsOptions { simulations: 3000, replay, ..Default::default() }).unwrap();
+        assert_eq!(result.action, Action::Discrete(2), "{result:?}");
+    }
+}
+
+/// A search by replay holds one snapshot (the root); one by snapshots holds one per state taken.
+fn assert_replayed(result: &SearchResult, replay: bool) {
+    match replay {
+        true => assert_eq!(result.snapshots, 1, "{result:?}"),
+        false => assert_eq!(result.snapshots, result.states, "{result:?}"),
+    }
+    assert!(result.states > 1, "{result:?}");
 }
 
 #[test]
 fn mcts_takes_a_win_and_blocks_a_loss_in_connect_four() {
-    // x has three in the bottom row (columns 0-2), o has 0-2 in the second row: x wins at 3.
-    let mut game = env("connect_four");
-    play(&mut game, &[0, 0, 1, 1, 2, 2]);
-    let result = mcts(&mut game, &MctsOptions { simulations: 2000, exploration: 2.0, ..Default::default() }).unwrap();
-    assert_eq!(result.action, Action::Discrete(3), "{result:?}");
-    // x threatens 3 in the bottom row; o (to move) must block at 3.
-    let mut game = env("connect_four");
-    play(&mut game, &[0, 6, 1, 6, 2]);
-    let result = mcts(&mut game, &MctsOptions { simulations: 3000, exploration: 2.0, ..Default::default() }).unwrap();
-    assert_eq!(result.action, Action::Discrete(3), "{result:?}");
+    for replay in [true, false] {
+        let options = MctsOptions { simulations: 2000, exploration: 2.0, replay, ..Default::default() };
+        // x has three in the bottom row (columns 0-2), o has 0-2 in the second row: x wins at 3.
+        let mut game = env("connect_four");
+        play(&mut game, &[0, 0, 1, 1, 2, 2]);
+        let result = mcts(&mut game, &options).unwrap();
+        assert_eq!(result.action, Action::Discrete(3), "{result:?}");
+        assert_replayed(&result, replay);
+        // x threatens 3 in the bottom row; o (to move) must block at 3.
+        let mut game = env("connect_four");
+        play(&mut game, &[0, 6, 1, 6, 2]);
+        let result = mcts(&mut game, &MctsOptions { simulations: 3000, ..options }).unwrap();
+        assert_eq!(result.action, Action::Discrete(3), "{result:?}");
+    }
 }
 
 #[test]
@@ -100,7 +116,13 @@ fn mcts_never_loses_to_a_random_player_in_100_games_of_tic_tac_toe() {
 
 #[test]
 fn the_same_seed_gives_the_same_search_and_trees_do_not_depend_on_threads() {
-    let options = MctsOptions { simulations: 300, seed: 7, ..Default::default() };
+    for replay in [true, false] {
+        same_seed_same_search(replay);
+    }
+}
+
+fn same_seed_same_search(replay: bool) {
+    let options = MctsOptions { simulations: 300, seed: 7, replay, ..Default::default() };
     let mut a = env("connect_four");
     let mut b = env("connect_four");
     let (x, y) = (mcts(&mut a, &options).unwrap(), mcts(&mut b, &options).unwrap());
@@ -109,7 +131,7 @@ fn the_same_seed_gives_the_same_search_and_trees_do_not_depend_on_threads() {
     let other = mcts(&mut a, &MctsOptions { seed: 8, ..options.clone() }).unwrap();
     assert_ne!(other.children, x.children, "another seed, another search");
     // Four trees give the same statistics on one thread or two.
-    let four = |threads| MctsOptions { simulations: 800, trees: 4, threads, seed: 3, ..Default::default() };
+    let four = |threads| MctsOptions { simulations: 800, trees: 4, threads, seed: 3, replay, ..Default::default() };
     let one = mcts(&mut a, &four(1)).unwrap();
     let two = mcts(&mut b, &four(2)).unwrap();
     assert_eq!(one.children, two.children);
@@ -133,8 +155,10 @@ fn every_search_leaves_the_environment_where_it_was() {
     assert_eq!(game.state_hash().unwrap(), before, "mcts");
     puct(&mut game, &mut RolloutEvaluator, &options).unwrap();
     assert_eq!(game.state_hash().unwrap(), before, "puct");
-    mcts(&mut game, &MctsOptions { trees: 2, threads: 2, count_distinct: true, ..options }).unwrap();
+    mcts(&mut game, &MctsOptions { trees: 2, threads: 2, count_distinct: true, ..options.clone() }).unwrap();
     assert_eq!(game.state_hash().unwrap(), before, "parallel mcts");
+    mcts(&mut game, &MctsOptions { replay: false, ..options }).unwrap();
+    assert_eq!(game.state_hash().unwrap(), before, "mcts by snapshots");
     bfs(&mut game, None, None, &BeamOptions { depth: 3, ..Default::default() }).unwrap();
     assert_eq!(game.state_hash().unwrap(), before, "bfs");
     beam(&mut game, None, None, &BeamOptions::default()).unwrap();
@@ -500,20 +524,28 @@ fn self_play_records_sum_to_one_over_legal_actions_and_replay_to_their_outcomes(
 
 #[test]
 fn mcts_with_transpositions_holds_each_state_once_and_still_plays_well() {
-    let options = MctsOptions { simulations: 3000, transpositions: true, count_distinct: true, ..Default::default() };
+    for replay in [true, false] {
+        transpositions_merge(replay);
+    }
+}
+
+fn transpositions_merge(replay: bool) {
+    let options =
+        MctsOptions { simulations: 3000, transpositions: true, count_distinct: true, replay, ..Default::default() };
     let mut game = env("tic_tac_toe");
     play(&mut game, &[0, 4, 1]); // O must block at 2
     let before = game.state_hash().unwrap();
     let merged = mcts(&mut game, &options).unwrap();
     assert_eq!(merged.action, Action::Discrete(2), "{merged:?}");
-    assert_eq!(merged.distinct_states, Some(merged.snapshots), "every state held once: {merged:?}");
+    assert_eq!(merged.distinct_states, Some(merged.states), "every state held once: {merged:?}");
     let plain = mcts(&mut game, &MctsOptions { transpositions: false, ..options.clone() }).unwrap();
-    assert!(plain.distinct_states.unwrap() < plain.snapshots, "without merging, states repeat: {plain:?}");
+    assert!(plain.distinct_states.unwrap() < plain.states, "without merging, states repeat: {plain:?}");
     assert_eq!(game.state_hash().unwrap(), before);
     assert_eq!(mcts(&mut game, &options).unwrap().children, merged.children, "deterministic");
     // The text adventure's rooms form cycles: selection stops at a cycle instead of looping.
     let mut adventure = env("text_adventure");
-    let options = MctsOptions { simulations: 400, max_rollout_steps: 30, transpositions: true, ..Default::default() };
+    let options =
+        MctsOptions { simulations: 400, max_rollout_steps: 30, transpositions: true, replay, ..Default::default() };
     let result = mcts(&mut adventure, &options).unwrap();
     assert_eq!(result.children.iter().map(|c| c.visits).sum::<u64>(), 400);
 }

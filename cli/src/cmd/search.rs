@@ -243,7 +243,7 @@ fn run_mcts(env: &mut Env, args: &Args) -> Result<(Report, Option<Tree>), Error>
         action: Some(result.action.clone()),
         value: result.value,
         nodes: result.nodes,
-        distinct_states: result.distinct_states.unwrap_or(result.snapshots),
+        distinct_states: result.distinct_states.unwrap_or(result.states),
         simulations: result.simulations,
         seconds: result.seconds,
         simulations_per_second: result.simulations as f64 / result.seconds.max(1e-9),
