@@ -423,13 +423,12 @@ impl Sandbox {
         }
     }
 
-    /// The pages of memory 0 written since `base` (each marked page and the next, which a store
-    /// starting near its end may reach), or `None` when unknown. Clears the map.
-    fn take_dirty(&mut self) -> Option<Vec<usize>> {
+    /// The pages of memory 0 written since `base`, or `None` when unknown. Clears the map.
+    fn take_dirty(&mut self) -> Option<Written> {
         let pages = self.memories[0].data_size(&self.store).div_ceil(PAGE);
         let dirty = std::mem::replace(&mut self.dirty, Dirty::Clean);
         let Some(map) = self.map else {
-            return (dirty == Dirty::Clean).then(Vec::new);
+            return (dirty == Dirty::Clean).then(|| Written { marked: Vec::new(), pages });
         };
         let marked = if dirty == Dirty::Tracked { self.marks() } else { Vec::new() };
         let bytes = map.data_mut(&mut self.store);
@@ -439,23 +438,14 @@ impl Sandbox {
             cow.note_writes(dirty, &marked);
         }
         match dirty {
-            Dirty::Clean => Some(Vec::new()),
+            Dirty::Clean => Some(Written { marked: Vec::new(), pages }),
             Dirty::All => {
                 bytes[..scan].fill(0);
                 None
             }
             Dirty::Tracked => {
-                let mut pages_written = Vec::with_capacity(marked.len() * 2);
-                for &p in &marked {
-                    bytes[p] = 0;
-                    if pages_written.last() != Some(&p) {
-                        pages_written.push(p);
-                    }
-                    if p + 1 < pages {
-                        pages_written.push(p + 1);
-                    }
-                }
-                Some(pages_written)
+                marked.iter().for_each(|&p| bytes[p] = 0);
+                Some(Written { marked, pages })
             }
         }
     }
@@ -547,7 +537,7 @@ impl Sandbox {
     /// last capture or restore are shared with it.
     pub fn capture(&mut self) -> Result<SnapshotData> {
         self.check_usable()?;
-        let dirty = self.take_dirty();
+        let dirty = self.take_dirty().map(|written| written.pages());
         let budget = &self.module.budget;
         let mut stored = 0u64;
         for (image, memory) in self.base.iter_mut().zip(&self.memories) {
@@ -743,7 +733,7 @@ impl Sandbox {
             return Ok(false);
         }
         let written_here = self.marked_pages();
-        let written_there = child.take_dirty().unwrap_or_default();
+        let written_there = child.take_dirty().map(|written| written.pages()).unwrap_or_default();
         let memory = child.memories[0];
         if child_size < size {
             let budget = CallBudget { fuel: 0, deadline: Default::default() };
@@ -885,14 +875,25 @@ impl Sandbox {
             let bytes = memory.data_mut(&mut self.store);
             // Pages written since `base`, and pages where `base` and the target differ; or, when
             // the written pages are unknown, every page.
-            let candidates = dirty.as_ref().map(|pages| {
-                let mut candidates = pages.clone();
+            let candidates = dirty.as_ref().map(|written| {
+                let mut candidates = written.marked.clone();
                 target.diff(&self.base[i], |p| candidates.push(p));
                 // A page both written and different would be copied twice.
                 candidates.sort_unstable();
                 candidates.dedup();
                 candidates
             });
+            // The first bytes of the page after each marked one, which a store that started near
+            // the marked page's end may have reached (unless the page is a candidate already).
+            let spills: Vec<usize> = match (&dirty, &candidates) {
+                (Some(written), Some(candidates)) => written
+                    .marked
+                    .iter()
+                    .map(|&p| p + 1)
+                    .filter(|&p| p < target.pages() && candidates.binary_search(&p).is_err())
+                    .collect(),
+                _ => Vec::new(),
+            };
             if cow.is_none() && candidates.as_ref().is_some_and(|c| full_copy_is_cheaper(c.len(), bytes.len())) {
                 for p in 0..target.pages() {
                     let at = p * PAGE;
@@ -926,6 +927,19 @@ impl Sandbox {
                 Some(candidates) => candidates.into_iter().for_each(copy),
                 None => (0..target.pages()).for_each(copy),
             }
+            for p in spills {
+                let at = p * PAGE;
+                let end = (at + SPILL).min(bytes.len());
+                let want = &target.page(p)[..end - at];
+                if bytes[at..end] != *want {
+                    bytes[at..end].copy_from_slice(want);
+                    if i == 0
+                        && let Some(cow) = &mut cow
+                    {
+                        cow.note(p);
+                    }
+                }
+            }
         }
         self.cow = cow;
         self.base = data.memories.clone();
@@ -943,6 +957,33 @@ impl Sandbox {
         }
         self.store.data_mut().vars = data.vars.clone();
         Ok(())
+    }
+}
+
+/// Bytes a store that starts in one page may write into the next: 15 for the widest (`v128`).
+const SPILL: usize = 16;
+
+/// The pages of memory 0 marked written in the dirty map since `base`, in order. A store starting
+/// near the end of a marked page may also have written the first [`SPILL`] bytes of the next.
+struct Written {
+    marked: Vec<usize>,
+    /// Pages of memory 0.
+    pages: usize,
+}
+
+impl Written {
+    /// Every page that may hold a write: each marked page and the next.
+    fn pages(&self) -> Vec<usize> {
+        let mut pages = Vec::with_capacity(self.marked.len() * 2);
+        for &p in &self.marked {
+            if pages.last() != Some(&p) {
+                pages.push(p);
+            }
+            if p + 1 < self.pages {
+                pages.push(p + 1);
+            }
+        }
+        pages
     }
 }
 

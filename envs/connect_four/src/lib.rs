@@ -134,7 +134,12 @@ impl Environment for ConnectFour {
     fn legal_actions_into(&self, out: &mut Vec<i64>) {
         out.clear();
         if !self.over {
-            out.extend((0..COLS).filter(|&c| !self.column_is_full(c)).map(|c| c as i64));
+            out.reserve(COLS);
+            for col in 0..COLS {
+                if !self.column_is_full(col) {
+                    out.push(col as i64);
+                }
+            }
         }
     }
 

@@ -39,9 +39,27 @@ const LINES: [u16; 8] = [0o007, 0o070, 0o700, 0o111, 0o222, 0o444, 0o421, 0o124]
 /// Every cell.
 const FULL: u16 = 0o777;
 
-/// Whether the cells of `marks` complete a line.
+/// Which of the 512 sets of cells complete a line: bit `marks % 64` of word `marks / 64`.
+const WINNING: [u64; 8] = {
+    let mut table = [0u64; 8];
+    let mut marks = 0;
+    while marks < 512 {
+        let mut line = 0;
+        while line < LINES.len() {
+            if marks & LINES[line] as usize == LINES[line] as usize {
+                table[marks / 64] |= 1 << (marks % 64);
+            }
+            line += 1;
+        }
+        marks += 1;
+    }
+    table
+};
+
+/// Whether the cells of `marks` complete a line (one table look-up).
 fn has_line(marks: u16) -> bool {
-    LINES.iter().map(|line| marks & line).zip(LINES).any(|(held, line)| held == line)
+    let marks = (marks & FULL) as usize;
+    WINNING[marks / 64] >> (marks % 64) & 1 == 1
 }
 
 /// A game of tic-tac-toe: the board, each player's cells as a bit mask (for fast rules), whose
@@ -107,8 +125,12 @@ impl Environment for TicTacToe {
     fn legal_actions_into(&self, out: &mut Vec<i64>) {
         out.clear();
         if !self.over {
-            let taken = self.marks[0] | self.marks[1];
-            out.extend((0..9).filter(|&i| taken & (1 << i) == 0));
+            let mut free = !(self.marks[0] | self.marks[1]) & FULL;
+            out.reserve(free.count_ones() as usize);
+            while free != 0 {
+                out.push(i64::from(free.trailing_zeros()));
+                free &= free - 1;
+            }
         }
     }
 
@@ -176,6 +198,14 @@ mod tests {
         // A new episode starts from an empty board.
         runner.reset(None, "").unwrap();
         assert_eq!(render(&runner), "...\n...\n...");
+    }
+
+    #[test]
+    fn the_line_table_agrees_with_the_lines() {
+        for marks in 0..512u16 {
+            let direct = LINES.iter().filter(|&&line| marks & line == line).count() > 0;
+            assert_eq!(has_line(marks), direct, "{marks:#o}");
+        }
     }
 
     #[test]
