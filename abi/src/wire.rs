@@ -693,7 +693,24 @@ pub struct Rollout {
     pub returns: Vec<f64>,
 }
 
-impl Rollout {
+/// A [`Rollout`] with its returns borrowed: what a guest that adds them up in place encodes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RolloutRef<'a> {
+    /// See [`Rollout::steps`].
+    pub steps: u32,
+    /// See [`Rollout::after_first`].
+    pub after_first: Option<u32>,
+    /// See [`Rollout::current_player`].
+    pub current_player: Option<u32>,
+    /// See [`Rollout::terminated`].
+    pub terminated: bool,
+    /// See [`Rollout::truncated`].
+    pub truncated: bool,
+    /// See [`Rollout::returns`].
+    pub returns: &'a [f64],
+}
+
+impl RolloutRef<'_> {
     /// Appends the encoding to `out`: `steps:u32 after_first:i32 current_player:i32 terminated:u8
     /// truncated:u8 n:u32 returns:[f64; n]` (players as `-1` once the episode is over).
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -704,8 +721,27 @@ impl Rollout {
         w.u8(self.terminated as u8);
         w.u8(self.truncated as u8);
         w.u32(self.returns.len() as u32);
-        for &r in &self.returns {
+        for &r in self.returns {
             w.f64(r);
+        }
+    }
+}
+
+impl Rollout {
+    /// Appends the encoding (see [`RolloutRef::encode`]).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        self.borrowed().encode(out);
+    }
+
+    /// The same rollout with its returns borrowed.
+    pub fn borrowed(&self) -> RolloutRef<'_> {
+        RolloutRef {
+            steps: self.steps,
+            after_first: self.after_first,
+            current_player: self.current_player,
+            terminated: self.terminated,
+            truncated: self.truncated,
+            returns: &self.returns,
         }
     }
 
@@ -763,6 +799,14 @@ impl PlayoutRequest {
 
     /// Decodes a request.
     pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut request = PlayoutRequest::default();
+        request.decode_from(buf)?;
+        Ok(request)
+    }
+
+    /// Decodes a request into this one, reusing its `prefix` buffer (a guest decodes every
+    /// playout without allocating). On error, `self` is left unspecified.
+    pub fn decode_from(&mut self, buf: &[u8]) -> Result<()> {
         let mut r = Reader::new(buf, "playout request");
         let seed = r.i64()? as u64;
         let max_steps = r.u32()?;
@@ -775,16 +819,17 @@ impl PlayoutRequest {
         if n > buf.len() / 8 {
             return Err(DecodeError(format!("playout request claims {n} prefix actions in {} bytes", buf.len())));
         }
-        let prefix = (0..n).map(|_| r.i64()).collect::<Result<Vec<_>>>()?;
+        self.prefix.clear();
+        for _ in 0..n {
+            self.prefix.push(r.i64()?);
+        }
         r.finish()?;
-        Ok(PlayoutRequest {
-            prefix,
-            legal_actions: flags & 1 != 0,
-            state_key: flags & 2 != 0,
-            first: (flags & 4 != 0).then_some(first),
-            seed,
-            max_steps,
-        })
+        self.legal_actions = flags & 1 != 0;
+        self.state_key = flags & 2 != 0;
+        self.first = (flags & 4 != 0).then_some(first);
+        self.seed = seed;
+        self.max_steps = max_steps;
+        Ok(())
     }
 }
 
@@ -807,6 +852,42 @@ pub struct Playout {
 }
 
 impl Playout {
+    /// Appends the encoding (see [`PlayoutRef::encode`]).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        self.borrowed().encode(out);
+    }
+
+    /// The same answer with its parts borrowed.
+    pub fn borrowed(&self) -> PlayoutRef<'_> {
+        PlayoutRef {
+            player: self.player,
+            prefix_rewards: &self.prefix_rewards,
+            legal_actions: self.legal_actions.as_deref(),
+            state_key: self.state_key.as_ref().map(|key| key.as_deref()),
+            first: self.first,
+            rollout: self.rollout.borrowed(),
+        }
+    }
+}
+
+/// A [`Playout`] with its parts borrowed: what a guest encodes from its own buffers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlayoutRef<'a> {
+    /// See [`Playout::player`].
+    pub player: Option<u32>,
+    /// See [`Playout::prefix_rewards`].
+    pub prefix_rewards: &'a [f64],
+    /// See [`Playout::legal_actions`].
+    pub legal_actions: Option<&'a [i64]>,
+    /// See [`Playout::state_key`].
+    pub state_key: Option<Option<&'a [u8]>>,
+    /// See [`Playout::first`].
+    pub first: Option<i64>,
+    /// See [`Playout::rollout`].
+    pub rollout: RolloutRef<'a>,
+}
+
+impl PlayoutRef<'_> {
     /// Appends the encoding: `player:i32 n:u32 prefix_rewards:[f64; n]`, then `has_legal:u8`
     /// (`1`: `count:u32 [i64; count]` follows), `key:u8` (`0` not asked, `1` none, `2`: `len:u32
     /// bytes` follows), `has_first:u8 first:i64`, and the [`Rollout`].
@@ -816,11 +897,11 @@ impl Playout {
         w.u32(self.prefix_rewards.len() as u32);
         self.prefix_rewards.iter().for_each(|&r| w.f64(r));
         w.u8(u8::from(self.legal_actions.is_some()));
-        if let Some(legal) = &self.legal_actions {
+        if let Some(legal) = self.legal_actions {
             w.u32(legal.len() as u32);
             legal.iter().for_each(|&a| w.i64(a));
         }
-        match &self.state_key {
+        match self.state_key {
             None => w.u8(0),
             Some(None) => w.u8(1),
             Some(Some(key)) => {
@@ -832,7 +913,9 @@ impl Playout {
         w.i64(self.first.unwrap_or(0));
         self.rollout.encode(out);
     }
+}
 
+impl Playout {
     /// Decodes a playout.
     pub fn decode(buf: &[u8]) -> Result<Self> {
         let mut r = Reader::new(buf, "playout");

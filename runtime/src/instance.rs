@@ -112,13 +112,15 @@ pub struct Env {
     /// Taken only in `Drop`, which hands it to the module's pool of warm sandboxes.
     sandbox: ManuallyDrop<Sandbox>,
     exports: Exports,
+    /// Bytes of a playout's request and of its answer (reused).
+    scratch: (Vec<u8>, Vec<u8>),
 }
 
 impl Env {
     pub(crate) fn new(module: &EnvModule, limits: Limits) -> Result<Env> {
         let mut sandbox = Sandbox::new(&module.inner, limits, true)?;
         let exports = Exports::new(&mut sandbox)?;
-        Ok(Env { module: module.clone(), sandbox: ManuallyDrop::new(sandbox), exports })
+        Ok(Env { module: module.clone(), sandbox: ManuallyDrop::new(sandbox), exports, scratch: Default::default() })
     }
 
     /// The module this instance runs.
@@ -326,10 +328,15 @@ impl Env {
         if self.exports.playout.is_none() {
             return Ok(None);
         }
-        let mut bytes = Vec::with_capacity(25 + 8 * request.prefix.len());
+        let (mut bytes, mut payload) = std::mem::take(&mut self.scratch);
+        bytes.clear();
         request.encode(&mut bytes);
-        let payload = match self.invoke(Call::Playout, &bytes) {
-            Ok(payload) => payload,
+        let answer = self.invoke_into(Call::Playout, &bytes, &mut payload);
+        let answer = answer.and_then(|status| refusal(status, &payload));
+        let decoded = answer.map(|()| wire::Playout::decode(&payload));
+        self.scratch = (bytes, payload);
+        let decoded = match decoded {
+            Ok(decoded) => decoded,
             Err(e) => {
                 let e = match e {
                     Error::IllegalAction { message, .. } => {
@@ -341,7 +348,7 @@ impl Env {
                 return Err(e);
             }
         };
-        let playout = self.protocol(wire::Playout::decode(&payload).map_err(|e| e.0))?;
+        let playout = self.protocol(decoded.map_err(|e| e.0))?;
         let players = self.spec().players;
         let answered = |asked: bool, given: bool, what: &str| match (asked, given) {
             (true, false) => Err(format!("playout was asked for {what} and gave none")),
@@ -551,7 +558,12 @@ impl Env {
                 (sandbox, exports)
             }
         };
-        Ok(Env { module: self.module.clone(), sandbox: ManuallyDrop::new(sandbox), exports })
+        Ok(Env {
+            module: self.module.clone(),
+            sandbox: ManuallyDrop::new(sandbox),
+            exports,
+            scratch: Default::default(),
+        })
     }
 
     /// A BLAKE3 hash of the state that determines the future: memories, mutable globals, RNG,
@@ -587,16 +599,18 @@ impl Env {
     /// Calls an ABI export with `request`, returning the payload of an `Ok` output.
     fn invoke(&mut self, call: Call, request: &[u8]) -> Result<Vec<u8>> {
         let (status, payload) = self.invoke_inner(call, request)?;
-        let message = || String::from_utf8_lossy(&payload).into_owned();
-        match status {
-            Status::Ok => Ok(payload),
-            Status::IllegalAction => Err(Error::IllegalAction { action: String::new(), message: message() }),
-            Status::BadRequest => Err(Error::InvalidCall { message: message() }),
-            Status::GuestError => Err(Error::Guest { message: message() }),
-        }
+        refusal(status, &payload)?;
+        Ok(payload)
     }
 
     fn invoke_inner(&mut self, call: Call, request: &[u8]) -> Result<(Status, Vec<u8>)> {
+        let mut payload = Vec::new();
+        let status = self.invoke_into(call, request, &mut payload)?;
+        Ok((status, payload))
+    }
+
+    /// Calls `call` with `request` written into the guest; its status, and its payload in `payload`.
+    fn invoke_into(&mut self, call: Call, request: &[u8], payload: &mut Vec<u8>) -> Result<Status> {
         let (ptr, len) = if request.is_empty() {
             (0, 0)
         } else {
@@ -623,7 +637,7 @@ impl Env {
             Call::StateKey => self.sandbox.call(e.state_key.as_ref().expect("checked by the caller"), ()),
             Call::Playout => self.sandbox.call(e.playout.as_ref().expect("checked by the caller"), (ptr, len)),
         }?;
-        self.output(packed)
+        self.output_into(packed, payload)
     }
 
     /// The guest's fixed input buffer, asked for once per instance (`wasmgym_input_buffer`).
@@ -641,6 +655,13 @@ impl Env {
 
     /// The status and payload of the output a call returned (`packed` pointer and length).
     fn output(&mut self, packed: i64) -> Result<(Status, Vec<u8>)> {
+        let mut payload = Vec::new();
+        let status = self.output_into(packed, &mut payload)?;
+        Ok((status, payload))
+    }
+
+    /// [`Env::output`] into a buffer the caller reuses.
+    fn output_into(&mut self, packed: i64, payload: &mut Vec<u8>) -> Result<Status> {
         let memory = self.sandbox.memory();
         let (out_ptr, out_len) = wasmgym_abi::unpack(packed);
         let data = memory.data(&self.sandbox.store);
@@ -649,8 +670,12 @@ impl Env {
             .and_then(|end| data.get(out_ptr as usize..end))
             .ok_or_else(|| format!("output at {out_ptr:#x} of {out_len} bytes lies outside the guest's memory"))
             .and_then(|out| out.split_first().ok_or_else(|| "empty output".to_string()))
-            .and_then(|(&status, payload)| match Status::from_byte(status) {
-                Some(status) => Ok((status, payload.to_vec())),
+            .and_then(|(&status, bytes)| match Status::from_byte(status) {
+                Some(status) => {
+                    payload.clear();
+                    payload.extend_from_slice(bytes);
+                    Ok(status)
+                }
                 None => Err(format!("unknown status byte {status} in output")),
             });
         self.protocol(out)
@@ -694,6 +719,17 @@ impl Env {
             self.sandbox.poison(&e);
             e
         })
+    }
+}
+
+/// The error a call's status names (`Ok` for [`Status::Ok`]), with the guest's message.
+fn refusal(status: Status, payload: &[u8]) -> Result<()> {
+    let message = || String::from_utf8_lossy(payload).into_owned();
+    match status {
+        Status::Ok => Ok(()),
+        Status::IllegalAction => Err(Error::IllegalAction { action: String::new(), message: message() }),
+        Status::BadRequest => Err(Error::InvalidCall { message: message() }),
+        Status::GuestError => Err(Error::Guest { message: message() }),
     }
 }
 

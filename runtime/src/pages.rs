@@ -156,6 +156,18 @@ impl MemoryImage {
         });
     }
 
+    /// Whether the two are one image (clones of each other, sharing every page): equal then, and
+    /// cheap to tell.
+    pub fn same(&self, other: &MemoryImage) -> bool {
+        self.len == other.len
+            && match (&self.root, &other.root) {
+                (Node::Zero, Node::Zero) => true,
+                (Node::Page(x), Node::Page(y)) => Arc::ptr_eq(x, y),
+                (Node::Inner(x), Node::Inner(y)) => Arc::ptr_eq(x, y),
+                _ => false,
+            }
+    }
+
     /// Whether `self` and `other` may differ on more than `n` pages (as [`MemoryImage::diff`]
     /// counts them); stops looking past `n`.
     pub fn differs_on_more_than(&self, other: &MemoryImage, n: usize) -> bool {

@@ -160,6 +160,8 @@ pub(crate) struct Sandbox {
     /// The instance is in one of the runtime's pooled slots, whose memory wasmtime resets and
     /// reuses: nothing may be mapped into it.
     slotted: bool,
+    /// Page lists a capture or restore reuses (the marked pages; the pages to copy).
+    scratch: (Vec<usize>, Vec<usize>),
 }
 
 /// Memory 0 of a sandbox mapped from a [`CowFile`], and which of its pages the sandbox has written
@@ -287,6 +289,7 @@ impl Sandbox {
             map,
             cow: None,
             file_base: None,
+            scratch: Default::default(),
             slotted,
         };
         let estimate = sandbox.resident_estimate();
@@ -430,7 +433,11 @@ impl Sandbox {
         let Some(map) = self.map else {
             return (dirty == Dirty::Clean).then(|| Written { marked: Vec::new(), pages });
         };
-        let marked = if dirty == Dirty::Tracked { self.marks() } else { Vec::new() };
+        let mut marked = std::mem::take(&mut self.scratch.0);
+        marked.clear();
+        if dirty == Dirty::Tracked {
+            self.marks_into(&mut marked);
+        }
         let bytes = map.data_mut(&mut self.store);
         let scan = pages.min(bytes.len());
         // Fold the marks into the copy-on-write bookkeeping before they are cleared.
@@ -438,9 +445,10 @@ impl Sandbox {
             cow.note_writes(dirty, &marked);
         }
         match dirty {
-            Dirty::Clean => Some(Written { marked: Vec::new(), pages }),
+            Dirty::Clean => Some(Written { marked, pages }),
             Dirty::All => {
                 bytes[..scan].fill(0);
+                self.scratch.0 = marked;
                 None
             }
             Dirty::Tracked => {
@@ -452,10 +460,17 @@ impl Sandbox {
 
     /// The pages marked in the dirty map, in order (the map is left as it is).
     fn marks(&self) -> Vec<usize> {
-        let Some(map) = self.map else { return Vec::new() };
+        let mut marked = Vec::new();
+        self.marks_into(&mut marked);
+        marked
+    }
+
+    /// [`Sandbox::marks`] into `marked` (cleared first).
+    fn marks_into(&self, marked: &mut Vec<usize>) {
+        marked.clear();
+        let Some(map) = self.map else { return };
         let bytes = map.data(&self.store);
         let scan = self.memories[0].data_size(&self.store).div_ceil(PAGE).min(bytes.len());
-        let mut marked = Vec::new();
         // Eight map bytes at a time: most words are zero.
         let (words, tail) = bytes[..scan].as_chunks::<8>();
         for (i, word) in words.iter().enumerate() {
@@ -465,7 +480,6 @@ impl Sandbox {
         }
         let base = words.len() * 8;
         marked.extend((0..tail.len()).filter(|&j| tail[j] != 0).map(|j| base + j));
-        marked
     }
 
     /// The pages of memory 0 written since `base` as [`Sandbox::take_dirty`] gives them, without
@@ -866,6 +880,7 @@ impl Sandbox {
         let budget = CallBudget { fuel: 0, deadline: Default::default() };
         let dirty = self.take_dirty();
         let mut cow = self.cow.take();
+        let mut list = std::mem::take(&mut self.scratch.1);
         for (i, (memory, target)) in self.memories.iter().zip(&data.memories).enumerate() {
             let current = memory.data_size(&self.store);
             if current < target.len() {
@@ -876,24 +891,23 @@ impl Sandbox {
             // Pages written since `base`, and pages where `base` and the target differ; or, when
             // the written pages are unknown, every page.
             let candidates = dirty.as_ref().map(|written| {
-                let mut candidates = written.marked.clone();
-                target.diff(&self.base[i], |p| candidates.push(p));
+                list.clear();
+                list.extend_from_slice(&written.marked);
+                target.diff(&self.base[i], |p| list.push(p));
                 // A page both written and different would be copied twice.
-                candidates.sort_unstable();
-                candidates.dedup();
-                candidates
+                list.sort_unstable();
+                list.dedup();
+                &list[..]
             });
             // The first bytes of the page after each marked one, which a store that started near
             // the marked page's end may have reached (unless the page is a candidate already).
-            let spills: Vec<usize> = match (&dirty, &candidates) {
-                (Some(written), Some(candidates)) => written
-                    .marked
-                    .iter()
-                    .map(|&p| p + 1)
-                    .filter(|&p| p < target.pages() && candidates.binary_search(&p).is_err())
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let spills = match (&dirty, candidates) {
+                (Some(written), Some(_)) => &written.marked[..],
+                _ => &[][..],
+            }
+            .iter()
+            .map(|&p| p + 1)
+            .filter(|&p| p < target.pages() && candidates.is_some_and(|c| c.binary_search(&p).is_err()));
             if cow.is_none() && candidates.as_ref().is_some_and(|c| full_copy_is_cheaper(c.len(), bytes.len())) {
                 for p in 0..target.pages() {
                     let at = p * PAGE;
@@ -924,7 +938,7 @@ impl Sandbox {
                 }
             };
             match candidates {
-                Some(candidates) => candidates.into_iter().for_each(copy),
+                Some(candidates) => candidates.iter().copied().for_each(copy),
                 None => (0..target.pages()).for_each(copy),
             }
             for p in spills {
@@ -942,7 +956,11 @@ impl Sandbox {
             }
         }
         self.cow = cow;
-        self.base = data.memories.clone();
+        self.scratch = (dirty.map(|written| written.marked).unwrap_or_default(), list);
+        let same = |a: &[MemoryImage], b: &[MemoryImage]| a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.same(b));
+        if !same(&self.base, &data.memories) {
+            self.base = data.memories.clone();
+        }
         self.dirty = Dirty::Clean;
         self.write_globals_and_vars(data)?;
         self.sync_charge();

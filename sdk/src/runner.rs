@@ -1,6 +1,8 @@
 //! The bookkeeping between the ABI and an author's [`Environment`]: one `Runner` per guest.
 
-use wasmgym_abi::wire::{self, Playout, PlayoutRequest, Rollout, RolloutRequest, Status, check_text};
+use wasmgym_abi::wire::{
+    self, Playout, PlayoutRef, PlayoutRequest, Rollout, RolloutRef, RolloutRequest, Status, check_text,
+};
 use wasmgym_abi::{Action, EnvSpec, ResetRequest, Space};
 
 use crate::{Environment, Options, Rng};
@@ -21,6 +23,7 @@ pub struct Runner<E: Environment> {
     obs: Vec<u8>,
     /// The legal actions of a step's check, a rollout's step or `wasmgym_step_actions` (reused).
     legal: Vec<i64>,
+    scratch: Scratch,
 }
 
 /// A call the guest refused, as the native [`Runner`] reports it.
@@ -43,8 +46,12 @@ impl<E: Environment> Default for Runner<E> {
 impl<E: Environment> Runner<E> {
     /// A runner with no episode started; its generator is seeded with 0 until a seeded reset.
     pub fn new() -> Self {
+        let spec = E::spec();
+        let scratch = Scratch::for_spec(&spec);
         Runner {
-            spec: E::spec(),
+            legal: Vec::with_capacity(scratch.listed.capacity()),
+            scratch,
+            spec,
             env: None,
             steps: 0,
             over: false,
@@ -52,7 +59,6 @@ impl<E: Environment> Runner<E> {
             input: Vec::new(),
             out: Vec::new(),
             obs: Vec::new(),
-            legal: Vec::new(),
         }
     }
 
@@ -377,34 +383,56 @@ impl<E: Environment> Runner<E> {
 
     fn rollout_inner(&mut self, seed: u64, max_steps: u32, first: Option<&Action>) -> Result<(), Refusal> {
         self.check_running("rollout")?;
-        let mut rollout = Rollout { returns: vec![0.0; self.spec.players as usize], ..Rollout::default() };
-        let add = add_step;
-        if let Some(first) = first {
-            let outcome = self.apply(first, true)?; // refused: nothing changed
-            add(&mut rollout, outcome);
+        let mut returns = self.zeroed_returns();
+        let mut tally = Tally { returns: &mut returns, ..Tally::default() };
+        let outcome = (|| {
+            if let Some(first) = first {
+                tally.add(self.apply(first, true)?); // refused: nothing changed
+            }
+            let after_first = self.player();
+            let mut rng = wasmgym_abi::rng::Rng::seed_from_u64(seed);
+            self.play_out(&mut tally, &mut rng, max_steps)?;
+            Ok(after_first)
+        })();
+        if let Ok(after_first) = outcome {
+            self.out.clear();
+            self.out.push(Status::Ok as u8);
+            tally.rollout(after_first, self.player()).encode(&mut self.out);
         }
-        rollout.after_first = self.player();
-        let mut rng = wasmgym_abi::rng::Rng::seed_from_u64(seed);
-        let mut legal = std::mem::take(&mut self.legal);
-        let outcome = self.play_out(&mut rollout, &mut rng, max_steps, &mut legal, add);
-        self.legal = legal;
-        outcome?;
-        rollout.current_player = self.player();
-        self.out.clear();
-        self.out.push(Status::Ok as u8);
-        rollout.encode(&mut self.out);
-        Ok(())
+        self.scratch.returns = returns;
+        outcome.map(drop)
+    }
+
+    /// The returns buffer, taken out of the scratch space, holding a zero per player.
+    fn zeroed_returns(&mut self) -> Vec<f64> {
+        let mut returns = std::mem::take(&mut self.scratch.returns);
+        returns.clear();
+        returns.resize(self.spec.players as usize, 0.0);
+        returns
     }
 
     fn playout_inner(&mut self, input: &[u8]) -> Result<(), Refusal> {
-        let request = PlayoutRequest::decode(input).map_err(|e| (Status::BadRequest, e.0))?;
+        let mut request = std::mem::take(&mut self.scratch.request);
+        let mut returns = self.zeroed_returns();
+        let outcome = request
+            .decode_from(input)
+            .map_err(|e| (Status::BadRequest, e.0))
+            .and_then(|()| self.serve_playout(&request, &mut returns));
+        self.scratch.request = request;
+        self.scratch.returns = returns;
+        outcome
+    }
+
+    /// A decoded `wasmgym_playout`, encoded into the output; `returns` holds a zero per player.
+    fn serve_playout(&mut self, request: &PlayoutRequest, returns: &mut [f64]) -> Result<(), Refusal> {
         self.check_running("playout")?;
         if matches!(self.spec.action_space, Space::Text { .. }) {
             let fix = "playouts take discrete actions: use wasmgym_rollout for a text action space";
             return Err((Status::BadRequest, fix.into()));
         }
-        let players = self.spec.players as usize;
-        let mut playout = Playout { prefix_rewards: vec![0.0; players], ..Playout::default() };
+        let mut prefix_rewards = std::mem::take(&mut self.scratch.prefix_rewards);
+        prefix_rewards.clear();
+        prefix_rewards.resize(returns.len(), 0.0);
         let n = request.prefix.len();
         for (i, &action) in request.prefix.iter().enumerate() {
             if self.over {
@@ -416,57 +444,81 @@ impl<E: Environment> Runner<E> {
             let (rewards, ..) = self.apply(&Action::Discrete(action), true).map_err(|(status, message)| {
                 (status, format!("prefix action {} of {n} ({action}): {message}", i + 1))
             })?;
-            playout.prefix_rewards.copy_from_slice(&rewards);
+            prefix_rewards.copy_from_slice(&rewards);
         }
-        playout.player = self.player();
-        if request.legal_actions {
-            let mut legal = Vec::new();
-            if let Some(env) = self.env.as_ref().filter(|_| !self.over) {
-                env.legal_actions_into(&mut legal);
+        let player = self.player();
+        let mut listed = std::mem::take(&mut self.scratch.listed);
+        listed.clear();
+        if request.legal_actions
+            && let Some(env) = self.env.as_ref().filter(|_| !self.over)
+        {
+            env.legal_actions_into(&mut listed);
+        }
+        let key = match request.state_key {
+            true => Some(self.env.as_ref().and_then(|env| env.state_key())),
+            false => None,
+        };
+        let mut tally = Tally { returns, ..Tally::default() };
+        let mut first = request.first;
+        let outcome = (|| {
+            let mut after_first = player;
+            if let Some(action) = request.first {
+                if self.over {
+                    let message = "the episode is over after the prefix: ask for no first action".to_string();
+                    return Err((Status::BadRequest, message));
+                }
+                let outcome = self
+                    .apply(&Action::Discrete(action), true)
+                    .map_err(|(status, message)| (status, format!("first action {action}: {message}")))?;
+                tally.add(outcome);
+                after_first = self.player();
             }
-            playout.legal_actions = Some(legal);
-        }
-        if request.state_key {
-            playout.state_key = Some(self.env.as_ref().and_then(|env| env.state_key()));
-        }
-        let mut rollout = Rollout { returns: vec![0.0; players], after_first: playout.player, ..Rollout::default() };
-        if let Some(first) = request.first {
-            if self.over {
-                let message = "the episode is over after the prefix: ask for no first action".to_string();
-                return Err((Status::BadRequest, message));
+            let mut rng = wasmgym_abi::rng::Rng::seed_from_u64(request.seed);
+            let picked = self.play_out(&mut tally, &mut rng, request.max_steps)?;
+            if let Some((Action::Discrete(action), after)) = picked.filter(|_| request.first.is_none()) {
+                first = Some(action);
+                after_first = after;
             }
-            let outcome = self
-                .apply(&Action::Discrete(first), true)
-                .map_err(|(status, message)| (status, format!("first action {first}: {message}")))?;
-            add_step(&mut rollout, outcome);
-            playout.first = Some(first);
-            rollout.after_first = self.player();
+            Ok(after_first)
+        })();
+        if let Ok(after_first) = outcome {
+            let playout = PlayoutRef {
+                player,
+                prefix_rewards: &prefix_rewards,
+                legal_actions: request.legal_actions.then_some(&listed[..]),
+                state_key: key.as_ref().map(|key| key.as_deref()),
+                first,
+                rollout: tally.rollout(after_first, self.player()),
+            };
+            self.out.clear();
+            self.out.push(Status::Ok as u8);
+            playout.encode(&mut self.out);
         }
-        let mut rng = wasmgym_abi::rng::Rng::seed_from_u64(request.seed);
-        let mut legal = std::mem::take(&mut self.legal);
-        let outcome = self.play_out(&mut rollout, &mut rng, request.max_steps, &mut legal, add_step);
-        self.legal = legal;
-        if let Some((Action::Discrete(action), after)) = outcome?.filter(|_| request.first.is_none()) {
-            playout.first = Some(action);
-            rollout.after_first = after;
-        }
-        rollout.current_player = self.player();
-        playout.rollout = rollout;
-        self.out.clear();
-        self.out.push(Status::Ok as u8);
-        playout.encode(&mut self.out);
-        Ok(())
+        self.scratch.prefix_rewards = prefix_rewards;
+        self.scratch.listed = listed;
+        outcome.map(drop)
     }
 
     /// The random part of a rollout: up to `max_steps` actions picked from `rng` among the
-    /// listed ones. `legal` is a reused buffer.
+    /// listed ones. Returns the first action picked and who moves after it.
     fn play_out(
         &mut self,
-        rollout: &mut Rollout,
+        tally: &mut Tally,
+        rng: &mut wasmgym_abi::rng::Rng,
+        max_steps: u32,
+    ) -> Result<Option<(Action, Option<u32>)>, Refusal> {
+        let mut legal = std::mem::take(&mut self.legal);
+        let outcome = self.play_out_with(tally, rng, max_steps, &mut legal);
+        self.legal = legal;
+        outcome
+    }
+
+    fn play_out_with(
+        &mut self,
+        tally: &mut Tally,
         rng: &mut wasmgym_abi::rng::Rng,
         max_steps: u32,
         legal: &mut Vec<i64>,
-        add: impl Fn(&mut Rollout, (crate::Rewards, bool, bool)),
     ) -> Result<Option<(Action, Option<u32>)>, Refusal> {
         let text = matches!(self.spec.action_space, Space::Text { .. });
         let mut first = None;
@@ -493,7 +545,7 @@ impl<E: Environment> Runner<E> {
                 let fix = format!("{listed} must list only actions that step accepts");
                 (Status::GuestError, format!("the rollout's action {action} was refused ({message}): {fix}"))
             })?;
-            add(rollout, outcome);
+            tally.add(outcome);
             if first.is_none() {
                 first = Some((action, self.player()));
             }
@@ -518,12 +570,66 @@ impl<E: Environment> Runner<E> {
 }
 
 /// The status an author's error gets: `caller_status` for the caller's mistakes, else a guest error.
-/// Counts one step of a rollout: its rewards join the returns.
-fn add_step(rollout: &mut Rollout, (rewards, terminated, truncated): (crate::Rewards, bool, bool)) {
-    rollout.steps += 1;
-    rollout.terminated = terminated;
-    rollout.truncated = truncated;
-    rollout.returns.iter_mut().zip(rewards.iter()).for_each(|(sum, r)| *sum += r);
+/// What a rollout adds up as it steps; its returns live in the runner's scratch space.
+#[derive(Default)]
+struct Tally<'a> {
+    steps: u32,
+    terminated: bool,
+    truncated: bool,
+    returns: &'a mut [f64],
+}
+
+impl Tally<'_> {
+    /// Counts one step: its rewards join the returns.
+    fn add(&mut self, (rewards, terminated, truncated): (crate::Rewards, bool, bool)) {
+        self.steps += 1;
+        self.terminated = terminated;
+        self.truncated = truncated;
+        self.returns.iter_mut().zip(rewards.iter()).for_each(|(sum, r)| *sum += r);
+    }
+
+    /// The rollout this tally makes, given who moves after its first step and at its end.
+    fn rollout(&self, after_first: Option<u32>, current_player: Option<u32>) -> RolloutRef<'_> {
+        RolloutRef {
+            steps: self.steps,
+            after_first,
+            current_player,
+            terminated: self.terminated,
+            truncated: self.truncated,
+            returns: self.returns,
+        }
+    }
+}
+
+/// Buffers the rollout and playout calls reuse, reserved when the runner is made: a guest's heap
+/// is part of every snapshot, so a buffer that grew only after one would grow again after every
+/// restore to it.
+#[derive(Default)]
+struct Scratch {
+    /// Each player's returns of a rollout.
+    returns: Vec<f64>,
+    /// Each player's rewards for a playout's last prefix step.
+    prefix_rewards: Vec<f64>,
+    /// The legal actions after a playout's prefix.
+    listed: Vec<i64>,
+    /// The playout request being served.
+    request: PlayoutRequest,
+}
+
+impl Scratch {
+    fn for_spec(spec: &EnvSpec) -> Scratch {
+        let players = spec.players as usize;
+        let actions = match spec.action_space {
+            Space::Discrete { n } => n.min(1024) as usize,
+            _ => 0,
+        };
+        Scratch {
+            returns: Vec::with_capacity(players),
+            prefix_rewards: Vec::with_capacity(players),
+            listed: Vec::with_capacity(actions),
+            request: PlayoutRequest { prefix: Vec::with_capacity(256), ..PlayoutRequest::default() },
+        }
+    }
 }
 
 fn refusal(e: crate::EnvError, caller_status: Status) -> Refusal {

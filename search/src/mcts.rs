@@ -407,8 +407,9 @@ struct Search<'o> {
     replay: bool,
     /// Replay mode: ask each playout that reaches a new state for its key.
     keys: bool,
-    /// Replay mode: the actions from the root (a reused buffer).
-    prefix: Vec<i64>,
+    /// Replay mode: the request of the next playout and the path it replays (reused buffers).
+    request: PlayoutRequest,
+    path: Vec<(usize, usize)>,
 }
 
 /// Where a selection by replay stopped.
@@ -458,7 +459,7 @@ impl<'o> Search<'o> {
             root.key = env.state_key()?;
         }
         let rng = Rng::seed_from_u64(seed);
-        let prefix = Vec::new();
+        let request = PlayoutRequest::default();
         Ok(Search {
             nodes: vec![root],
             rng,
@@ -469,7 +470,8 @@ impl<'o> Search<'o> {
             table,
             replay,
             keys,
-            prefix,
+            request,
+            path: Vec::new(),
         })
     }
 
@@ -504,8 +506,10 @@ impl<'o> Search<'o> {
     /// ends at a node reached before only by a rollout expands it (its legal actions and key come
     /// with the playout) and rolls out from it, the rollout's first step making its first child.
     fn simulate_replay(&mut self, env: &mut Env) -> Result<(), SearchError> {
-        let mut path = Vec::new();
-        let mut prefix = std::mem::take(&mut self.prefix);
+        let mut path = std::mem::take(&mut self.path);
+        let mut request = std::mem::take(&mut self.request);
+        path.clear();
+        let prefix = &mut request.prefix;
         prefix.clear();
         let mut at = 0;
         let stop = loop {
@@ -531,8 +535,8 @@ impl<'o> Search<'o> {
                 None => break Stop::NewChild { parent: at, edge, action },
             }
         };
-        let outcome = self.replay(env, &path, &prefix, stop);
-        self.prefix = prefix;
+        let outcome = self.replay(env, &mut path, &mut request, stop);
+        (self.path, self.request) = (path, request);
         outcome
     }
 
@@ -540,35 +544,31 @@ impl<'o> Search<'o> {
     fn replay(
         &mut self,
         env: &mut Env,
-        path: &[(usize, usize)],
-        prefix: &[i64],
+        path: &mut Vec<(usize, usize)>,
+        request: &mut PlayoutRequest,
         stop: Stop,
     ) -> Result<(), SearchError> {
-        let mut path = path.to_vec();
         let (first, expand) = match stop {
             Stop::Terminal(at) => {
-                self.backup(&path, vec![0.0; self.players], Some(at));
+                self.backup(path, vec![0.0; self.players], Some(at));
                 return Ok(());
             }
             Stop::Rollout(_) => (None, false),
             Stop::NewChild { action, .. } => (Some(action), false),
             Stop::Expand(_) => (None, true),
         };
-        let request = PlayoutRequest {
-            prefix: prefix.to_vec(),
-            legal_actions: expand,
-            state_key: expand && self.keys,
-            first,
-            seed: self.rng.next_u64(),
-            max_steps: self.options.max_rollout_steps.try_into().unwrap_or(u32::MAX),
-        };
+        request.legal_actions = expand;
+        request.state_key = expand && self.keys;
+        request.first = first;
+        request.seed = self.rng.next_u64();
+        request.max_steps = self.options.max_rollout_steps.try_into().unwrap_or(u32::MAX);
         env.restore(self.nodes[0].state.as_ref().expect("the root has a state"))?;
         self.env_at = None;
-        let playout = env.playout(&request)?.expect("replay mode needs wasmgym_playout, checked in new");
+        let playout = env.playout(request)?.expect("replay mode needs wasmgym_playout, checked in new");
         let tail = playout.rollout.returns;
         match stop {
             Stop::Terminal(_) => unreachable!("answered above"),
-            Stop::Rollout(at) => self.backup(&path, tail, Some(at)),
+            Stop::Rollout(at) => self.backup(path, tail, Some(at)),
             Stop::NewChild { parent, edge, .. } => {
                 let child = self.nodes.len();
                 let mut node = Node::new(Some((parent, edge)), playout.rollout.after_first);
@@ -577,7 +577,7 @@ impl<'o> Search<'o> {
                 }
                 self.nodes.push(node);
                 self.nodes[parent].edges[edge].child = Some(child);
-                self.backup(&path, tail, None);
+                self.backup(path, tail, None);
             }
             Stop::Expand(mut at) => {
                 let node = &mut self.nodes[at];
@@ -594,7 +594,7 @@ impl<'o> Search<'o> {
                             self.nodes[at].merged = true;
                             self.nodes[at].key = None;
                             if path.iter().any(|&(n, _)| n == other) {
-                                self.backup(&path, tail, Some(other)); // a cycle through a transposition
+                                self.backup(path, tail, Some(other)); // a cycle through a transposition
                                 return Ok(());
                             }
                             at = other;
@@ -606,7 +606,7 @@ impl<'o> Search<'o> {
                     }
                 }
                 let Some(first) = playout.first else {
-                    self.backup(&path, tail, Some(at)); // no step: no actions, or no rollout steps
+                    self.backup(path, tail, Some(at)); // no step: no actions, or no rollout steps
                     return Ok(());
                 };
                 let edge = self.nodes[at].edges.iter().position(|e| e.action == Action::Discrete(first));
@@ -625,7 +625,7 @@ impl<'o> Search<'o> {
                     self.nodes.push(node);
                     self.nodes[at].edges[edge].child = Some(child);
                 }
-                self.backup(&path, tail, None);
+                self.backup(path, tail, None);
             }
         }
         Ok(())
