@@ -747,19 +747,29 @@ impl Rollout {
 
     /// Decodes a rollout.
     pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut rollout = Rollout::default();
+        rollout.decode_from(buf)?;
+        Ok(rollout)
+    }
+
+    /// Decodes a rollout into this one, reusing its `returns` buffer. On error, `self` is left
+    /// unspecified.
+    pub fn decode_from(&mut self, buf: &[u8]) -> Result<()> {
         let mut r = Reader::new(buf, "rollout");
-        let steps = r.u32()?;
-        let after_first = u32::try_from(r.i32()?).ok();
-        let current_player = u32::try_from(r.i32()?).ok();
-        let terminated = r.u8()? != 0;
-        let truncated = r.u8()? != 0;
+        self.steps = r.u32()?;
+        self.after_first = u32::try_from(r.i32()?).ok();
+        self.current_player = u32::try_from(r.i32()?).ok();
+        self.terminated = r.u8()? != 0;
+        self.truncated = r.u8()? != 0;
         let n = r.u32()? as usize;
         if n > buf.len() / 8 {
             return Err(DecodeError(format!("rollout claims {n} returns in {} bytes", buf.len())));
         }
-        let returns = (0..n).map(|_| r.f64()).collect::<Result<Vec<_>>>()?;
-        r.finish()?;
-        Ok(Rollout { steps, after_first, current_player, terminated, truncated, returns })
+        self.returns.clear();
+        for _ in 0..n {
+            self.returns.push(r.f64()?);
+        }
+        r.finish()
     }
 }
 
@@ -918,8 +928,16 @@ impl PlayoutRef<'_> {
 impl Playout {
     /// Decodes a playout.
     pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut playout = Playout::default();
+        playout.decode_from(buf)?;
+        Ok(playout)
+    }
+
+    /// Decodes a playout into this one, reusing its buffers (a search decodes one per
+    /// simulation). On error, `self` is left unspecified.
+    pub fn decode_from(&mut self, buf: &[u8]) -> Result<()> {
         let mut r = Reader::new(buf, "playout");
-        let player = u32::try_from(r.i32()?).ok();
+        self.player = u32::try_from(r.i32()?).ok();
         let count = |r: &mut Reader, what: &str| -> Result<usize> {
             let n = r.u32()? as usize;
             match n > buf.len() / 8 {
@@ -928,16 +946,23 @@ impl Playout {
             }
         };
         let n = count(&mut r, "rewards")?;
-        let prefix_rewards = (0..n).map(|_| r.f64()).collect::<Result<Vec<_>>>()?;
-        let legal_actions = match r.u8()? {
-            0 => None,
+        self.prefix_rewards.clear();
+        for _ in 0..n {
+            self.prefix_rewards.push(r.f64()?);
+        }
+        match r.u8()? {
+            0 => self.legal_actions = None,
             1 => {
                 let n = count(&mut r, "legal actions")?;
-                Some((0..n).map(|_| r.i64()).collect::<Result<Vec<_>>>()?)
+                let legal = self.legal_actions.get_or_insert_default();
+                legal.clear();
+                for _ in 0..n {
+                    legal.push(r.i64()?);
+                }
             }
             other => return Err(DecodeError(format!("playout has_legal is {other}, not 0 or 1"))),
-        };
-        let state_key = match r.u8()? {
+        }
+        self.state_key = match r.u8()? {
             0 => None,
             1 => Some(None),
             2 => Some(Some(r.bytes()?.to_vec())),
@@ -945,13 +970,12 @@ impl Playout {
         };
         let has_first = r.u8()?;
         let first = r.i64()?;
-        let first = match has_first {
+        self.first = match has_first {
             0 => None,
             1 => Some(first),
             other => return Err(DecodeError(format!("playout has_first is {other}, not 0 or 1"))),
         };
-        let rollout = Rollout::decode(r.rest())?;
-        Ok(Playout { player, prefix_rewards, legal_actions, state_key, first, rollout })
+        self.rollout.decode_from(r.rest())
     }
 }
 

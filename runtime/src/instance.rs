@@ -215,6 +215,12 @@ impl Env {
 
     /// Legal actions as the guest listed them, checked: inside the action space, ascending.
     fn check_legal_actions(&mut self, actions: Vec<i64>) -> Result<Vec<i64>> {
+        self.check_legal_slice(&actions)?;
+        Ok(actions)
+    }
+
+    /// [`Env::check_legal_actions`] on borrowed actions.
+    fn check_legal_slice(&mut self, actions: &[i64]) -> Result<()> {
         let n = match self.spec().action_space {
             Space::Discrete { n } => n,
             _ => u64::MAX,
@@ -230,7 +236,7 @@ impl Env {
         });
         match problem {
             Some(message) => self.protocol(Err(message)),
-            None => Ok(actions),
+            None => Ok(()),
         }
     }
 
@@ -325,15 +331,23 @@ impl Env {
     /// action, a prefix that goes past the end of the episode) may have applied part of the
     /// prefix, so it poisons the instance: restore a snapshot to use it again.
     pub fn playout(&mut self, request: &wire::PlayoutRequest) -> Result<Option<wire::Playout>> {
+        let mut playout = wire::Playout::default();
+        Ok(self.playout_into(request, &mut playout)?.then_some(playout))
+    }
+
+    /// [`Env::playout`] into `playout`, reusing its buffers (a search plays one per simulation);
+    /// `Ok(false)` if the module does not export `wasmgym_playout`. On error, `playout` is left
+    /// unspecified.
+    pub fn playout_into(&mut self, request: &wire::PlayoutRequest, playout: &mut wire::Playout) -> Result<bool> {
         if self.exports.playout.is_none() {
-            return Ok(None);
+            return Ok(false);
         }
         let (mut bytes, mut payload) = std::mem::take(&mut self.scratch);
         bytes.clear();
         request.encode(&mut bytes);
         let answer = self.invoke_into(Call::Playout, &bytes, &mut payload);
         let answer = answer.and_then(|status| refusal(status, &payload));
-        let decoded = answer.map(|()| wire::Playout::decode(&payload));
+        let decoded = answer.map(|()| playout.decode_from(&payload));
         self.scratch = (bytes, payload);
         let decoded = match decoded {
             Ok(decoded) => decoded,
@@ -348,7 +362,7 @@ impl Env {
                 return Err(e);
             }
         };
-        let playout = self.protocol(decoded.map_err(|e| e.0))?;
+        self.protocol(decoded.map_err(|e| e.0))?;
         let players = self.spec().players;
         let answered = |asked: bool, given: bool, what: &str| match (asked, given) {
             (true, false) => Err(format!("playout was asked for {what} and gave none")),
@@ -378,8 +392,8 @@ impl Env {
                     _ => Ok(()),
                 }),
         )?;
-        if let Some(legal) = playout.legal_actions.clone() {
-            let legal = self.check_legal_actions(legal)?;
+        if let Some(legal) = &playout.legal_actions {
+            self.check_legal_slice(legal)?;
             if playout.player.is_none() && !legal.is_empty() {
                 return self
                     .protocol(Err("the episode is over after the prefix, but playout listed legal actions".into()));
@@ -387,7 +401,7 @@ impl Env {
         }
         self.sandbox.store.data_mut().vars.steps += request.prefix.len() as u64;
         self.count_rollout(&playout.rollout);
-        Ok(Some(playout))
+        Ok(true)
     }
 
     /// For text action spaces: the commands the environment lists as valid now (like Jericho's

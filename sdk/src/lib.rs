@@ -403,6 +403,10 @@ pub mod __private {
     use crate::{Environment, Runner};
 
     /// The single runner of a guest. WebAssembly guests here are single-threaded.
+    ///
+    /// Aligned so that a runner of up to 512 bytes lies within one 4 KiB page: every call writes
+    /// it, and every page a call writes is copied back by the restore a search makes after it.
+    #[repr(align(512))]
     pub struct Slot<E: Environment>(UnsafeCell<Option<Runner<E>>>);
 
     // SAFETY: wasm32-wasip1 guests have one thread, and `with` is not re-entrant (the host never

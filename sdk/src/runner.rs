@@ -354,6 +354,18 @@ impl<E: Environment> Runner<E> {
     /// that set); the action space is checked either way. Returns the rewards and whether the
     /// episode terminated or was truncated.
     fn apply(&mut self, action: &Action, check_legal: bool) -> Result<(crate::Rewards, bool, bool), Refusal> {
+        self.apply_with(action, check_legal, |t, truncated| (t.rewards, t.terminated, truncated))
+    }
+
+    /// [`Runner::apply`], handing the transition and whether it truncated to `f` instead of
+    /// returning them (a rollout adds the rewards up where they are, with no copy).
+    #[inline(always)]
+    fn apply_with<R>(
+        &mut self,
+        action: &Action,
+        check_legal: bool,
+        f: impl FnOnce(crate::Transition, bool) -> R,
+    ) -> Result<R, Refusal> {
         let env = self.env.as_mut().expect("checked by the caller");
         let legal = |out: &mut Vec<i64>| env.legal_actions_into(out);
         check_action(&self.spec.action_space, action, check_legal.then_some(&mut self.legal), legal)
@@ -373,7 +385,7 @@ impl<E: Environment> Runner<E> {
         // Gymnasium's TimeLimit: truncated on the limit step, whether or not it also terminated.
         let truncated = self.spec.max_episode_steps.is_some_and(|m| self.steps >= m);
         self.over = t.terminated || truncated;
-        Ok((t.rewards, t.terminated, truncated))
+        Ok(f(t, truncated))
     }
 
     /// Who moves now, or `None` once the episode is over.
@@ -387,7 +399,7 @@ impl<E: Environment> Runner<E> {
         let mut tally = Tally { returns: &mut returns, ..Tally::default() };
         let outcome = (|| {
             if let Some(first) = first {
-                tally.add(self.apply(first, true)?); // refused: nothing changed
+                self.apply_with(first, true, |t, truncated| tally.add(&t.rewards, t.terminated, truncated))?; // refused: nothing changed
             }
             let after_first = self.player();
             let mut rng = wasmgym_abi::rng::Rng::seed_from_u64(seed);
@@ -441,10 +453,12 @@ impl<E: Environment> Runner<E> {
                 );
                 return Err((Status::BadRequest, message));
             }
-            let (rewards, ..) = self.apply(&Action::Discrete(action), true).map_err(|(status, message)| {
+            let stepped = self.apply_with(&Action::Discrete(action), true, |t, _| {
+                prefix_rewards.copy_from_slice(&t.rewards);
+            });
+            stepped.map_err(|(status, message)| {
                 (status, format!("prefix action {} of {n} ({action}): {message}", i + 1))
             })?;
-            prefix_rewards.copy_from_slice(&rewards);
         }
         let player = self.player();
         let mut listed = std::mem::take(&mut self.scratch.listed);
@@ -467,10 +481,10 @@ impl<E: Environment> Runner<E> {
                     let message = "the episode is over after the prefix: ask for no first action".to_string();
                     return Err((Status::BadRequest, message));
                 }
-                let outcome = self
-                    .apply(&Action::Discrete(action), true)
-                    .map_err(|(status, message)| (status, format!("first action {action}: {message}")))?;
-                tally.add(outcome);
+                self.apply_with(&Action::Discrete(action), true, |t, truncated| {
+                    tally.add(&t.rewards, t.terminated, truncated)
+                })
+                .map_err(|(status, message)| (status, format!("first action {action}: {message}")))?;
                 after_first = self.player();
             }
             let mut rng = wasmgym_abi::rng::Rng::seed_from_u64(request.seed);
@@ -501,6 +515,7 @@ impl<E: Environment> Runner<E> {
 
     /// The random part of a rollout: up to `max_steps` actions picked from `rng` among the
     /// listed ones. Returns the first action picked and who moves after it.
+    #[inline(always)]
     fn play_out(
         &mut self,
         tally: &mut Tally,
@@ -513,6 +528,7 @@ impl<E: Environment> Runner<E> {
         outcome
     }
 
+    #[inline(always)]
     fn play_out_with(
         &mut self,
         tally: &mut Tally,
@@ -540,12 +556,13 @@ impl<E: Environment> Runner<E> {
                     Action::Discrete(legal[wire::rollout_pick(rng, legal.len())])
                 }
             };
-            let outcome = self.apply(&action, false).map_err(|(_, message)| {
+            let stepped =
+                self.apply_with(&action, false, |t, truncated| tally.add(&t.rewards, t.terminated, truncated));
+            stepped.map_err(|(_, message)| {
                 let listed = if matches!(action, Action::Text(_)) { "valid_text_actions" } else { "legal_actions" };
                 let fix = format!("{listed} must list only actions that step accepts");
                 (Status::GuestError, format!("the rollout's action {action} was refused ({message}): {fix}"))
             })?;
-            tally.add(outcome);
             if first.is_none() {
                 first = Some((action, self.player()));
             }
@@ -581,7 +598,7 @@ struct Tally<'a> {
 
 impl Tally<'_> {
     /// Counts one step: its rewards join the returns.
-    fn add(&mut self, (rewards, terminated, truncated): (crate::Rewards, bool, bool)) {
+    fn add(&mut self, rewards: &[f64], terminated: bool, truncated: bool) {
         self.steps += 1;
         self.terminated = terminated;
         self.truncated = truncated;
@@ -627,7 +644,7 @@ impl Scratch {
             returns: Vec::with_capacity(players),
             prefix_rewards: Vec::with_capacity(players),
             listed: Vec::with_capacity(actions),
-            request: PlayoutRequest { prefix: Vec::with_capacity(256), ..PlayoutRequest::default() },
+            request: PlayoutRequest { prefix: Vec::with_capacity(32), ..PlayoutRequest::default() },
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use wasmgym_abi::wire::RolloutRequest;
+use wasmgym_abi::wire::{PlayoutRequest, RolloutRequest};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = std::env::args().nth(1).unwrap_or_else(|| "tic_tac_toe".into());
@@ -36,6 +36,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{what:>28}: {:>8.2} µs", started.elapsed().as_secs_f64() * 1e6 / n as f64);
     };
     time("restore (clean)", &mut |_| env.restore(&root).unwrap());
+    if std::env::var_os("FUEL").is_some() {
+        // Guest work per call, in fuel (wasm instructions, the dirty-page marks included).
+        for (prefix, max_steps) in [(vec![], 0), (vec![], 1), (vec![], 5), (vec![3], 0), (vec![3, 2], 0)] {
+            env.restore(&root)?;
+            let before = env.fuel_consumed();
+            let request = PlayoutRequest { prefix: prefix.clone(), max_steps, seed: 3, ..Default::default() };
+            let steps = env.playout(&request)?.map_or(0, |p| p.rollout.steps);
+            let fuel = env.fuel_consumed() - before;
+            println!("{:>28}: {fuel} fuel ({steps} random steps)", format!("playout {prefix:?}, max {max_steps}"));
+        }
+        return Ok(());
+    }
     if std::env::var_os("ONLY_ROLLOUT").is_some() {
         time("restore + rollout", &mut |i| {
             env.restore(&root).unwrap();

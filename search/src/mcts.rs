@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Serialize;
 use wasmgym::{Env, Snapshot};
 use wasmgym_abi::rng::Rng;
-use wasmgym_abi::wire::{PlayoutRequest, RolloutRequest, rollout_pick};
+use wasmgym_abi::wire::{self, PlayoutRequest, RolloutRequest, rollout_pick};
 use wasmgym_abi::{Action, Determinism, Observation};
 
 use crate::{SearchError, Tree, TreeNode, label};
@@ -410,6 +410,8 @@ struct Search<'o> {
     /// Replay mode: the request of the next playout and the path it replays (reused buffers).
     request: PlayoutRequest,
     path: Vec<(usize, usize)>,
+    /// Replay mode: the answer of the last playout (a reused buffer).
+    answer: wire::Playout,
 }
 
 /// Where a selection by replay stopped.
@@ -472,6 +474,7 @@ impl<'o> Search<'o> {
             keys,
             request,
             path: Vec::new(),
+            answer: wire::Playout::default(),
         })
     }
 
@@ -564,8 +567,24 @@ impl<'o> Search<'o> {
         request.max_steps = self.options.max_rollout_steps.try_into().unwrap_or(u32::MAX);
         env.restore(self.nodes[0].state.as_ref().expect("the root has a state"))?;
         self.env_at = None;
-        let playout = env.playout(request)?.expect("replay mode needs wasmgym_playout, checked in new");
-        let tail = playout.rollout.returns;
+        let mut playout = std::mem::take(&mut self.answer);
+        let played = env.playout_into(request, &mut playout);
+        let outcome = played.map_err(SearchError::from).and_then(|played| {
+            assert!(played, "replay mode needs wasmgym_playout, checked in new");
+            self.back_up_playout(path, &playout, stop)
+        });
+        self.answer = playout;
+        outcome
+    }
+
+    /// Grows the tree by what `playout` found and backs its returns up `path`.
+    fn back_up_playout(
+        &mut self,
+        path: &mut Vec<(usize, usize)>,
+        playout: &wire::Playout,
+        stop: Stop,
+    ) -> Result<(), SearchError> {
+        let tail = playout.rollout.returns.clone();
         match stop {
             Stop::Terminal(_) => unreachable!("answered above"),
             Stop::Rollout(at) => self.backup(path, tail, Some(at)),
@@ -582,10 +601,10 @@ impl<'o> Search<'o> {
             Stop::Expand(mut at) => {
                 let node = &mut self.nodes[at];
                 node.reward_in = Some(rewards(&playout.prefix_rewards, self.players));
-                node.edges =
-                    edges(playout.legal_actions.unwrap_or_default().into_iter().map(Action::Discrete).collect());
+                let legal = playout.legal_actions.as_deref().unwrap_or_default();
+                node.edges = edges(legal.iter().map(|&a| Action::Discrete(a)).collect());
                 node.expanded = true;
-                node.key = playout.state_key.flatten();
+                node.key = playout.state_key.clone().flatten();
                 if let (true, Some(key)) = (self.options.transpositions, self.nodes[at].key.clone()) {
                     match self.table.get(&key) {
                         Some(&other) if self.nodes[other].reward_in == self.nodes[at].reward_in => {
