@@ -17,7 +17,7 @@
 
 use serde::Serialize;
 use wasmgym_abi::rng::Rng;
-use wasmgym_abi::{Action, Determinism, Space};
+use wasmgym_abi::{Action, Determinism, Space, wire};
 
 use crate::{Env, EnvModule, Error, Result, Snapshot, Transition};
 
@@ -71,7 +71,7 @@ pub struct CheckReport {
 }
 
 /// Names of the checks, in the order they are reported.
-pub const CHECKS: [&str; 17] = [
+pub const CHECKS: [&str; 18] = [
     "seeded_reset_is_deterministic",
     "reset_forgets_the_last_episode",
     "observations_lie_in_their_space",
@@ -89,6 +89,7 @@ pub const CHECKS: [&str; 17] = [
     "snapshot_bytes_round_trip",
     "illegal_action_rejected_state_unchanged",
     "step_actions_is_step_then_legal_actions",
+    "playout_is_steps_then_a_rollout",
 ];
 
 /// Runs the suite on `module`. It never panics: every failure, including runtime errors, is a
@@ -119,12 +120,13 @@ pub fn run_with_progress(module: &EnvModule, options: &CheckOptions, mut progres
         progress(episode + 1);
     }
     let spec = module.spec();
+    let has_playout = module.instantiate().is_ok_and(|env| env.has_playout());
     let checks: Vec<CheckResult> = CHECKS
         .iter()
         .enumerate()
         .map(|(i, &name)| {
             let runs = tally.runs[i];
-            let (passed, detail) = match (tally.failures[i].take(), not_applicable(name, spec)) {
+            let (passed, detail) = match (tally.failures[i].take(), not_applicable(name, spec, has_playout)) {
                 (Some(failure), _) => (false, failure),
                 (None, Some(why)) if runs == 0 => (true, format!("not applicable: {why}")),
                 (None, _) if runs == 0 && stopped > 0 => (
@@ -149,8 +151,12 @@ pub fn run_with_progress(module: &EnvModule, options: &CheckOptions, mut progres
 }
 
 /// Why a check has nothing to check in an environment, if so.
-fn not_applicable(check: &str, spec: &wasmgym_abi::EnvSpec) -> Option<&'static str> {
+fn not_applicable(check: &str, spec: &wasmgym_abi::EnvSpec, has_playout: bool) -> Option<&'static str> {
     match check {
+        "playout_is_steps_then_a_rollout" if !matches!(spec.action_space, Space::Discrete { .. }) => {
+            Some("playouts take discrete actions")
+        }
+        "playout_is_steps_then_a_rollout" if !has_playout => Some("the module does not export wasmgym_playout"),
         "max_episode_steps_is_enforced" if spec.max_episode_steps.is_none() => {
             Some("the spec sets no max_episode_steps")
         }
@@ -378,6 +384,7 @@ impl Episode<'_> {
 
         if matches!(spec.action_space, Space::Discrete { .. }) {
             self.check_step_actions(&trace, done)?;
+            self.check_playout(&trace)?;
         }
 
         // Replay from reset is the reference for every branch.
@@ -456,6 +463,74 @@ impl Episode<'_> {
                 ),
             });
         }
+        Ok(())
+    }
+
+    /// `wasmgym_playout` from a fresh instance (a prefix of the episode's actions, then a random
+    /// rollout) reports what stepping that prefix and then playing the same rollout from the host
+    /// gives: the player and last rewards after the prefix, the legal actions and state key
+    /// there, the rollout's first action, steps, returns and ending.
+    fn check_playout(&mut self, trace: &Trace) -> Result<(), Stop> {
+        let check = "playout_is_steps_then_a_rollout";
+        let (seed, rollout_seed) = (self.seed, self.rng.next_u64());
+        let mut played = self.instantiate(check)?;
+        if !played.has_playout() {
+            return Ok(());
+        }
+        let discrete = |a: &Action| match a {
+            Action::Discrete(a) => Some(*a),
+            Action::Text(_) => None,
+        };
+        let cut = (self.rng.next_u64() % (trace.actions.len() as u64 + 1)) as usize;
+        let prefix: Vec<i64> = trace.actions[..cut].iter().filter_map(discrete).collect();
+        let max_steps = (self.rng.next_u64() % 12) as u32;
+        let request = wire::PlayoutRequest {
+            prefix: prefix.clone(),
+            legal_actions: true,
+            state_key: true,
+            first: None,
+            seed: rollout_seed,
+            max_steps,
+        };
+        self.on(check, &mut played, |e| e.reset(Some(seed), None))?;
+        let got = self.on(check, &mut played, |e| e.playout(&request))?.expect("checked above");
+        // The reference: the same prefix stepped, then the rollout played from the host.
+        let mut env = self.instantiate(check)?;
+        self.on(check, &mut env, |e| e.reset(Some(seed), None))?;
+        let players = self.module.spec().players as usize;
+        let mut want = wire::Playout { prefix_rewards: vec![0.0; players], ..Default::default() };
+        for &a in &prefix {
+            let t = self.on(check, &mut env, |e| e.step(a))?;
+            want.prefix_rewards = (0..players).map(|p| t.reward(p as u32)).collect();
+        }
+        want.player = env.current_player();
+        want.legal_actions = Some(self.on(check, &mut env, |e| e.legal_actions())?);
+        want.state_key = Some(self.on(check, &mut env, |e| e.state_key())?);
+        let mut rollout = wire::Rollout { returns: vec![0.0; players], after_first: want.player, ..Default::default() };
+        let mut rng = Rng::seed_from_u64(rollout_seed);
+        for _ in 0..max_steps {
+            let legal = self.on(check, &mut env, |e| e.legal_actions())?;
+            if env.current_player().is_none() || legal.is_empty() {
+                break;
+            }
+            let a = legal[wire::rollout_pick(&mut rng, legal.len())];
+            let t = self.on(check, &mut env, |e| e.step(a))?;
+            rollout.steps += 1;
+            (0..players).for_each(|p| rollout.returns[p] += t.reward(p as u32));
+            (rollout.terminated, rollout.truncated) = (t.terminated, t.truncated);
+            if want.first.is_none() {
+                want.first = Some(a);
+                rollout.after_first = t.current_player;
+            }
+        }
+        rollout.current_player = env.current_player();
+        want.rollout = rollout;
+        self.expect(check, got == want, || {
+            format!(
+                "playout of the first {cut} actions and {max_steps} random steps (seed {rollout_seed}) reported \
+                 {got:?}; stepping them gives {want:?}"
+            )
+        });
         Ok(())
     }
 

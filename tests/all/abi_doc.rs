@@ -42,7 +42,9 @@ fn the_doc_environment_passes_the_conformance_suite() {
     for module in doc_envs() {
         let report = run(&module, &CheckOptions { episodes: 8, ..Default::default() });
         assert!(report.passed, "the doc's environment fails conformance: {report:#?}");
-        assert!(report.checks.iter().all(|c| c.runs > 0), "a check did not apply: {report:#?}");
+        // Every check ran, but the one on an optional export this minimal environment leaves out.
+        let optional = |c: &wasmgym::check::CheckResult| c.detail.contains("does not export wasmgym_playout");
+        assert!(report.checks.iter().all(|c| c.runs > 0 || optional(c)), "a check did not apply: {report:#?}");
         assert!(report.steps >= 8, "only {} steps played", report.steps);
     }
 }

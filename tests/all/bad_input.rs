@@ -192,6 +192,111 @@ fn step_actions_answers_are_checked_like_legal_actions() {
     assert_eq!(env.steps(), 0);
 }
 
+/// The stub with a `wasmgym_playout` that answers `status` and then `answer`'s encoding.
+fn stub_playout(status: u8, answer: &[u8]) -> wasmgym::Env {
+    let bytes: String = std::iter::once(status).chain(answer.iter().copied()).map(|b| format!("\\{b:02x}")).collect();
+    let packed = (0x8000i64 << 32) | (answer.len() as i64 + 1);
+    let extra = format!(
+        r#"(data (i32.const 0x8000) "{bytes}") (func (export "wasmgym_playout") (param i32 i32) (result i64) (i64.const {packed}))"#
+    );
+    let wat = stub("1", "(i64.const 17592186044443)", &extra);
+    let mut env = runtime().load(wat.as_bytes()).unwrap().instantiate().unwrap();
+    env.reset(Some(0), None).unwrap();
+    env
+}
+
+#[test]
+fn playout_answers_are_checked_and_refusals_poison() {
+    use wasmgym_abi::wire::{Playout, PlayoutRequest, Rollout};
+    let request = PlayoutRequest { prefix: vec![1], legal_actions: true, state_key: true, max_steps: 4, ..Default::default() };
+    let rollout = Rollout { steps: 1, after_first: Some(0), current_player: Some(0), returns: vec![1.0], ..Default::default() };
+    let good = Playout {
+        player: Some(0),
+        prefix_rewards: vec![0.0],
+        legal_actions: Some(vec![0, 1]),
+        state_key: Some(None),
+        first: Some(1),
+        rollout,
+    };
+    let encode = |p: &Playout| {
+        let mut out = Vec::new();
+        p.encode(&mut out);
+        out
+    };
+    let mut env = stub_playout(0, &encode(&good));
+    assert_eq!(env.playout(&request).unwrap(), Some(good.clone()));
+    assert_eq!(env.steps(), 2, "the prefix and the rollout's step are counted");
+    // Answers that break the protocol: errors that poison.
+    let broken = [
+        (Playout { player: Some(5), ..good.clone() }, "player 5"),
+        (Playout { legal_actions: Some(vec![1, 0]), ..good.clone() }, "ascending"),
+        (Playout { legal_actions: Some(vec![0, 9]), ..good.clone() }, "outside the action space"),
+        (Playout { legal_actions: None, ..good.clone() }, "asked for the legal actions"),
+        (Playout { first: None, ..good.clone() }, "first action"),
+        (Playout { prefix_rewards: vec![], ..good.clone() }, "prefix rewards"),
+        (Playout { rollout: Rollout { returns: vec![1.0, 2.0], ..good.rollout.clone() }, ..good.clone() }, "returns"),
+        (Playout { player: None, ..good.clone() }, "after the episode ended"),
+    ];
+    for (answer, says) in broken {
+        let mut env = stub_playout(0, &encode(&answer));
+        let e = env.playout(&request).unwrap_err();
+        assert!(matches!(&e, Error::Protocol { message } if message.contains(says)), "{says}: {e:?}");
+        assert!(env.is_poisoned(), "{says}");
+    }
+    let mut env = stub_playout(0, &encode(&good)[..10]);
+    assert!(matches!(env.playout(&request), Err(Error::Protocol { .. })), "a truncated answer");
+    // A refusal may have applied part of the prefix: it poisons, and a restore recovers.
+    let mut env = stub_playout(1, b"prefix action 1 of 1 (1): no");
+    let before = env.snapshot().unwrap();
+    let e = env.playout(&request).unwrap_err();
+    assert!(matches!(&e, Error::IllegalAction { message, .. } if message.contains("no")), "{e:?}");
+    assert!(env.is_poisoned());
+    assert!(matches!(env.legal_actions(), Err(Error::Poisoned { .. })));
+    env.restore(&before).unwrap();
+    assert!(!env.is_poisoned());
+    // Without the export there is nothing to call.
+    let mut plain = runtime().load(stub("1", "(i64.const 17592186044443)", "").as_bytes()).unwrap().instantiate().unwrap();
+    plain.reset(Some(0), None).unwrap();
+    assert!(!plain.has_playout());
+    assert_eq!(plain.playout(&request).unwrap(), None);
+}
+
+#[test]
+fn the_sdk_refuses_playouts_it_cannot_play_and_a_restore_recovers() {
+    use wasmgym_abi::wire::PlayoutRequest;
+    let mut env = module("tic_tac_toe").instantiate().unwrap();
+    env.reset(Some(0), None).unwrap();
+    let start = env.snapshot().unwrap();
+    // x takes the top row at its fifth move: the game ends there.
+    let won = vec![0, 3, 1, 4, 2];
+    let cases = [
+        (PlayoutRequest { prefix: vec![4, 4], ..Default::default() }, "prefix action 2 of 2 (4)"),
+        (PlayoutRequest { prefix: [won.clone(), vec![5]].concat(), ..Default::default() }, "ended after prefix action 5"),
+        (PlayoutRequest { prefix: won.clone(), first: Some(5), ..Default::default() }, "no first action"),
+        (PlayoutRequest { prefix: vec![9], ..Default::default() }, "outside the action space"),
+    ];
+    for (request, says) in cases {
+        let e = env.playout(&request).unwrap_err();
+        let message = match &e {
+            Error::IllegalAction { message, .. } | Error::InvalidCall { message } => message,
+            other => panic!("{says}: {other:?}"),
+        };
+        assert!(message.contains(says), "{says}: {message}");
+        assert!(env.is_poisoned(), "{says}");
+        env.restore(&start).unwrap();
+    }
+    // A prefix that ends the episode at its last action is answered: over, nothing to roll out.
+    let over = env.playout(&PlayoutRequest { prefix: won, legal_actions: true, max_steps: 9, ..Default::default() });
+    let over = over.unwrap().unwrap();
+    assert_eq!((over.player, over.prefix_rewards, over.legal_actions), (None, vec![1.0, -1.0], Some(vec![])));
+    assert_eq!((over.rollout.steps, over.first, env.current_player()), (0, None, None));
+    // Text action spaces take no playouts.
+    let mut text = module("game_of_24").instantiate().unwrap();
+    text.reset(Some(0), None).unwrap();
+    let e = text.playout(&PlayoutRequest::default()).unwrap_err();
+    assert!(matches!(&e, Error::InvalidCall { message } if message.contains("discrete")), "{e:?}");
+}
+
 #[test]
 fn a_four_gib_initial_memory_hits_the_memory_limit() {
     let err = load_err(&stub("65536", "(i64.const 0)", ""));

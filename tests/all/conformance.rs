@@ -97,6 +97,17 @@ fn the_suite_catches_broken_environments() {
                (func $step (export "wasmgym_step") (param $ptr i32)"#,
             "step_actions_is_step_then_legal_actions",
         ),
+        // A `wasmgym_playout` that answers a fixed playout: no step, player 0, and no legal
+        // actions although they were asked for.
+        (
+            r#"(func (export "wasmgym_legal_actions")"#,
+            r#"(data (i32.const 0x600) "\00" "\00\00\00\00" "\01\00\00\00" "\00\00\00\00\00\00\00\00" "\00\00\00"
+                 "\00\00\00\00\00\00\00\00" "\00\00\00\00" "\00\00\00\00" "\00\00\00\00" "\00\00"
+                 "\01\00\00\00" "\00\00\00\00\00\00\00\00")
+               (func (export "wasmgym_playout") (param i32 i32) (result i64) (i64.const 0x60000000036))
+               (func (export "wasmgym_legal_actions")"#,
+            "playout_is_steps_then_a_rollout",
+        ),
     ];
     for (from, to, check) in cases {
         assert!(source.contains(from), "the bandit no longer contains {from}");
