@@ -537,6 +537,7 @@ mod tests {
             legal_actions: true,
             state_key: false,
             first: Some(2),
+            listed: true,
             seed: u64::MAX,
             max_steps: 9,
         };
@@ -547,7 +548,7 @@ mod tests {
         buf.clear();
         plain.encode(&mut buf);
         assert_eq!(PlayoutRequest::decode(&buf).unwrap(), plain);
-        buf[12] = 8; // an undefined flag
+        buf[12] = 16; // an undefined flag
         assert!(PlayoutRequest::decode(&buf).unwrap_err().0.contains("flags"));
         buf.clear();
         request.encode(&mut buf);
@@ -788,6 +789,10 @@ pub struct PlayoutRequest {
     pub state_key: bool,
     /// The rollout's first action, chosen by the caller; `None`: the first is picked at random too.
     pub first: Option<i64>,
+    /// The prefix and `first` are actions the environment listed as legal on the same path (a
+    /// search replaying its tree on a deterministic environment): the guest checks them against
+    /// the action space only, not against a new legal-action list.
+    pub listed: bool,
     /// Seed of the rollout's own generator, as in [`RolloutRequest::seed`].
     pub seed: u64,
     /// Steps the rollout may take, `first` included.
@@ -796,12 +801,15 @@ pub struct PlayoutRequest {
 
 impl PlayoutRequest {
     /// Appends the encoding: `seed:u64 max_steps:u32 flags:u8 first:i64 n:u32 prefix:[i64; n]`,
-    /// flags 1 = legal actions, 2 = state key, 4 = `first` is given.
+    /// flags 1 = legal actions, 2 = state key, 4 = `first` is given, 8 = `listed`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut w = Writer(out);
         w.i64(self.seed as i64);
         w.u32(self.max_steps);
-        w.u8(u8::from(self.legal_actions) | u8::from(self.state_key) << 1 | u8::from(self.first.is_some()) << 2);
+        w.u8(u8::from(self.legal_actions)
+            | u8::from(self.state_key) << 1
+            | u8::from(self.first.is_some()) << 2
+            | u8::from(self.listed) << 3);
         w.i64(self.first.unwrap_or(0));
         w.u32(self.prefix.len() as u32);
         self.prefix.iter().for_each(|&a| w.i64(a));
@@ -821,8 +829,8 @@ impl PlayoutRequest {
         let seed = r.i64()? as u64;
         let max_steps = r.u32()?;
         let flags = r.u8()?;
-        if flags > 7 {
-            return Err(DecodeError(format!("playout request flags {flags:#x}: only bits 1, 2 and 4 are defined")));
+        if flags > 15 {
+            return Err(DecodeError(format!("playout request flags {flags:#x}: only bits 1, 2, 4 and 8 are defined")));
         }
         let first = r.i64()?;
         let n = r.u32()? as usize;
@@ -837,6 +845,7 @@ impl PlayoutRequest {
         self.legal_actions = flags & 1 != 0;
         self.state_key = flags & 2 != 0;
         self.first = (flags & 4 != 0).then_some(first);
+        self.listed = flags & 8 != 0;
         self.seed = seed;
         self.max_steps = max_steps;
         Ok(())

@@ -489,6 +489,7 @@ impl Episode<'_> {
             legal_actions: true,
             state_key: true,
             first: None,
+            listed: cut % 2 == 1, // the episode's actions were listed: both ways must agree
             seed: rollout_seed,
             max_steps,
         };

@@ -359,7 +359,6 @@ impl<E: Environment> Runner<E> {
 
     /// [`Runner::apply`], handing the transition and whether it truncated to `f` instead of
     /// returning them (a rollout adds the rewards up where they are, with no copy).
-    #[inline(always)]
     fn apply_with<R>(
         &mut self,
         action: &Action,
@@ -453,7 +452,7 @@ impl<E: Environment> Runner<E> {
                 );
                 return Err((Status::BadRequest, message));
             }
-            let stepped = self.apply_with(&Action::Discrete(action), true, |t, _| {
+            let stepped = self.apply_with(&Action::Discrete(action), !request.listed, |t, _| {
                 prefix_rewards.copy_from_slice(&t.rewards);
             });
             stepped.map_err(|(status, message)| {
@@ -481,7 +480,7 @@ impl<E: Environment> Runner<E> {
                     let message = "the episode is over after the prefix: ask for no first action".to_string();
                     return Err((Status::BadRequest, message));
                 }
-                self.apply_with(&Action::Discrete(action), true, |t, truncated| {
+                self.apply_with(&Action::Discrete(action), !request.listed, |t, truncated| {
                     tally.add(&t.rewards, t.terminated, truncated)
                 })
                 .map_err(|(status, message)| (status, format!("first action {action}: {message}")))?;
@@ -515,7 +514,6 @@ impl<E: Environment> Runner<E> {
 
     /// The random part of a rollout: up to `max_steps` actions picked from `rng` among the
     /// listed ones. Returns the first action picked and who moves after it.
-    #[inline(always)]
     fn play_out(
         &mut self,
         tally: &mut Tally,
@@ -528,7 +526,6 @@ impl<E: Environment> Runner<E> {
         outcome
     }
 
-    #[inline(always)]
     fn play_out_with(
         &mut self,
         tally: &mut Tally,

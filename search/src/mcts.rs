@@ -560,6 +560,7 @@ impl<'o> Search<'o> {
             Stop::NewChild { action, .. } => (Some(action), false),
             Stop::Expand(_) => (None, true),
         };
+        request.listed = true; // every action of the path was listed on it: the environment is deterministic
         request.legal_actions = expand;
         request.state_key = expand && self.keys;
         request.first = first;
