@@ -260,6 +260,7 @@ impl Runtime {
             pre,
             slotted: self.slotted(&module, wasi::link),
             initial_images: Default::default(),
+            types: Default::default(),
             epoch_tick: self.config.epoch_tick,
             layout,
             hash,
@@ -590,6 +591,9 @@ pub(crate) struct ModuleInner {
     pub slotted: Option<InstancePre<HostState>>,
     /// Images of the memories of a fresh instance (before `_initialize`), taken once.
     pub initial_images: std::sync::OnceLock<Vec<crate::pages::MemoryImage>>,
+    /// The types of its mutable globals and the maxima of its memories (64 KiB pages), read from
+    /// the first instance: what a snapshot is checked against before every restore.
+    pub types: std::sync::OnceLock<crate::sandbox::ModuleTypes>,
     pub epoch_tick: Duration,
     pub layout: Layout,
     pub hash: [u8; 32],

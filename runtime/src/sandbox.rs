@@ -818,6 +818,15 @@ impl Sandbox {
         Ok(hash_state(&data.memories, &data.globals, &data.vars))
     }
 
+    /// The module's global and memory types, read once per module (asking wasmtime costs more
+    /// than the rest of a small restore).
+    fn types(&self) -> &ModuleTypes {
+        self.module.types.get_or_init(|| ModuleTypes {
+            globals: self.globals.iter().map(|g| g.ty(&self.store).content().clone()).collect(),
+            memory_max: self.memories.iter().map(|m| m.ty(&self.store).maximum()).collect(),
+        })
+    }
+
     fn check_compatible(&self, data: &SnapshotData) -> Result<()> {
         let bad = |reason: String| Err(Error::BadSnapshot { reason });
         if data.module != self.module.hash {
@@ -836,23 +845,22 @@ impl Sandbox {
                 self.globals.len()
             ));
         }
-        for (i, (image, memory)) in data.memories.iter().zip(&self.memories).enumerate() {
-            let ty = memory.ty(&self.store);
+        let types = self.types();
+        for (i, (image, maximum)) in data.memories.iter().zip(&types.memory_max).enumerate() {
             let minimum = self.module.layout.initial_pages.get(i).copied().unwrap_or(0);
             let pages = image.len() as u64 / 65536;
-            if image.len() % 65536 != 0 || pages < minimum || ty.maximum().is_some_and(|max| pages > max) {
+            if image.len() % 65536 != 0 || pages < minimum || maximum.is_some_and(|max| pages > max) {
                 return bad(format!(
                     "its memory {i} is {} bytes, which the module's memory {i} (64 KiB pages, {minimum} to {}) \
                      can never hold",
                     image.len(),
-                    ty.maximum().map_or("no maximum".into(), |m| m.to_string())
+                    maximum.map_or("no maximum".into(), |m| m.to_string())
                 ));
             }
         }
-        for (i, (value, global)) in data.globals.iter().zip(&self.globals).enumerate() {
-            let ty = global.ty(&self.store);
+        for (i, (value, ty)) in data.globals.iter().zip(&types.globals).enumerate() {
             let fits = matches!(
-                (value, ty.content()),
+                (value, ty),
                 (GlobalValue::I32(_), ValType::I32)
                     | (GlobalValue::I64(_), ValType::I64)
                     | (GlobalValue::F32(_), ValType::F32)
@@ -860,10 +868,7 @@ impl Sandbox {
                     | (GlobalValue::V128(_), ValType::V128)
             );
             if !fits {
-                return bad(format!(
-                    "its global {i} is {value:?}, the module's global {i} is of type {}",
-                    ty.content()
-                ));
+                return bad(format!("its global {i} is {value:?}, the module's global {i} is of type {ty}"));
             }
         }
         let limit = self.store.data().limits.memory_bytes;
@@ -881,9 +886,11 @@ impl Sandbox {
         let dirty = self.take_dirty();
         let mut cow = self.cow.take();
         let mut list = std::mem::take(&mut self.scratch.1);
+        let mut grew = false;
         for (i, (memory, target)) in self.memories.iter().zip(&data.memories).enumerate() {
             let current = memory.data_size(&self.store);
             if current < target.len() {
+                grew = true;
                 let pages = ((target.len() - current) / 65536) as u64;
                 memory.grow(&mut self.store, pages).map_err(|e| from_wasmtime(e, budget, TrapContext::default()))?;
             }
@@ -963,7 +970,10 @@ impl Sandbox {
         }
         self.dirty = Dirty::Clean;
         self.write_globals_and_vars(data)?;
-        self.sync_charge();
+        // The charge follows the memories' sizes and copy-on-write pages: unchanged otherwise.
+        if grew || self.cow.is_some() {
+            self.sync_charge();
+        }
         Ok(())
     }
 
@@ -976,6 +986,14 @@ impl Sandbox {
         self.store.data_mut().vars = data.vars.clone();
         Ok(())
     }
+}
+
+/// What snapshots of a module are checked against: the types of its mutable globals and the
+/// maxima of its memories (64 KiB pages).
+#[derive(Clone)]
+pub(crate) struct ModuleTypes {
+    globals: Vec<ValType>,
+    memory_max: Vec<Option<u64>>,
 }
 
 /// Bytes a store that starts in one page may write into the next: 15 for the widest (`v128`).

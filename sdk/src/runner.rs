@@ -401,8 +401,7 @@ impl<E: Environment> Runner<E> {
                 self.apply_with(first, true, |t, truncated| tally.add(&t.rewards, t.terminated, truncated))?; // refused: nothing changed
             }
             let after_first = self.player();
-            let mut rng = wasmgym_abi::rng::Rng::seed_from_u64(seed);
-            self.play_out(&mut tally, &mut rng, max_steps)?;
+            self.play_out(&mut tally, seed, max_steps)?;
             Ok(after_first)
         })();
         if let Ok(after_first) = outcome {
@@ -486,8 +485,7 @@ impl<E: Environment> Runner<E> {
                 .map_err(|(status, message)| (status, format!("first action {action}: {message}")))?;
                 after_first = self.player();
             }
-            let mut rng = wasmgym_abi::rng::Rng::seed_from_u64(request.seed);
-            let picked = self.play_out(&mut tally, &mut rng, request.max_steps)?;
+            let picked = self.play_out(&mut tally, request.seed, request.max_steps)?;
             if let Some((Action::Discrete(action), after)) = picked.filter(|_| request.first.is_none()) {
                 first = Some(action);
                 after_first = after;
@@ -512,16 +510,16 @@ impl<E: Environment> Runner<E> {
         outcome.map(drop)
     }
 
-    /// The random part of a rollout: up to `max_steps` actions picked from `rng` among the
-    /// listed ones. Returns the first action picked and who moves after it.
+    /// The random part of a rollout: up to `max_steps` actions picked among the listed ones by a
+    /// generator seeded with `seed`. Returns the first action picked and who moves after it.
     fn play_out(
         &mut self,
         tally: &mut Tally,
-        rng: &mut wasmgym_abi::rng::Rng,
+        seed: u64,
         max_steps: u32,
     ) -> Result<Option<(Action, Option<u32>)>, Refusal> {
         let mut legal = std::mem::take(&mut self.legal);
-        let outcome = self.play_out_with(tally, rng, max_steps, &mut legal);
+        let outcome = self.play_out_with(tally, seed, max_steps, &mut legal);
         self.legal = legal;
         outcome
     }
@@ -529,10 +527,12 @@ impl<E: Environment> Runner<E> {
     fn play_out_with(
         &mut self,
         tally: &mut Tally,
-        rng: &mut wasmgym_abi::rng::Rng,
+        seed: u64,
         max_steps: u32,
         legal: &mut Vec<i64>,
     ) -> Result<Option<(Action, Option<u32>)>, Refusal> {
+        // A local generator, which the compiler can keep in registers across the loop.
+        let rng = &mut wasmgym_abi::rng::Rng::seed_from_u64(seed);
         let text = matches!(self.spec.action_space, Space::Text { .. });
         let mut first = None;
         for _ in 0..max_steps {
@@ -595,6 +595,7 @@ struct Tally<'a> {
 
 impl Tally<'_> {
     /// Counts one step: its rewards join the returns.
+    #[inline]
     fn add(&mut self, rewards: &[f64], terminated: bool, truncated: bool) {
         self.steps += 1;
         self.terminated = terminated;
