@@ -114,13 +114,22 @@ pub struct Env {
     exports: Exports,
     /// Bytes of a playout's request and of its answer (reused).
     scratch: (Vec<u8>, Vec<u8>),
+    /// The last snapshot restored here, known to fit this module (a search restores one snapshot
+    /// over and over).
+    restored: Option<Snapshot>,
 }
 
 impl Env {
     pub(crate) fn new(module: &EnvModule, limits: Limits) -> Result<Env> {
         let mut sandbox = Sandbox::new(&module.inner, limits, true)?;
         let exports = Exports::new(&mut sandbox)?;
-        Ok(Env { module: module.clone(), sandbox: ManuallyDrop::new(sandbox), exports, scratch: Default::default() })
+        Ok(Env {
+            module: module.clone(),
+            sandbox: ManuallyDrop::new(sandbox),
+            exports,
+            scratch: Default::default(),
+            restored: None,
+        })
     }
 
     /// The module this instance runs.
@@ -542,8 +551,12 @@ impl Env {
     /// becomes usable again. A snapshot of another module is refused with [`Error::BadSnapshot`]
     /// and changes nothing.
     pub fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
-        if self.sandbox.restore(snapshot.data())? {
+        let known = self.restored.as_ref().is_some_and(|last| last.same(snapshot));
+        if self.sandbox.restore_checked(snapshot.data(), known)? {
             self.exports = Exports::new(&mut self.sandbox)?;
+        }
+        if !known {
+            self.restored = Some(snapshot.clone());
         }
         Ok(())
     }
@@ -577,6 +590,7 @@ impl Env {
             sandbox: ManuallyDrop::new(sandbox),
             exports,
             scratch: Default::default(),
+            restored: None,
         })
     }
 

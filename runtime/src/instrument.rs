@@ -230,12 +230,41 @@ fn instrument_body(
             f.instruction(&Instruction::LocalGet(s.addr));
             f.instruction(&Instruction::LocalGet(value));
         } else if range {
-            // [dest, value-or-source, len] -> mark(dest, len), then the operands back.
+            // [dest, value-or-source, len] -> mark the pages of dest..dest + len, then the operands
+            // back. Up to a page long (most are a few bytes), the range lies in the pages of its
+            // first and last byte, marked inline; longer ones call `mark(dest, len)`. (A zero
+            // length marks a page or two for nothing, harmlessly.)
+            let mark_page = |f: &mut Function| {
+                f.instruction(&Instruction::I32Const(12));
+                f.instruction(&Instruction::I32ShrU);
+                f.instruction(&Instruction::I32Const(1));
+                f.instruction(&Instruction::I32Store8(MemArg {
+                    offset: 0,
+                    align: 0,
+                    target: MemArgTarget::Memory(map),
+                    ordering: None,
+                }));
+            };
             f.instruction(&Instruction::LocalSet(s.n));
             f.instruction(&Instruction::LocalSet(s.i32));
-            f.instruction(&Instruction::LocalTee(s.addr));
+            f.instruction(&Instruction::LocalSet(s.addr));
+            f.instruction(&Instruction::LocalGet(s.n));
+            f.instruction(&Instruction::I32Const(4096));
+            f.instruction(&Instruction::I32LeU);
+            f.instruction(&Instruction::If(BlockType::Empty));
+            f.instruction(&Instruction::LocalGet(s.addr));
+            mark_page(&mut f);
+            f.instruction(&Instruction::LocalGet(s.addr));
+            f.instruction(&Instruction::LocalGet(s.n));
+            f.instruction(&Instruction::I32Add);
+            f.instruction(&Instruction::I32Const(1));
+            f.instruction(&Instruction::I32Sub);
+            mark_page(&mut f);
+            f.instruction(&Instruction::Else);
+            f.instruction(&Instruction::LocalGet(s.addr));
             f.instruction(&Instruction::LocalGet(s.n));
             f.instruction(&Instruction::Call(mark_func));
+            f.instruction(&Instruction::End);
             f.instruction(&Instruction::LocalGet(s.addr));
             f.instruction(&Instruction::LocalGet(s.i32));
             f.instruction(&Instruction::LocalGet(s.n));
@@ -302,6 +331,9 @@ mod tests {
               (i32.store offset=8 (local.get 0) (i32.const 7))
               (i64.store8 (i32.const 70000) (i64.const 1))
               (memory.fill (i32.const 90000) (i32.const 1) (i32.const 9000))
+              (memory.copy (i32.const 110582) (i32.const 0) (i32.const 20))
+              (memory.fill (i32.const 116736) (i32.const 2) (i32.const 4096))
+              (memory.fill (i32.const 126981) (i32.const 3) (i32.const 0))
               (i32.load offset=8 (local.get 0))))"#;
         let (wasm, done) = dirty_map(&wat::parse_str(wat).unwrap()).unwrap();
         assert!(done);
@@ -314,9 +346,13 @@ mod tests {
         let f = instance.get_typed_func::<i32, i32>(&mut store, "f").unwrap();
         assert_eq!(f.call(&mut store, 4096 * 5 - 4).unwrap(), 7, "the instrumented store still stores");
         let map = instance.get_memory(&mut store, DIRTY_MAP_EXPORT).unwrap();
+        let memory = instance.get_memory(&mut store, "m").unwrap();
         let marked: Vec<usize> = (0..64).filter(|&p| map.data(&store)[p] != 0).collect();
-        // 4096*5-4+8 is in page 5; 70000 in page 17; 90000..99000 spans pages 21..=24.
-        assert_eq!(marked, vec![5, 17, 21, 22, 23, 24]);
+        // 4096*5-4+8 is in page 5; 70000 in page 17; 90000..99000 spans pages 21..=24 (marked by
+        // the added function); 110582..110602 straddles pages 26 and 27, 116736..120832 pages 28
+        // and 29 (both marked inline); the empty fill at 126981 marks its page 31 for nothing.
+        assert_eq!(marked, vec![5, 17, 21, 22, 23, 24, 26, 27, 28, 29, 31]);
+        assert_eq!(&memory.data(&store)[116736..116740], &[2; 4], "the bulk writes still write");
     }
 
     #[test]

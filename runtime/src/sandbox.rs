@@ -595,7 +595,15 @@ impl Sandbox {
     /// which case handles to its functions must be fetched again. An incompatible snapshot changes
     /// nothing; a poisoned sandbox becomes usable.
     pub fn restore(&mut self, data: &SnapshotData) -> Result<bool> {
-        self.check_compatible(data)?;
+        self.restore_checked(data, false)
+    }
+
+    /// [`Sandbox::restore`]; `compatible` says the caller restored this very snapshot into this
+    /// sandbox before, so its compatibility is known.
+    pub fn restore_checked(&mut self, data: &SnapshotData, compatible: bool) -> Result<bool> {
+        if !compatible {
+            self.check_compatible(data)?;
+        }
         let larger = self.memories.iter().zip(&data.memories).any(|(m, image)| m.data_size(&self.store) > image.len());
         if larger {
             self.renew()?;
@@ -884,6 +892,31 @@ impl Sandbox {
     fn write_state(&mut self, data: &SnapshotData) -> Result<()> {
         let budget = CallBudget { fuel: 0, deadline: Default::default() };
         let dirty = self.take_dirty();
+        if let Some(written) = dirty.as_ref().filter(|_| self.cow.is_none()) {
+            let back = |s: &Sandbox| {
+                s.memories.len() == 1
+                    && data.memories[0].same(&s.base[0])
+                    && s.memories[0].data_size(&s.store) == data.memories[0].len()
+            };
+            if back(self) {
+                // Back to the image this instance last equalled (a search restoring its root): only
+                // the pages written since differ, and there is no page list to build.
+                let (bytes, target) = (self.memories[0].data_mut(&mut self.store), &data.memories[0]);
+                for (i, &p) in written.marked.iter().enumerate() {
+                    let at = p * PAGE;
+                    let end = (at + PAGE).min(bytes.len());
+                    copy(&mut bytes[at..end], &target.page(p)[..end - at]);
+                    let next = p + 1;
+                    if next < target.pages() && written.marked.get(i + 1) != Some(&next) {
+                        let end = (next * PAGE + SPILL).min(bytes.len());
+                        bytes[next * PAGE..end].copy_from_slice(&target.page(next)[..end - next * PAGE]);
+                    }
+                }
+                self.scratch.0 = dirty.map(|written| written.marked).unwrap_or_default();
+                self.dirty = Dirty::Clean;
+                return self.write_globals_and_vars(data);
+            }
+        }
         let mut cow = self.cow.take();
         let mut list = std::mem::take(&mut self.scratch.1);
         let mut grew = false;

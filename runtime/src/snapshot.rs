@@ -123,6 +123,11 @@ impl Snapshot {
         Snapshot(Arc::new(data))
     }
 
+    /// Whether the two are one snapshot (clones of each other).
+    pub(crate) fn same(&self, other: &Snapshot) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     pub(crate) fn data(&self) -> &SnapshotData {
         &self.0
     }

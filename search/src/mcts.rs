@@ -353,6 +353,10 @@ struct Edge {
     visits: u64,
     /// Sum of the returns, for the player who chose this action.
     total: f64,
+    /// `total / visits` and `1 / sqrt(visits)`, kept by the backup so that UCT's selection, which
+    /// scores every edge of every node it passes, divides and takes square roots only once per node.
+    mean: f64,
+    inv_sqrt: f64,
 }
 
 struct Node {
@@ -701,10 +705,9 @@ impl<'o> Search<'o> {
             let k = rollout_pick(&mut self.rng, untried);
             return node.edges.iter().enumerate().filter(|(_, e)| e.visits == 0).nth(k).map(|(i, _)| i).unwrap_or(0);
         }
-        let ln_n = (node.visits.max(1) as f64).ln();
-        let c = self.options.exploration;
-        let score = |e: &Edge| e.total / e.visits as f64 + c * (ln_n / e.visits as f64).sqrt();
-        argmax(node.edges.iter().map(score))
+        // mean + c·sqrt(ln N / n), as mean + (c·sqrt(ln N))·(1 / sqrt(n)).
+        let c_sqrt_ln_n = self.options.exploration * (node.visits.max(1) as f64).ln().sqrt();
+        argmax(node.edges.iter().map(|e| e.mean + c_sqrt_ln_n * e.inv_sqrt))
     }
 
     /// PUCT's edge: the best `mean + c·P·sqrt(N) / (1 + n)` (unvisited edges count a mean of 0).
@@ -858,8 +861,11 @@ impl<'o> Search<'o> {
             let node = &mut self.nodes[at];
             let player = node.player.unwrap_or(0) as usize;
             node.visits += 1;
-            node.edges[edge].visits += 1;
-            node.edges[edge].total += tail.get(player).copied().unwrap_or(0.0);
+            let e = &mut node.edges[edge];
+            e.visits += 1;
+            e.total += tail.get(player).copied().unwrap_or(0.0);
+            e.mean = e.total / e.visits as f64;
+            e.inv_sqrt = 1.0 / (e.visits as f64).sqrt();
         }
     }
 
@@ -1066,7 +1072,16 @@ fn edges(actions: Vec<Action>) -> Vec<Edge> {
     let n = actions.len().max(1) as f64;
     actions
         .into_iter()
-        .map(|action| Edge { action, prior: 1.0 / n, child: None, outcomes: Vec::new(), visits: 0, total: 0.0 })
+        .map(|action| Edge {
+            action,
+            prior: 1.0 / n,
+            child: None,
+            outcomes: Vec::new(),
+            visits: 0,
+            total: 0.0,
+            mean: 0.0,
+            inv_sqrt: 0.0,
+        })
         .collect()
 }
 
