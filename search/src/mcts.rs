@@ -62,6 +62,11 @@ pub struct MctsOptions {
     /// actions, and, when transpositions or distinct states are asked for, it gives state keys.
     /// A step costs more than a restore only in rare environments: switch it off for those.
     pub replay: bool,
+    /// With [`MctsOptions::replay`]: the most steps a simulation replays from a state held in a
+    /// snapshot (the root's, at first). A node further than that below the nearest one gets a
+    /// snapshot of its own, so deep trees (long episodes, few actions) replay a bounded path
+    /// instead of one that grows with the tree.
+    pub replay_depth: usize,
 }
 
 /// Dirichlet noise on the root's priors: `(1 - fraction)·P + fraction·Dir(alpha)`.
@@ -89,6 +94,7 @@ impl Default for MctsOptions {
             count_distinct: false,
             transpositions: false,
             replay: true,
+            replay_depth: 16,
         }
     }
 }
@@ -567,10 +573,27 @@ impl<'o> Search<'o> {
         request.listed = true; // every action of the path was listed on it: the environment is deterministic
         request.legal_actions = expand;
         request.state_key = expand && self.keys;
+        // Replay from the deepest node of the path that holds a snapshot, first giving one to a node
+        // every `replay_depth` steps below it.
+        let mut anchor = (0..path.len()).rev().find(|&i| self.nodes[path[i].0].state.is_some()).unwrap_or(0);
+        let depth = self.options.replay_depth.max(1);
+        while request.prefix.len() - anchor > depth && anchor + depth < path.len() {
+            let (from, to) = (path[anchor].0, path[anchor + depth].0);
+            env.restore(self.nodes[from].state.as_ref().expect("anchors hold a state"))?;
+            let steps = PlayoutRequest {
+                prefix: request.prefix[anchor..anchor + depth].to_vec(),
+                listed: true,
+                ..Default::default()
+            };
+            env.playout_into(&steps, &mut self.answer)?;
+            self.nodes[to].state = Some(env.snapshot()?);
+            anchor += depth;
+        }
+        request.prefix.drain(..anchor);
         request.first = first;
         request.seed = self.rng.next_u64();
         request.max_steps = self.options.max_rollout_steps.try_into().unwrap_or(u32::MAX);
-        env.restore(self.nodes[0].state.as_ref().expect("the root has a state"))?;
+        env.restore(self.nodes[path.get(anchor).map_or(0, |p| p.0)].state.as_ref().expect("anchors hold a state"))?;
         self.env_at = None;
         let mut playout = std::mem::take(&mut self.answer);
         let played = env.playout_into(request, &mut playout);

@@ -52,13 +52,37 @@ fn mcts_takes_a_win_and_blocks_a_loss_in_tic_tac_toe() {
     }
 }
 
-/// A search by replay holds one snapshot (the root); one by snapshots holds one per state taken.
+/// A search by replay holds one snapshot (the root) where its tree is shallow; one by snapshots
+/// holds one per state taken.
 fn assert_replayed(result: &SearchResult, replay: bool) {
     match replay {
         true => assert_eq!(result.snapshots, 1, "{result:?}"),
         false => assert_eq!(result.snapshots, result.states, "{result:?}"),
     }
     assert!(result.states > 1, "{result:?}");
+}
+
+#[test]
+fn deep_trees_replay_a_bounded_path() {
+    // One action and no end: the tree is a chain one node deeper every simulation. Replaying it
+    // from the root would cost the square of the simulations; from a snapshot every 16 levels it
+    // costs about the same per simulation however deep the chain is.
+    let runtime = Runtime::new().unwrap();
+    let dirty = runtime.load(wasmgym_builtin::find_test_guest("dirty").unwrap().bytes).unwrap();
+    let mut env = dirty.instantiate().unwrap();
+    env.reset(Some(0), Some(r#"{"memory_kib": 256, "dirty_pages": 1}"#)).unwrap();
+    let mut chain = |simulations, replay_depth| {
+        let options = MctsOptions { simulations, max_rollout_steps: 4, replay_depth, ..Default::default() };
+        mcts(&mut env, &options).unwrap()
+    };
+    // The chain is about as deep as the simulations; a node every `replay_depth` levels holds a
+    // snapshot (and the root), so no simulation replays more than `replay_depth` steps.
+    for (simulations, depth) in [(200, 16), (200, 50), (800, 16)] {
+        let result = chain(simulations, depth);
+        let expected = simulations / depth;
+        assert!(result.snapshots.abs_diff(expected) <= 2, "{simulations} / {depth}: {result:?}");
+        assert_eq!(result.children[0].visits, simulations as u64);
+    }
 }
 
 #[test]
