@@ -40,11 +40,11 @@ def test_bad_modules_are_module_errors(tmp_path) -> None:
 
 
 def test_limits_poison_and_restore_heals() -> None:
-    env = wasmgym.make("connect_four", fuel_per_call=50_000)
+    env = wasmgym.make("connect_four", fuel_per_call=25_000)  # a reset takes about 23k
     env.reset(seed=0)
     snap = env.snapshot()
     with pytest.raises(wasmgym.OutOfFuelError) as e:
-        wasmgym.search.mcts(env, simulations=50)  # rollouts use more fuel than allowed per call
+        wasmgym.search.mcts(env, simulations=50)  # a playout from the start uses more fuel than that
     assert e.value.poisons and e.value.kind == "out_of_fuel"
     env.restore(snap)
     env.step(3)
