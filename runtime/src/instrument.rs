@@ -12,9 +12,14 @@
 //! ```
 //!
 //! (without the add when the offset is 0). A store of up to 16 bytes may also reach the next page,
-//! so a reader treats page `p + 1` as written whenever `p` is. `memory.fill`, `memory.copy` and
-//! `memory.init` call an added function that marks every page of their destination range. The
-//! host marks the pages it writes itself. The added instructions consume fuel like any others.
+//! so a reader treats page `p + 1` as written whenever `p` is (and copies its first 16 bytes back).
+//! Stores whose address is a `local.get` of one local, not set in between, in straight-line code
+//! (no control flow or call between them) and within one page of each other (a Rust stack frame,
+//! a `&mut` struct) are marked once instead, at the first: the pages of the lowest and highest
+//! byte they can write (`plan_marks`). `memory.fill`, `memory.copy` and `memory.init` of up to a
+//! page mark the pages of their first and last byte inline; longer ones call an added function
+//! that marks every page of their destination range. The host marks the pages it writes itself.
+//! The added instructions consume fuel like any others.
 
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
 use wasm_encoder::{
