@@ -617,13 +617,7 @@ impl<'o> Search<'o> {
             Stop::Terminal(_) => unreachable!("answered above"),
             Stop::Rollout(at) => self.backup(path, tail, Some(at)),
             Stop::NewChild { parent, edge, .. } => {
-                let child = self.nodes.len();
-                let mut node = Node::new(Some((parent, edge)), playout.rollout.after_first);
-                if node.player.is_none() {
-                    node.reward_in = Some(tail.clone());
-                }
-                self.nodes.push(node);
-                self.nodes[parent].edges[edge].child = Some(child);
+                self.add_rolled_child(parent, edge, playout);
                 self.backup(path, tail, None);
             }
             Stop::Expand(mut at) => {
@@ -664,18 +658,24 @@ impl<'o> Search<'o> {
                 })?;
                 path.push((at, edge));
                 if self.nodes[at].edges[edge].child.is_none() {
-                    let child = self.nodes.len();
-                    let mut node = Node::new(Some((at, edge)), playout.rollout.after_first);
-                    if node.player.is_none() {
-                        node.reward_in = Some(tail.clone());
-                    }
-                    self.nodes.push(node);
-                    self.nodes[at].edges[edge].child = Some(child);
+                    self.add_rolled_child(at, edge, playout);
                 }
                 self.backup(path, tail, None);
             }
         }
         Ok(())
+    }
+
+    /// A new child of `parent` through `edge`, the playout's rollout's first step: who moves there,
+    /// and, if that step ended the episode, its reward (the whole rollout's return).
+    fn add_rolled_child(&mut self, parent: usize, edge: usize, playout: &wire::Playout) {
+        let child = self.nodes.len();
+        let mut node = Node::new(Some((parent, edge)), playout.rollout.after_first);
+        if node.player.is_none() {
+            node.reward_in = Some(playout.rollout.returns.clone());
+        }
+        self.nodes.push(node);
+        self.nodes[parent].edges[edge].child = Some(child);
     }
 
     /// Walks down from the root, taking states as it goes, to a leaf; `path` gets the edges.
