@@ -226,19 +226,8 @@ fn instrument_body(
                 f.instruction(&Instruction::I32Const(at as u32 as i32));
                 f.instruction(&Instruction::I32Add);
             };
-            let mark = |f: &mut Function| {
-                f.instruction(&Instruction::I32Const(12));
-                f.instruction(&Instruction::I32ShrU);
-                f.instruction(&Instruction::I32Const(1));
-                f.instruction(&Instruction::I32Store8(MemArg {
-                    offset: 0,
-                    align: 0,
-                    target: MemArgTarget::Memory(map),
-                    ordering: None,
-                }));
-            };
             base_plus(&mut f, low);
-            mark(&mut f);
+            mark_page(&mut f, map);
             f.instruction(&Instruction::I32Const(-1));
             base_plus(&mut f, high - 1);
             f.instruction(&Instruction::LocalTee(s.addr));
@@ -246,7 +235,7 @@ fn instrument_body(
             base_plus(&mut f, low);
             f.instruction(&Instruction::I32LtU);
             f.instruction(&Instruction::Select);
-            mark(&mut f);
+            mark_page(&mut f, map);
         } else if let Some((value, memarg)) = store {
             f.instruction(&Instruction::LocalSet(value));
             f.instruction(&Instruction::LocalTee(s.addr));
@@ -254,15 +243,7 @@ fn instrument_body(
                 f.instruction(&Instruction::I32Const(memarg.offset as u32 as i32));
                 f.instruction(&Instruction::I32Add);
             }
-            f.instruction(&Instruction::I32Const(12));
-            f.instruction(&Instruction::I32ShrU);
-            f.instruction(&Instruction::I32Const(1));
-            f.instruction(&Instruction::I32Store8(MemArg {
-                offset: 0,
-                align: 0,
-                target: MemArgTarget::Memory(map),
-                ordering: None,
-            }));
+            mark_page(&mut f, map);
             f.instruction(&Instruction::LocalGet(s.addr));
             f.instruction(&Instruction::LocalGet(value));
         } else if range {
@@ -270,17 +251,6 @@ fn instrument_body(
             // back. Up to a page long (most are a few bytes), the range lies in the pages of its
             // first and last byte, marked inline; longer ones call `mark(dest, len)`. (A zero
             // length marks a page or two for nothing, harmlessly.)
-            let mark_page = |f: &mut Function| {
-                f.instruction(&Instruction::I32Const(12));
-                f.instruction(&Instruction::I32ShrU);
-                f.instruction(&Instruction::I32Const(1));
-                f.instruction(&Instruction::I32Store8(MemArg {
-                    offset: 0,
-                    align: 0,
-                    target: MemArgTarget::Memory(map),
-                    ordering: None,
-                }));
-            };
             f.instruction(&Instruction::LocalSet(s.n));
             f.instruction(&Instruction::LocalSet(s.i32));
             f.instruction(&Instruction::LocalSet(s.addr));
@@ -289,13 +259,13 @@ fn instrument_body(
             f.instruction(&Instruction::I32LeU);
             f.instruction(&Instruction::If(BlockType::Empty));
             f.instruction(&Instruction::LocalGet(s.addr));
-            mark_page(&mut f);
+            mark_page(&mut f, map);
             f.instruction(&Instruction::LocalGet(s.addr));
             f.instruction(&Instruction::LocalGet(s.n));
             f.instruction(&Instruction::I32Add);
             f.instruction(&Instruction::I32Const(1));
             f.instruction(&Instruction::I32Sub);
-            mark_page(&mut f);
+            mark_page(&mut f, map);
             f.instruction(&Instruction::Else);
             f.instruction(&Instruction::LocalGet(s.addr));
             f.instruction(&Instruction::LocalGet(s.n));
@@ -308,6 +278,19 @@ fn instrument_body(
         f.instruction(&re.instruction(op).map_err(invalid)?);
     }
     Ok(f)
+}
+
+/// `[address] -> []`: sets the dirty map's byte for the page of the address on the stack.
+fn mark_page(f: &mut Function, map: u32) {
+    f.instruction(&Instruction::I32Const(12));
+    f.instruction(&Instruction::I32ShrU);
+    f.instruction(&Instruction::I32Const(1));
+    f.instruction(&Instruction::I32Store8(MemArg {
+        offset: 0,
+        align: 0,
+        target: MemArgTarget::Memory(map),
+        ordering: None,
+    }));
 }
 
 /// A store to memory 0: the type of its value, its memarg and how many bytes it writes.
