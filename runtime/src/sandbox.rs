@@ -743,10 +743,11 @@ impl Sandbox {
     }
 
     /// Puts `child` in exactly this sandbox's state by copying memory to memory only the pages
-    /// where the two may differ, without taking a snapshot: the pages either wrote since its `base`,
-    /// and those where the two `base`s differ. The child takes this sandbox's `base`, with this
-    /// sandbox's written pages marked in its map. Returns `false`, having changed nothing, where
-    /// that does not apply (untracked or several memories, or a child with more memory).
+    /// where the two may differ, without taking a snapshot: the pages either marked since its
+    /// `base` (and the first [`SPILL`] bytes of the page after each), and those where the two
+    /// `base`s differ. The child takes this sandbox's `base`, with this sandbox's marks in its map.
+    /// Returns `false`, having changed nothing, where that does not apply (untracked or several
+    /// memories, or a child with more memory).
     fn copy_into(&mut self, child: &mut Sandbox) -> Result<bool> {
         self.check_usable()?;
         let tracked = |s: &Sandbox| s.map.is_some() && s.memories.len() == 1 && s.dirty != Dirty::All;
@@ -754,8 +755,12 @@ impl Sandbox {
         if !tracked(self) || !tracked(child) || child_size > size {
             return Ok(false);
         }
-        let written_here = self.marked_pages();
-        let written_there = child.take_dirty().map(|written| written.pages()).unwrap_or_default();
+        let mut here = std::mem::take(&mut self.scratch.0);
+        here.clear();
+        if self.dirty != Dirty::Clean {
+            self.marks_into(&mut here);
+        }
+        let there = child.take_dirty().map(|written| written.marked).unwrap_or_default();
         let memory = child.memories[0];
         if child_size < size {
             let budget = CallBudget { fuel: 0, deadline: Default::default() };
@@ -764,39 +769,67 @@ impl Sandbox {
         }
         let from = self.memories[0].data(&self.store);
         let to = memory.data_mut(&mut child.store);
-        let mut candidates = Vec::with_capacity(written_here.len() + written_there.len());
-        candidates.extend_from_slice(&written_here);
-        candidates.extend_from_slice(&written_there);
-        self.base[0].diff(&child.base[0], |p| candidates.push(p));
-        candidates.sort_unstable();
-        candidates.dedup();
-        if child.cow.is_none() && full_copy_is_cheaper(candidates.len(), from.len()) {
-            // Past a share of the memory, copying all of it is cheaper than page by page
-            // (measured in docs/branching.md).
+        let pages = from.len().div_ceil(PAGE);
+        // The pages marked on either side and those where the bases differ (each list in order).
+        let mut differing = std::mem::take(&mut self.scratch.1);
+        differing.clear();
+        self.base[0].diff(&child.base[0], |p| differing.push(p));
+        let mut candidates = std::mem::take(&mut child.scratch.1);
+        union(&here, &there, &mut candidates);
+        if !differing.is_empty() {
+            let written = std::mem::replace(&mut candidates, Vec::with_capacity(here.len() + differing.len()));
+            union(&written, &differing, &mut candidates);
+        }
+        self.scratch.1 = differing;
+        let mut cow = child.cow.as_mut();
+        if cow.is_none() && full_copy_is_cheaper(candidates.len(), runs(&candidates).count(), pages) {
             copy(to, from);
         } else {
-            // A copy-on-write child compares a page it still shares with the file first, so equal
-            // pages stay shared; one it already holds privately is just copied (cheaper).
-            for p in candidates {
-                let range = p * PAGE..((p + 1) * PAGE).min(from.len());
-                let compare = child.cow.as_ref().is_some_and(|cow| !cow.is_private(p));
-                if range.start < from.len() && (!compare || from[range.clone()] != to[range.clone()]) {
-                    copy(&mut to[range.clone()], &from[range]);
-                    if let Some(cow) = &mut child.cow {
-                        cow.note(p);
+            // Both memories start on a page boundary, where `memcpy` is fast (see `copy.rs`).
+            let bytes = |pages: std::ops::Range<usize>| pages.start * PAGE..(pages.end * PAGE).min(from.len());
+            for run in runs(&candidates) {
+                // A copy-on-write child compares a page it still shares with the file first, so
+                // equal pages stay shared; pages it holds privately are copied with the rest of
+                // their run in one go.
+                let mut start = run.start;
+                for p in run.clone() {
+                    if let Some(cow) = cow.as_deref_mut()
+                        && !cow.is_private(p)
+                    {
+                        to[bytes(start..p)].copy_from_slice(&from[bytes(start..p)]);
+                        if from[bytes(p..p + 1)] != to[bytes(p..p + 1)] {
+                            copy(&mut to[bytes(p..p + 1)], &from[bytes(p..p + 1)]);
+                            cow.note(p);
+                        }
+                        start = p + 1;
+                    }
+                }
+                to[bytes(start..run.end)].copy_from_slice(&from[bytes(start..run.end)]);
+            }
+            // A store that began near the end of a marked page may have reached the next one.
+            for p in here.iter().chain(&there).map(|&p| p + 1) {
+                if p < pages && candidates.binary_search(&p).is_err() {
+                    let range = p * PAGE..(p * PAGE + SPILL).min(from.len());
+                    if to[range.clone()] != from[range.clone()] {
+                        to[range.clone()].copy_from_slice(&from[range]);
+                        if let Some(cow) = cow.as_deref_mut() {
+                            cow.note(p);
+                        }
                     }
                 }
             }
         }
+        child.scratch = (there, candidates);
         child.base = self.base.clone();
         // The child's memory differs from its new base where this sandbox's does.
         let map = child.map.expect("tracked").data_mut(&mut child.store);
-        for &p in &written_here {
+        for &p in &here {
             if let Some(byte) = map.get_mut(p) {
                 *byte = 1;
             }
         }
-        child.dirty = if written_here.is_empty() { Dirty::Clean } else { Dirty::Tracked };
+        child.dirty = if here.is_empty() { Dirty::Clean } else { Dirty::Tracked };
+        self.scratch.0 = here;
         for (from, to) in self.globals.iter().zip(&child.globals) {
             let value = from.get(&mut self.store);
             to.set(&mut child.store, value)
@@ -948,7 +981,11 @@ impl Sandbox {
             .iter()
             .map(|&p| p + 1)
             .filter(|&p| p < target.pages() && candidates.is_some_and(|c| c.binary_search(&p).is_err()));
-            if cow.is_none() && candidates.as_ref().is_some_and(|c| full_copy_is_cheaper(c.len(), bytes.len())) {
+            if cow.is_none()
+                && candidates
+                    .as_ref()
+                    .is_some_and(|c| full_copy_is_cheaper(c.len(), c.len(), bytes.len().div_ceil(PAGE)))
+            {
                 for p in 0..target.pages() {
                     let at = p * PAGE;
                     let end = (at + PAGE).min(bytes.len());
@@ -1056,12 +1093,43 @@ impl Written {
     }
 }
 
-/// Whether writing every page of a memory of `bytes` is cheaper than writing the `candidates`
-/// pages (distinct) one by one. A scattered page costs up to about twice a page of one sequential
-/// copy (`../shared/FACTS.md`: 67 ns hot, 176 ns scattered, against 610 ns per page of a bulk copy
-/// that misses the cache), so the two meet near half the memory.
-fn full_copy_is_cheaper(candidates: usize, bytes: usize) -> bool {
-    candidates * 2 >= bytes.div_ceil(PAGE)
+/// Whether writing every page of a memory of `pages` pages is cheaper than writing `candidates`
+/// distinct pages in `runs` runs of consecutive pages. A run costs about one page more than its
+/// pages copied as part of one sequential copy (`../shared/FACTS.md`: 67 ns hot, 176 ns scattered,
+/// against 610 ns per page of a bulk copy that misses the cache), so scattered pages meet the full
+/// copy near half the memory, and long runs near all of it.
+fn full_copy_is_cheaper(candidates: usize, runs: usize, pages: usize) -> bool {
+    candidates + runs >= pages
+}
+
+/// `a` ∪ `b` (each sorted and distinct) into `out`, sorted and distinct.
+fn union(a: &[usize], b: &[usize], out: &mut Vec<usize>) {
+    out.clear();
+    out.reserve(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (x, y) = (a[i], b[j]);
+        out.push(x.min(y));
+        i += usize::from(x <= y);
+        j += usize::from(y <= x);
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+}
+
+/// The runs of consecutive pages in `pages` (sorted, distinct), as page ranges.
+fn runs(pages: &[usize]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let start = *pages.get(at)?;
+        let mut end = start + 1;
+        at += 1;
+        while pages.get(at) == Some(&end) {
+            end += 1;
+            at += 1;
+        }
+        Some(start..end)
+    })
 }
 
 /// BLAKE3 of memories (by their Merkle hashes), globals and the host state that shapes the future.
@@ -1116,5 +1184,31 @@ impl GlobalValue {
             GlobalValue::F64(x) => Val::F64(x),
             GlobalValue::V128(x) => Val::V128(x.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{full_copy_is_cheaper, runs, union};
+
+    #[test]
+    fn page_lists_merge_and_split_into_runs() {
+        let mut out = vec![99];
+        union(&[1, 4, 5, 9], &[0, 4, 6, 10, 11], &mut out);
+        assert_eq!(out, [0, 1, 4, 5, 6, 9, 10, 11]);
+        union(&[], &[3], &mut out);
+        assert_eq!(out, [3]);
+        let pages = [0, 1, 4, 5, 6, 9, 10, 11, 20];
+        assert_eq!(runs(&pages).collect::<Vec<_>>(), [0..2, 4..7, 9..12, 20..21]);
+        assert_eq!(runs(&[]).count(), 0);
+    }
+
+    #[test]
+    fn a_full_copy_wins_for_scattered_pages_past_half_and_long_runs_near_all() {
+        // 100 pages: 50 scattered pages cost as much as all 100; 90 pages in one run do not.
+        assert!(full_copy_is_cheaper(50, 50, 100));
+        assert!(!full_copy_is_cheaper(49, 49, 100));
+        assert!(!full_copy_is_cheaper(90, 1, 100));
+        assert!(full_copy_is_cheaper(99, 1, 100));
     }
 }

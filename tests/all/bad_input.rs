@@ -486,6 +486,15 @@ fn a_store_across_a_page_boundary_is_captured_and_undone_whole() {
         assert_eq!(env.state_hash_full().unwrap(), hash, "round {round}: a restore left spilled bytes behind");
         env.restore(&stepped).unwrap();
         assert_eq!(env.state_hash_full().unwrap(), stepped_hash, "round {round}: a restore missed spilled bytes");
+        // A fork into a warm instance copies the bytes the parent spilled, and undoes those the
+        // instance spilled in its last life (two steps: into both pages after a marked one).
+        let mut child = env.fork().unwrap();
+        assert_eq!(child.state_hash_full().unwrap(), stepped_hash, "round {round}: a fork missed spilled bytes");
+        child.step(1).unwrap();
+        child.step(1).unwrap();
+        drop(child);
+        let mut child = env.fork().unwrap();
+        assert_eq!(child.state_hash_full().unwrap(), stepped_hash, "round {round}: a warm fork kept its own spills");
         env.restore(&start).unwrap();
     }
 }
