@@ -617,28 +617,34 @@ impl Sandbox {
     }
 
     /// A new, independent sandbox in exactly this one's state, under the same limits: a new
-    /// instance, into which only the pages changed since the module's initial image are written
-    /// (in a pooled slot, whose memory is resident), or, where that is many pages of a large
-    /// memory, an instance created on demand whose memory maps this state copy-on-write.
+    /// instance (in a pooled slot, whose memory is resident) into which only the pages that may
+    /// differ from the module's initial image are copied, memory to memory, or, where that is many
+    /// pages of a large memory, an instance created on demand whose memory maps this state
+    /// copy-on-write.
     pub fn fork(&mut self) -> Result<Sandbox> {
         /// Up to this many pages to write, copying them into a pooled slot beats mapping.
         const COPY_MAX_PAGES: usize = 64;
-        let data = self.capture()?;
+        self.check_usable()?;
         let size = self.memories[0].data_size(&self.store);
         let map = CowFile::SUPPORTED
             && self.map.is_some()
             && self.memories.len() == 1
             && size >= self.module.cow_fork_min_bytes
             && match (&self.module.slotted, self.module.initial_images.get()) {
-                (Some(_), Some(initial)) => data.memories[0].differs_on_more_than(&initial[0], COPY_MAX_PAGES),
+                (Some(_), Some(initial)) => {
+                    let written = self.marked_pages().len();
+                    written > COPY_MAX_PAGES || self.base[0].differs_on_more_than(&initial[0], COPY_MAX_PAGES - written)
+                }
                 _ => true,
             };
         let limits = self.store.data().limits.clone();
         let mut child = Sandbox::create(&self.module, limits, false, !map)?;
         if map {
+            let data = self.capture()?;
             let (file, image) = self.cow_base(&data.memories[0])?;
             child.map_state(&data, file, &image)?;
-        } else {
+        } else if !self.copy_into(&mut child)? {
+            let data = self.capture()?;
             child.write_state(&data)?;
         }
         Ok(child)
