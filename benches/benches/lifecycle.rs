@@ -10,7 +10,7 @@
 //! | `snapshot`    | `Env::snapshot` at move 10      | replay: reset + 10 steps (sandbox and native); memcpy |
 //! | `restore`     | `Env::restore` to move 10       | replay: reset + 10 steps (sandbox and native)     |
 //! | `fork`        | `Env::fork` at move 10 (warm, and `new_instance`: in a pooled slot) | instantiate/`Runner::new` + reset + 10 steps; `new_instance_on_demand` |
-//! | `serialise`   | `Snapshot::to_bytes`, `from_bytes` | `Vec<u8>` clone of as many bytes (memcpy)      |
+//! | `serialise`   | `Snapshot::to_bytes`, `from_bytes`, and against the module (`EnvModule::snapshot_to_bytes`, `snapshot_from_bytes`) | `Vec<u8>` clone of as many bytes (memcpy) |
 //!
 //! Benchmarks that create something (instance, snapshot, bytes) drop it inside the timing, on both
 //! sides. `cargo run -p wasmgym-benches --bin summarise` prints the results as the tables of
@@ -285,10 +285,14 @@ fn fork(c: &mut Criterion) {
 
 fn serialise(c: &mut Criterion) {
     let (_, _, snap) = branch_point();
+    let module = &modules().connect_four;
     let bytes = snap.to_bytes();
+    let compact = module.snapshot_to_bytes(&snap).unwrap();
     println!(
-        "info: connect_four snapshot after {OPENING_MOVES} moves: {} bytes serialised, {} bytes of linear memory",
+        "info: connect_four snapshot after {OPENING_MOVES} moves: {} bytes serialised ({} against the module), {} \
+         bytes of linear memory",
         bytes.len(),
+        compact.len(),
         snap.memory_bytes()
     );
     let mut group = c.benchmark_group("serialise");
@@ -296,6 +300,12 @@ fn serialise(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("to_bytes", "sandbox"), |b| b.iter(|| black_box(&snap).to_bytes()));
     group.bench_function(BenchmarkId::new("from_bytes", "sandbox"), |b| {
         b.iter(|| Snapshot::from_bytes(black_box(&bytes)).unwrap())
+    });
+    group.bench_function(BenchmarkId::new("to_bytes_against_module", "sandbox"), |b| {
+        b.iter(|| module.snapshot_to_bytes(black_box(&snap)).unwrap())
+    });
+    group.bench_function(BenchmarkId::new("from_bytes_against_module", "sandbox"), |b| {
+        b.iter(|| module.snapshot_from_bytes(black_box(&compact)).unwrap())
     });
     group.bench_function(BenchmarkId::new("connect_four", "memcpy"), |b| b.iter(|| black_box(&bytes).clone()));
     group.finish();

@@ -1,5 +1,6 @@
-//! `Snapshot::from_bytes` on arbitrary bytes with a valid checksum, and for inputs claiming format
-//! 2 also with their body compressed (`snapshot_inputs`); what decodes must round-trip.
+//! `Snapshot::from_bytes` (and `EnvModule::snapshot_from_bytes` for bytes naming a built-in
+//! environment) on arbitrary bytes with a valid checksum, and for inputs claiming format 2 or 3
+//! also with their body compressed (`snapshot_inputs`); what decodes must round-trip.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -41,8 +41,8 @@ fn corpus_dir() -> Option<PathBuf> {
 ///
 /// - the input resealed ([`reseal`]): without a valid checksum nearly every mutation would stop
 ///   there;
-/// - if the input claims format 2 (bytes 8..12), also the input with the bytes between the header
-///   and the checksum compressed as the zstd body format 2 has, then resealed: mutations of the
+/// - if the input claims format 2 or 3 (bytes 8..12), also the input with the bytes between the header
+///   and the checksum compressed as the zstd body formats 2 and 3 have, then resealed: mutations of the
 ///   plain body reach the page bitmap, globals and host state, which mutations of compressed bytes
 ///   rarely do. The seeds include each real snapshot in this plain form ([`plain_snapshot`]).
 ///
@@ -51,7 +51,7 @@ fn corpus_dir() -> Option<PathBuf> {
 pub fn snapshot_inputs(data: &[u8]) -> Vec<Vec<u8>> {
     const HEADER: usize = 8 + 4 + 32;
     let mut inputs = vec![reseal(data)];
-    if data.len() >= HEADER + 32 && data[8..12] == 2u32.to_le_bytes() {
+    if data.len() >= HEADER + 32 && (data[8..12] == 2u32.to_le_bytes() || data[8..12] == 3u32.to_le_bytes()) {
         let (header, rest) = data.split_at(HEADER);
         let plain = &rest[..rest.len() - 32];
         let mut compressed = header.to_vec();
@@ -68,11 +68,11 @@ pub fn snapshot_inputs(data: &[u8]) -> Vec<Vec<u8>> {
     inputs
 }
 
-/// A format 2 snapshot's bytes with the body decompressed: the plain form [`snapshot_inputs`]
+/// A format 2 or 3 snapshot's bytes with the body decompressed: the plain form [`snapshot_inputs`]
 /// compresses again. `None` for other bytes.
 pub fn plain_snapshot(bytes: &[u8]) -> Option<Vec<u8>> {
     const HEADER: usize = 8 + 4 + 32;
-    if bytes.len() < HEADER + 32 || bytes[8..12] != 2u32.to_le_bytes() {
+    if bytes.len() < HEADER + 32 || (bytes[8..12] != 2u32.to_le_bytes() && bytes[8..12] != 3u32.to_le_bytes()) {
         return None;
     }
     let mut plain = bytes[..HEADER].to_vec();

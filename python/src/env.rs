@@ -402,6 +402,24 @@ impl Env {
         self.with(py, move |env| env.restore(&snap))
     }
 
+    /// `snapshot`'s bytes written against this module's initial memory: only the pages that
+    /// differ from a fresh instance's (connect_four mid-game: 3.6 KB against 28.8 KB for
+    /// `Snapshot.to_bytes`). Read them back with `snapshot_from_bytes` on an env of the same module.
+    fn snapshot_to_bytes<'py>(&self, py: Python<'py>, snapshot: &Snapshot) -> PyResult<Bound<'py, PyBytes>> {
+        let module = self.lock().module().clone();
+        let snap = snapshot.0.clone();
+        let bytes = py.detach(move || module.snapshot_to_bytes(&snap)).map_err(errors::runtime)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// A snapshot of this env's module from `snapshot_to_bytes` or `Snapshot.to_bytes` output;
+    /// corrupt bytes, or bytes of another module's snapshot, raise `BadSnapshotError`.
+    fn snapshot_from_bytes(&self, py: Python<'_>, data: &[u8]) -> PyResult<Snapshot> {
+        let module = self.lock().module().clone();
+        let data = data.to_vec();
+        py.detach(move || module.snapshot_from_bytes(&data)).map(Snapshot).map_err(errors::runtime)
+    }
+
     /// An independent copy of this environment in its current state.
     fn fork(&self, py: Python<'_>) -> PyResult<Env> {
         let child = self.with(py, |env| env.fork())?;

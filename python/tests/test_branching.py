@@ -100,6 +100,24 @@ def test_corrupt_snapshot_bytes_are_refused_and_change_nothing() -> None:
     assert env.state_hash() == before
 
 
+def test_snapshot_bytes_against_the_module_are_smaller_and_need_it_back() -> None:
+    env = wasmgym.make("connect_four")
+    env.reset(seed=3)
+    play(env, [3, 3, 2, 4, 1])
+    snap = env.snapshot()
+    compact, plain = env.snapshot_to_bytes(snap), snap.to_bytes()
+    assert len(compact) * 4 <= len(plain)
+    other = wasmgym.make("connect_four")
+    other.restore(other.snapshot_from_bytes(compact))
+    assert other.state_hash() == env.state_hash()
+    assert play(other, [5, 6]) == play(env, [5, 6])
+    other.restore(other.snapshot_from_bytes(plain))  # the plain format reads too
+    with pytest.raises(wasmgym.BadSnapshotError, match="snapshot_from_bytes"):
+        wasmgym.Snapshot.from_bytes(compact)
+    with pytest.raises(wasmgym.BadSnapshotError, match="another module"):
+        wasmgym.make("tic_tac_toe").snapshot_from_bytes(compact)
+
+
 def test_snapshot_metadata() -> None:
     env = wasmgym.make("tic_tac_toe")
     env.reset(seed=0)

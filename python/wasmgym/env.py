@@ -156,6 +156,17 @@ class WasmgymEnv(gymnasium.Env[Any, Any]):
         self._over = False
         self._last_obs = None  # read on demand: a query now would change the machine state's hash
 
+    def snapshot_to_bytes(self, snapshot: Snapshot) -> bytes:
+        """``snapshot``'s bytes written against this module's initial memory: only the pages that
+        differ from a fresh instance's, several times smaller than ``Snapshot.to_bytes`` (which
+        pickling uses). Read them back with ``snapshot_from_bytes`` on an env of the same module."""
+        return self.native.snapshot_to_bytes(snapshot)
+
+    def snapshot_from_bytes(self, data: bytes) -> Snapshot:
+        """A snapshot of this env's module from ``snapshot_to_bytes`` or ``Snapshot.to_bytes`` output;
+        corrupt bytes or another module's raise ``BadSnapshotError``."""
+        return self.native.snapshot_from_bytes(data)
+
     def state_hash(self) -> bytes:
         """BLAKE3 of the complete machine state: equal states hash equal."""
         return self.native.state_hash()

@@ -14,6 +14,7 @@ use crate::instance::{Env, Exports};
 use crate::limits::{Limits, LoadLimits};
 use crate::rewrite::{self, Layout};
 use crate::sandbox::{HostState, Sandbox};
+use crate::snapshot::Snapshot;
 use crate::{instrument, wasi};
 
 /// `what` (such as `"modules"`, for [`RuntimeConfig::compile_cache`]) in wasmgym's cache folder:
@@ -275,6 +276,9 @@ impl Runtime {
         let probe = Env::new(&probe_module, Limits::default())?.read_spec()?;
         check_spec(&probe)?;
         inner.spec = Some(probe);
+        if let Some(images) = probe_module.inner.initial_images.get() {
+            inner.initial_images = images.clone().into();
+        }
         Ok(EnvModule { inner: Arc::new(inner), pool: Arc::new(Pool::new(self.config.instance_pool)) })
     }
 
@@ -693,6 +697,37 @@ impl EnvModule {
             initial_memory_bytes: layout.initial_pages.iter().map(|p| p * 65536).collect(),
             mutable_globals: layout.mutable_globals.len(),
         }
+    }
+
+    /// `snapshot` in bytes written against this module's initial memory (format 3): only the pages
+    /// that differ from the memories as instantiated, so the module's data segments are not
+    /// repeated in every snapshot (connect_four mid-game: a few KB against 28 KB for
+    /// [`Snapshot::to_bytes`]). Reading them back needs this module:
+    /// [`EnvModule::snapshot_from_bytes`]. A snapshot of another module is `Error::BadSnapshot`.
+    pub fn snapshot_to_bytes(&self, snapshot: &Snapshot) -> Result<Vec<u8>> {
+        if snapshot.module_hash() != self.inner.hash {
+            return Err(Error::BadSnapshot {
+                reason: "the snapshot was taken from another module: write it with that module, or with \
+                         `Snapshot::to_bytes`"
+                    .into(),
+            });
+        }
+        Ok(snapshot.to_bytes_against(self.initial_images()?))
+    }
+
+    /// A snapshot of this module from bytes of [`EnvModule::snapshot_to_bytes`] (format 3) or of
+    /// [`Snapshot::to_bytes`] (formats 1 and 2), checked as [`Snapshot::from_bytes`] checks them;
+    /// bytes of another module's snapshot are `Error::BadSnapshot`.
+    pub fn snapshot_from_bytes(&self, bytes: &[u8]) -> Result<Snapshot> {
+        Snapshot::from_bytes_against(bytes, &self.inner.hash, self.initial_images()?)
+    }
+
+    /// The images of a fresh instance's memories, read from one the first time.
+    fn initial_images(&self) -> Result<&[crate::pages::MemoryImage]> {
+        if self.inner.initial_images.get().is_none() {
+            Sandbox::new(&self.inner, Limits::default(), false)?;
+        }
+        Ok(self.inner.initial_images.get().expect("set by every new sandbox"))
     }
 
     /// A new instance under `Limits::default()`, with no episode started.

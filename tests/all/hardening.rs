@@ -330,6 +330,50 @@ fn a_connect_four_snapshot_is_at_most_40_kb_and_restores_exactly() {
     assert_eq!(other.step(5).unwrap(), env.step(5).unwrap());
 }
 
+// Compact snapshot bytes, continued: pages equal to the module's initial memory (its data
+// segments, mostly) by reference (format 3), read back only with the module.
+#[test]
+fn snapshot_bytes_against_the_module_leave_out_its_initial_memory_and_need_it_back() {
+    let module = wasmgym_tests::module("connect_four");
+    let mut env = module.instantiate().unwrap();
+    env.reset(Some(7), None).unwrap();
+    for action in [3, 3, 2, 4, 1, 0, 6] {
+        env.step(action).unwrap();
+    }
+    let snapshot = env.snapshot().unwrap();
+    let (plain, compact) = (snapshot.to_bytes(), module.snapshot_to_bytes(&snapshot).unwrap());
+    assert!(compact.len() * 4 <= plain.len(), "{} bytes against {}", compact.len(), plain.len());
+    let hash = env.state_hash().unwrap();
+    let mut other = module.instantiate().unwrap();
+    other.restore(&module.snapshot_from_bytes(&compact).unwrap()).unwrap();
+    assert_eq!(other.state_hash().unwrap(), hash);
+    assert_eq!(other.step(5).unwrap(), env.step(5).unwrap());
+    // The module reads the plain format too.
+    other.restore(&module.snapshot_from_bytes(&plain).unwrap()).unwrap();
+    assert_eq!(other.state_hash().unwrap(), hash);
+
+    // Without the module, or with another, the bytes are refused, naming the way to read them.
+    let message = |e: Error| match e {
+        Error::BadSnapshot { reason } => reason,
+        other => panic!("{other:?}"),
+    };
+    let reason = message(wasmgym::Snapshot::from_bytes(&compact).unwrap_err());
+    assert!(reason.contains("EnvModule::snapshot_from_bytes"), "{reason}");
+    let tic_tac_toe = wasmgym_tests::module("tic_tac_toe");
+    assert!(message(tic_tac_toe.snapshot_from_bytes(&compact).unwrap_err()).contains("another module"));
+    assert!(message(tic_tac_toe.snapshot_from_bytes(&plain).unwrap_err()).contains("another module"));
+    assert!(message(tic_tac_toe.snapshot_to_bytes(&snapshot).unwrap_err()).contains("another module"));
+    // Corrupt or truncated, as for the plain format.
+    for cut in [12, 50, compact.len() / 2, compact.len() - 1] {
+        assert!(matches!(module.snapshot_from_bytes(&compact[..cut]), Err(Error::BadSnapshot { .. })), "cut {cut}");
+    }
+    for at in (0..compact.len()).step_by(7) {
+        let mut corrupt = compact.clone();
+        corrupt[at] ^= 0x10;
+        assert!(matches!(module.snapshot_from_bytes(&corrupt), Err(Error::BadSnapshot { .. })), "flip at {at}");
+    }
+}
+
 // Item 3's last part: `inspect` (loading as an environment) said "ABI version mismatch" of a
 // program or a checker; it now says what the module is, before compiling it.
 #[test]

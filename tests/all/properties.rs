@@ -104,6 +104,11 @@ pub(crate) fn branches_match_replay(
     let mut fresh = m.instantiate().unwrap();
     fresh.restore(&decoded).unwrap();
     assert_same(&play(&mut fresh, &actions[k..]), suffix, &format!("serialised snapshot at {k}"));
+    // Through bytes written against the module's initial memory (format 3).
+    let decoded = m.snapshot_from_bytes(&m.snapshot_to_bytes(&snapshots[k]).unwrap()).unwrap();
+    let mut fresh = m.instantiate().unwrap();
+    fresh.restore(&decoded).unwrap();
+    assert_same(&play(&mut fresh, &actions[k..]), suffix, &format!("snapshot serialised against the module at {k}"));
 
     // A tree of snapshots: restore to ancestors and siblings in any order, each stays exact.
     for idx in order {
@@ -167,7 +172,8 @@ fn snapshots_restore_in_another_process() {
         env.step(a).unwrap();
     }
     let path = std::env::temp_dir().join(format!("wasmgym-snapshot-{}.bin", std::process::id()));
-    std::fs::write(&path, env.snapshot().unwrap().to_bytes()).unwrap();
+    // Written against the module's initial memory: the other process's module supplies it.
+    std::fs::write(&path, m.snapshot_to_bytes(&env.snapshot().unwrap()).unwrap()).unwrap();
     let actions = [1i64, 5, 6, 0, 6];
     let expected: Vec<String> = actions
         .iter()

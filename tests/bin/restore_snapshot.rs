@@ -11,8 +11,10 @@ fn main() {
         std::process::exit(2);
     };
     let bytes = std::fs::read(path).expect("reading the snapshot file");
-    let snapshot = wasmgym::Snapshot::from_bytes(&bytes).expect("decoding the snapshot");
-    let mut instance = wasmgym_tests::module(env).instantiate().expect("instantiating");
+    // Any format: the module reads its own (format 3) as well as `Snapshot::to_bytes`'.
+    let module = wasmgym_tests::module(env);
+    let snapshot = module.snapshot_from_bytes(&bytes).expect("decoding the snapshot");
+    let mut instance = module.instantiate().expect("instantiating");
     instance.restore(&snapshot).expect("restoring");
     for action in actions {
         let t = instance.step(action.parse::<i64>().expect("an integer action")).expect("stepping");

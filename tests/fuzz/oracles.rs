@@ -10,18 +10,42 @@
 use std::path::Path;
 use std::time::Duration;
 
-use wasmgym_grade::parse_jsonl;
 use wasmgym::{EnvModule, Limits, RunInput, Runtime, Snapshot};
 use wasmgym_abi::wire::{Action, Observation, ResetRequest, Transition, decode_legal_actions, encode_legal_actions};
 use wasmgym_abi::{Dtype, EnvSpec, Space};
+use wasmgym_grade::parse_jsonl;
 
 /// The fuzz targets, each a function below and a folder of saved inputs in `tests/fuzz/`.
 pub const TARGETS: [&str; 5] = ["snapshot_bytes", "wire", "spec_json", "test_jsonl", "load_module"];
 
 /// `snapshot_bytes`: bytes that decode as a snapshot re-encode to bytes that decode again and
 /// re-encode identically (the round trip is idempotent).
+/// Bytes that name a built-in environment's module are decoded with it as well (format 3 needs
+/// it): what decodes re-encodes against the module and plainly, and both agree.
 pub fn snapshot_bytes(data: &[u8]) -> bool {
-    let Ok(snapshot) = Snapshot::from_bytes(data) else { return false };
+    let plain = Snapshot::from_bytes(data).ok();
+    let module = data.get(12..44).and_then(|hash| builtin_modules().iter().find(|m| m.hash()[..] == *hash));
+    let against = module.and_then(|m| m.snapshot_from_bytes(data).ok());
+    if let (Some(plain), None) = (&plain, module) {
+        round_trip(plain);
+    }
+    if let (Some(snapshot), Some(module)) = (&against, module) {
+        let bytes = round_trip(snapshot);
+        let compact = module.snapshot_to_bytes(snapshot).expect("a snapshot of the module encodes against it");
+        let again = module
+            .snapshot_from_bytes(&compact)
+            .unwrap_or_else(|e| panic!("bytes written against the module do not decode with it: {e}"));
+        assert!(again.to_bytes() == bytes, "decoding against the module changed the snapshot");
+        assert!(module.snapshot_to_bytes(&again).unwrap() == compact, "bytes against the module re-encode differently");
+        if let Some(plain) = &plain {
+            assert!(plain.to_bytes() == bytes, "the module and `Snapshot::from_bytes` decode differently");
+        }
+    }
+    plain.is_some() || against.is_some()
+}
+
+/// `snapshot` re-encoded decodes and re-encodes to the same bytes, which it returns.
+fn round_trip(snapshot: &Snapshot) -> Vec<u8> {
     let bytes = snapshot.to_bytes();
     let again = Snapshot::from_bytes(&bytes)
         .unwrap_or_else(|e| panic!("a decoded snapshot re-encodes to bytes that do not decode: {e}"));
@@ -29,7 +53,16 @@ pub fn snapshot_bytes(data: &[u8]) -> bool {
     assert_eq!(again.module_hash(), snapshot.module_hash());
     assert_eq!(again.memory_bytes(), snapshot.memory_bytes());
     assert_eq!(again.steps(), snapshot.steps());
-    true
+    bytes
+}
+
+/// The built-in environments' modules, loaded once (on a runtime of their own).
+fn builtin_modules() -> &'static [EnvModule] {
+    static MODULES: std::sync::OnceLock<Vec<EnvModule>> = std::sync::OnceLock::new();
+    MODULES.get_or_init(|| {
+        let runtime = Runtime::new().expect("creating a runtime");
+        wasmgym_builtin::ENVS.iter().map(|b| runtime.load(b.bytes).expect("a built-in environment loads")).collect()
+    })
 }
 
 /// `wire`: the first byte picks a decoder of `wasmgym_abi::wire`, the rest is its input. What

@@ -16,14 +16,19 @@ pub fn snapshots(runtime: &Runtime) -> Vec<Seed> {
         let module = runtime.load(builtin.bytes).unwrap_or_else(|e| panic!("loading {}: {e}", builtin.name));
         let mut env = module.instantiate().expect("instantiating a built-in environment");
         env.reset(Some(0), None).expect("reset");
-        seeds.push((format!("{}-reset", builtin.name), env.snapshot().expect("snapshot").to_bytes()));
+        let mut push = |name: String, snapshot: wasmgym::Snapshot| {
+            let against = module.snapshot_to_bytes(&snapshot).expect("a snapshot of the module");
+            seeds.push((format!("{name}-module"), against));
+            seeds.push((name, snapshot.to_bytes()));
+        };
+        push(format!("{}-reset", builtin.name), env.snapshot().expect("snapshot"));
         for _ in 0..3 {
             let Some(action) = env.actions().expect("actions").into_iter().next() else { break };
             if env.step(action).expect("step").done() {
                 break;
             }
         }
-        seeds.push((format!("{}-steps", builtin.name), env.snapshot().expect("snapshot").to_bytes()));
+        push(format!("{}-steps", builtin.name), env.snapshot().expect("snapshot"));
     }
     seeds
 }
