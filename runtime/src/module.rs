@@ -98,6 +98,23 @@ pub struct RuntimeConfig {
     /// interpreter, not the code it runs). The GC and typed-function-reference proposals stay off
     /// either way (snapshots hold no GC heap).
     pub wasm_exceptions: bool,
+    /// A secret that authenticates snapshot bytes. With it, [`EnvModule::snapshot_to_bytes`] signs
+    /// the bytes with a keyed BLAKE3 hash (format 4), [`EnvModule::snapshot_from_bytes`] accepts
+    /// only bytes signed with this key, and instances refuse snapshots decoded any other way
+    /// ([`Snapshot::from_bytes`]): a snapshot from an untrusted peer cannot claim a state that no
+    /// instance of this key's runtimes reached. Snapshots taken in this process are trusted.
+    /// `None` (default): bytes carry a plain checksum, which finds corruption, not forgery.
+    pub snapshot_key: Option<SnapshotKey>,
+}
+
+/// A 32-byte secret for [`RuntimeConfig::snapshot_key`] (its `Debug` does not show it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SnapshotKey(pub [u8; 32]);
+
+impl std::fmt::Debug for SnapshotKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SnapshotKey(..)")
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -118,6 +135,7 @@ impl Default for RuntimeConfig {
                 .and_then(|m| m.parse::<u64>().ok())
                 .map_or(2 << 30, |m| m << 20),
             wasm_exceptions: false,
+            snapshot_key: None,
         }
     }
 }
@@ -269,6 +287,7 @@ impl Runtime {
             size: binary.len(),
             budget: self.budget.clone(),
             cow_fork_min_bytes: self.config.cow_fork_min_bytes,
+            snapshot_key: self.config.snapshot_key.clone(),
             max_wasm_stack: self.config.max_wasm_stack,
         };
         // Read the spec from a probe instance.
@@ -607,6 +626,8 @@ pub(crate) struct ModuleInner {
     pub budget: Arc<Budget>,
     /// See [`RuntimeConfig::cow_fork_min_bytes`].
     pub cow_fork_min_bytes: usize,
+    /// See [`RuntimeConfig::snapshot_key`].
+    pub snapshot_key: Option<SnapshotKey>,
     /// See [`RuntimeConfig::max_wasm_stack`].
     pub max_wasm_stack: usize,
 }
@@ -704,6 +725,7 @@ impl EnvModule {
     /// repeated in every snapshot (connect_four mid-game: a few KB against 28 KB for
     /// [`Snapshot::to_bytes`]). Reading them back needs this module:
     /// [`EnvModule::snapshot_from_bytes`]. A snapshot of another module is `Error::BadSnapshot`.
+    /// On a runtime with a [`RuntimeConfig::snapshot_key`] the bytes are signed with it (format 4).
     pub fn snapshot_to_bytes(&self, snapshot: &Snapshot) -> Result<Vec<u8>> {
         if snapshot.module_hash() != self.inner.hash {
             return Err(Error::BadSnapshot {
@@ -712,14 +734,17 @@ impl EnvModule {
                     .into(),
             });
         }
-        Ok(snapshot.to_bytes_against(self.initial_images()?))
+        let key = self.inner.snapshot_key.as_ref().map(|k| &k.0);
+        Ok(snapshot.to_bytes_against(self.initial_images()?, key))
     }
 
     /// A snapshot of this module from bytes of [`EnvModule::snapshot_to_bytes`] (format 3) or of
     /// [`Snapshot::to_bytes`] (formats 1 and 2), checked as [`Snapshot::from_bytes`] checks them;
-    /// bytes of another module's snapshot are `Error::BadSnapshot`.
+    /// bytes of another module's snapshot are `Error::BadSnapshot`. On a runtime with a
+    /// [`RuntimeConfig::snapshot_key`], only bytes signed with that key (format 4) are accepted.
     pub fn snapshot_from_bytes(&self, bytes: &[u8]) -> Result<Snapshot> {
-        Snapshot::from_bytes_against(bytes, &self.inner.hash, self.initial_images()?)
+        let key = self.inner.snapshot_key.as_ref().map(|k| &k.0);
+        Snapshot::from_bytes_against(bytes, &self.inner.hash, self.initial_images()?, key)
     }
 
     /// The images of a fresh instance's memories, read from one the first time.

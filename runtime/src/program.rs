@@ -79,6 +79,7 @@ pub(crate) fn compile(
         size: binary.len(),
         budget: runtime.budget().clone(),
         cow_fork_min_bytes: usize::MAX,
+        snapshot_key: None,
         max_wasm_stack: runtime.config().max_wasm_stack,
     })
 }

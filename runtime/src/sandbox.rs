@@ -583,6 +583,7 @@ impl Sandbox {
             })?);
         }
         Ok(SnapshotData {
+            authentic: true,
             module: self.module.hash,
             memories: self.base.clone(),
             globals,
@@ -876,6 +877,11 @@ impl Sandbox {
 
     fn check_compatible(&self, data: &SnapshotData) -> Result<()> {
         let bad = |reason: String| Err(Error::BadSnapshot { reason });
+        if self.module.snapshot_key.is_some() && !data.authentic {
+            return bad("it was decoded from bytes not signed with this runtime's snapshot key: decode signed bytes \
+                        with `EnvModule::snapshot_from_bytes` instead"
+                .into());
+        }
         if data.module != self.module.hash {
             return bad(format!(
                 "it belongs to module {}, this instance runs module {}: restore it into an instance of its own module",

@@ -23,6 +23,10 @@
 //! data segments included) instead of against zeros: the bitmap marks the pages that differ from
 //! that image (zero past its length), and only those are written. Decoding needs the module.
 //!
+//! Format 4 is format 3 signed: its last 32 bytes are BLAKE3 keyed with the runtime's
+//! [`RuntimeConfig::snapshot_key`](crate::RuntimeConfig::snapshot_key) instead of a plain hash. A
+//! runtime with a key reads only format 4 signed with it; one without refuses format 4.
+//!
 //! Format 1 (read, no longer written) had the same fields uncompressed, with every byte of every
 //! memory. Other formats are refused with [`Error::BadSnapshot`] naming both versions.
 
@@ -43,6 +47,8 @@ pub const SNAPSHOT_FORMAT: u32 = 2;
 /// Version of the byte format written against the module's initial image
 /// ([`EnvModule::snapshot_to_bytes`](crate::EnvModule::snapshot_to_bytes)).
 pub const SNAPSHOT_FORMAT_AGAINST_MODULE: u32 = 3;
+/// Format 3 signed with a [`RuntimeConfig::snapshot_key`](crate::RuntimeConfig::snapshot_key).
+pub const SNAPSHOT_FORMAT_SIGNED: u32 = 4;
 const PAGE: usize = 65536;
 /// zstd level of format 2. On connect_four mid-game: level 1 gives 28.3 KB in about 0.2 ms, level 3
 /// 26.9 KB in about 0.35 ms (format 1: 197 KB, uncompressed); most non-zero pages are the module's
@@ -66,6 +72,9 @@ pub(crate) struct SnapshotData {
     pub memories: Vec<MemoryImage>,
     pub globals: Vec<GlobalValue>,
     pub vars: HostVars,
+    /// Taken in this process, or decoded from bytes signed with the runtime's snapshot key; a
+    /// runtime with a key restores no other.
+    pub authentic: bool,
 }
 
 /// The value of one mutable global, as bits.
@@ -173,12 +182,13 @@ impl Snapshot {
             });
         }
         Self::write_rest(d, &mut w);
-        Self::finish(SNAPSHOT_FORMAT, &d.module, &body)
+        Self::finish(SNAPSHOT_FORMAT, &d.module, &body, None)
     }
 
     /// Format 3: the pages that differ from `initial` (the module's initial images, one per
     /// memory), the rest by reference to them.
-    pub(crate) fn to_bytes_against(&self, initial: &[MemoryImage]) -> Vec<u8> {
+    /// Signed (format 4) with `key`, if given.
+    pub(crate) fn to_bytes_against(&self, initial: &[MemoryImage], key: Option<&[u8; 32]>) -> Vec<u8> {
         let d = &self.0;
         let mut body = Vec::with_capacity(4096);
         let mut w = Writer(&mut body);
@@ -203,17 +213,23 @@ impl Snapshot {
             }
         }
         Self::write_rest(d, &mut w);
-        Self::finish(SNAPSHOT_FORMAT_AGAINST_MODULE, &d.module, &body)
+        match key {
+            Some(key) => Self::finish(SNAPSHOT_FORMAT_SIGNED, &d.module, &body, Some(key)),
+            None => Self::finish(SNAPSHOT_FORMAT_AGAINST_MODULE, &d.module, &body, None),
+        }
     }
 
-    /// Header, `body` compressed, checksum.
-    fn finish(format: u32, module: &[u8; 32], body: &[u8]) -> Vec<u8> {
+    /// Header, `body` compressed, then the checksum, or the keyed hash with `key`.
+    fn finish(format: u32, module: &[u8; 32], body: &[u8], key: Option<&[u8; 32]>) -> Vec<u8> {
         let mut out = Vec::with_capacity(body.len() / 4 + 128);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&format.to_le_bytes());
         out.extend_from_slice(module);
         compress(body, &mut out);
-        let checksum = blake3::hash(&out);
+        let checksum = match key {
+            Some(key) => blake3::keyed_hash(key, &out),
+            None => blake3::hash(&out),
+        };
         out.extend_from_slice(checksum.as_bytes());
         out
     }
@@ -246,13 +262,19 @@ impl Snapshot {
     /// [`Error::BadSnapshot`] saying which. Decoding allocates at most the memory the snapshot
     /// really holds, and never more than 4 GiB, whatever the bytes claim.
     pub fn from_bytes(bytes: &[u8]) -> Result<Snapshot> {
-        Self::decode(bytes, None)
+        Self::decode(bytes, None, None)
     }
 
     /// [`Snapshot::from_bytes`] for a module whose hash is `module` and whose initial images are
-    /// `initial`: reads format 3 as well, and refuses snapshots of other modules.
-    pub(crate) fn from_bytes_against(bytes: &[u8], module: &[u8; 32], initial: &[MemoryImage]) -> Result<Snapshot> {
-        let snapshot = Self::decode(bytes, Some(initial))?;
+    /// `initial`: reads format 3 as well, and refuses snapshots of other modules. With `key`, reads
+    /// only format 4 signed with it.
+    pub(crate) fn from_bytes_against(
+        bytes: &[u8],
+        module: &[u8; 32],
+        initial: &[MemoryImage],
+        key: Option<&[u8; 32]>,
+    ) -> Result<Snapshot> {
+        let snapshot = Self::decode(bytes, Some(initial), Some(key))?;
         if snapshot.0.module != *module {
             return Err(Error::BadSnapshot {
                 reason: "the snapshot belongs to another module (its module hash differs): decode it with the module \
@@ -263,27 +285,60 @@ impl Snapshot {
         Ok(snapshot)
     }
 
-    fn decode(bytes: &[u8], initial: Option<&[MemoryImage]>) -> Result<Snapshot> {
+    /// `module_key`: decoding through a module (`Some`), whose runtime has this key (or none).
+    fn decode(
+        bytes: &[u8],
+        initial: Option<&[MemoryImage]>,
+        module_key: Option<Option<&[u8; 32]>>,
+    ) -> Result<Snapshot> {
         let bad = |reason: String| Error::BadSnapshot { reason };
         if bytes.len() < MAGIC.len() + 4 + 32 + 32 || &bytes[..MAGIC.len()] != MAGIC {
             return Err(bad("not a wasmgym snapshot (missing the \"wasmgym\\0\" magic, or too short)".into()));
         }
         let format = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if format == SNAPSHOT_FORMAT_AGAINST_MODULE && initial.is_none() {
+        let signed = format == SNAPSHOT_FORMAT_SIGNED;
+        match module_key {
+            Some(None) if signed => {
+                return Err(bad(
+                    "the bytes are signed with a snapshot key (format 4): decode them with the module on a \
+                                runtime configured with that key (`RuntimeConfig::snapshot_key`)"
+                        .into(),
+                ));
+            }
+            Some(Some(_)) if !signed => {
+                return Err(bad(format!(
+                    "unsigned snapshot bytes (format {format}), and this runtime has a snapshot key: it accepts only \
+                     bytes its modules signed with `EnvModule::snapshot_to_bytes` (format 4)"
+                )));
+            }
+            _ => {}
+        }
+        if (format == SNAPSHOT_FORMAT_AGAINST_MODULE || signed) && initial.is_none() {
             return Err(bad(format!(
                 "snapshot format {format} is written against its module's initial memory: decode it with \
                  `EnvModule::snapshot_from_bytes` (Python: `Env.snapshot_from_bytes`)"
             )));
         }
-        if format != 1 && format != SNAPSHOT_FORMAT && format != SNAPSHOT_FORMAT_AGAINST_MODULE {
+        if !(1..=SNAPSHOT_FORMAT_SIGNED).contains(&format) {
             return Err(bad(format!(
-                "snapshot format {format}, this runtime reads formats 1 to {SNAPSHOT_FORMAT_AGAINST_MODULE}: take the \
-                 snapshot again with this version"
+                "snapshot format {format}, this runtime reads formats 1 to {SNAPSHOT_FORMAT_SIGNED}: take the snapshot \
+                 again with this version"
             )));
         }
         let (body, checksum) = bytes.split_at(bytes.len() - 32);
-        if blake3::hash(body).as_bytes() != checksum {
-            return Err(bad("checksum mismatch: the bytes are truncated or corrupted".into()));
+        match module_key.flatten() {
+            Some(key) => {
+                if blake3::keyed_hash(key, body).as_bytes() != checksum {
+                    return Err(
+                        bad("authentication failed: the bytes were changed, or signed with another key".into()),
+                    );
+                }
+            }
+            None => {
+                if blake3::hash(body).as_bytes() != checksum {
+                    return Err(bad("checksum mismatch: the bytes are truncated or corrupted".into()));
+                }
+            }
         }
         let module: [u8; 32] = body[12..44].try_into().expect("32 bytes");
         if format == 1 {
@@ -292,7 +347,7 @@ impl Snapshot {
         }
         let mut decoder = zstd::stream::read::Decoder::with_buffer(&body[44..])
             .map_err(|e| bad(format!("the compressed body does not decode: {e}")))?;
-        let against = if format == SNAPSHOT_FORMAT_AGAINST_MODULE { initial } else { None };
+        let against = if format >= SNAPSHOT_FORMAT_AGAINST_MODULE { initial } else { None };
         let memories = Self::read_memories(&mut decoder, against).map_err(|e| bad(e.0))?;
         // What is left is small (globals, host state, captured output), and decoding stops at
         // MAX_REST bytes however much the frame would expand to.
@@ -300,7 +355,10 @@ impl Snapshot {
         std::io::Read::read_to_end(&mut std::io::Read::take(decoder, MAX_REST), &mut rest)
             .map_err(|e| bad(format!("the compressed body does not decode: {e}")))?;
         let mut r = Reader::new(&rest, "snapshot");
-        Self::parse_rest(module, memories, &mut r).map_err(|e| bad(e.0))
+        let mut snapshot = Self::parse_rest(module, memories, &mut r).map_err(|e| bad(e.0))?;
+        // The keyed hash was checked above.
+        Arc::get_mut(&mut snapshot.0).expect("made just now").authentic = signed;
+        Ok(snapshot)
     }
 
     /// Format 2's memories (3's, against `initial`), read page by page from the decompressed
@@ -396,7 +454,7 @@ impl Snapshot {
         let stdout = r.bytes()?.to_vec();
         let stderr = r.bytes()?.to_vec();
         let vars = HostVars { rng, clock_ns, stdout, stderr, fuel_consumed, steps, episode };
-        Ok(Snapshot::new(SnapshotData { module, memories, globals, vars }))
+        Ok(Snapshot::new(SnapshotData { module, memories, globals, vars, authentic: false }))
     }
 }
 
@@ -423,6 +481,7 @@ mod tests {
             memories: vec![image],
             globals: vec![GlobalValue::I32(65536), GlobalValue::F64(1.5f64.to_bits())],
             vars,
+            authentic: true,
         }
     }
 
@@ -463,7 +522,7 @@ mod tests {
         let mut future = bytes.clone();
         future[8] = 9;
         let e = Snapshot::from_bytes(&future).unwrap_err().to_string();
-        assert!(e.contains("format 9") && e.contains("formats 1 to 3"), "{e}");
+        assert!(e.contains("format 9") && e.contains("formats 1 to 4"), "{e}");
     }
 
     #[test]
@@ -475,9 +534,9 @@ mod tests {
         initial.set_page(1, &[7; IMAGE_PAGE]);
         initial.set_page(2, b"gone in the snapshot");
         let snapshot = Snapshot::new(sample());
-        let bytes = snapshot.to_bytes_against(std::slice::from_ref(&initial));
+        let bytes = snapshot.to_bytes_against(std::slice::from_ref(&initial), None);
         assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), SNAPSHOT_FORMAT_AGAINST_MODULE);
-        let decoded = Snapshot::from_bytes_against(&bytes, &data.module, std::slice::from_ref(&initial)).unwrap();
+        let decoded = Snapshot::from_bytes_against(&bytes, &data.module, std::slice::from_ref(&initial), None).unwrap();
         assert!(same(decoded.data(), &data));
         // Page 1 (a full page of 7s) is not written: the bytes are smaller than format 2's.
         assert!(bytes.len() < snapshot.to_bytes().len(), "{} bytes", bytes.len());
@@ -485,11 +544,38 @@ mod tests {
         // Without the module, for another module, or against other images, it is refused or differs.
         let e = Snapshot::from_bytes(&bytes).unwrap_err().to_string();
         assert!(e.contains("EnvModule::snapshot_from_bytes"), "{e}");
-        let e = Snapshot::from_bytes_against(&bytes, &[1; 32], &[initial]).unwrap_err().to_string();
+        let e = Snapshot::from_bytes_against(&bytes, &[1; 32], std::slice::from_ref(&initial), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("another module"), "{e}");
         let other = MemoryImage::from_bytes(&vec![0u8; 2 * PAGE]);
-        let wrong = Snapshot::from_bytes_against(&bytes, &data.module, &[other]).unwrap();
+        let wrong = Snapshot::from_bytes_against(&bytes, &data.module, &[other], None).unwrap();
         assert!(!same(wrong.data(), &data));
+
+        // Signed (format 4): read with the key only, and marked authentic.
+        let initial = [initial];
+        let signed = snapshot.to_bytes_against(&initial, Some(&[5; 32]));
+        assert_eq!(u32::from_le_bytes(signed[8..12].try_into().unwrap()), SNAPSHOT_FORMAT_SIGNED);
+        let read =
+            |bytes: &[u8], key: Option<&[u8; 32]>| Snapshot::from_bytes_against(bytes, &data.module, &initial, key);
+        let decoded = read(&signed, Some(&[5; 32])).unwrap();
+        assert!(same(decoded.data(), &data) && decoded.data().authentic);
+        assert!(!read(&bytes, None).unwrap().data().authentic, "unsigned bytes are not authentic");
+        let refused = |result: Result<Snapshot>, words: &str| match result {
+            Err(Error::BadSnapshot { reason }) => assert!(reason.contains(words), "{reason}"),
+            other => panic!("{:?}", other.map(|_| ())),
+        };
+        refused(read(&signed, Some(&[6; 32])), "authentication failed");
+        refused(read(&signed, None), "signed with a snapshot key");
+        refused(read(&bytes, Some(&[5; 32])), "unsigned");
+        refused(Snapshot::from_bytes(&signed), "EnvModule::snapshot_from_bytes");
+        // A forger without the key: the body changed and a plain checksum, or the signature moved.
+        let mut forged = signed.clone();
+        let n = forged.len();
+        forged[n - 40] ^= 1;
+        let plain = blake3::hash(&forged[..n - 32]);
+        forged[n - 32..].copy_from_slice(plain.as_bytes());
+        refused(read(&forged, Some(&[5; 32])), "authentication failed");
     }
 
     /// A format 2 snapshot with a valid checksum around `body` (uncompressed).

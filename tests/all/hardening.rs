@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use wasmgym::{Error, Limits, LoadLimits, Runtime, RuntimeConfig};
+use wasmgym::{Error, Limits, LoadLimits, Runtime, RuntimeConfig, SnapshotKey};
 use wasmgym_grade::{GradeError, GradeOptions, Grader, InvalidProgram, TestCase, Verdict};
 use wasmgym_tests::{runtime, test_case as test};
 
@@ -372,6 +372,60 @@ fn snapshot_bytes_against_the_module_leave_out_its_initial_memory_and_need_it_ba
         corrupt[at] ^= 0x10;
         assert!(matches!(module.snapshot_from_bytes(&corrupt), Err(Error::BadSnapshot { .. })), "flip at {at}");
     }
+}
+
+// Authenticated snapshots: with a key in `RuntimeConfig`, only bytes signed with it restore, so a
+// peer without the key cannot hand over a state that was never reached.
+#[test]
+fn with_a_snapshot_key_only_bytes_signed_with_it_restore() {
+    let runtime = |key: Option<u8>| {
+        let config = RuntimeConfig { snapshot_key: key.map(|k| SnapshotKey([k; 32])), ..RuntimeConfig::default() };
+        let runtime = Runtime::with_config(config).unwrap();
+        runtime.load(wasmgym_builtin::find("connect_four").unwrap().bytes).unwrap()
+    };
+    let (ours, same_key, other_key, no_key) = (runtime(Some(1)), runtime(Some(1)), runtime(Some(2)), runtime(None));
+    let mut env = ours.instantiate().unwrap();
+    env.reset(Some(3), None).unwrap();
+    for action in [3, 2, 3] {
+        env.step(action).unwrap();
+    }
+    let snapshot = env.snapshot().unwrap();
+    let signed = ours.snapshot_to_bytes(&snapshot).unwrap();
+    let hash = env.state_hash().unwrap();
+
+    // Another runtime with the key restores it exactly.
+    let mut peer = same_key.instantiate().unwrap();
+    peer.restore(&same_key.snapshot_from_bytes(&signed).unwrap()).unwrap();
+    assert_eq!(peer.state_hash().unwrap(), hash);
+    assert_eq!(peer.step(4).unwrap(), env.fork().unwrap().step(4).unwrap());
+
+    let reason = |e: Error| match e {
+        Error::BadSnapshot { reason } => reason,
+        other => panic!("{other:?}"),
+    };
+    assert!(reason(other_key.snapshot_from_bytes(&signed).unwrap_err()).contains("authentication failed"));
+    assert!(reason(no_key.snapshot_from_bytes(&signed).unwrap_err()).contains("signed with a snapshot key"));
+    // Unsigned bytes (the plain format, or a runtime without the key) do not get in either way.
+    let unsigned = no_key.snapshot_to_bytes(&no_key.instantiate().unwrap().snapshot().unwrap()).unwrap();
+    assert!(reason(ours.snapshot_from_bytes(&unsigned).unwrap_err()).contains("unsigned"));
+    assert!(reason(ours.snapshot_from_bytes(&snapshot.to_bytes()).unwrap_err()).contains("unsigned"));
+    let decoded = wasmgym::Snapshot::from_bytes(&snapshot.to_bytes()).unwrap();
+    let mut reference = env.fork().unwrap();
+    assert!(reason(env.restore(&decoded).unwrap_err()).contains("not signed"));
+    assert!(!env.is_poisoned());
+    assert_eq!(env.state_hash().unwrap(), reference.state_hash().unwrap());
+    // A forged body with a recomputed plain checksum is refused.
+    let mut forged = signed.clone();
+    let n = forged.len();
+    forged[n - 33] ^= 1;
+    let checksum = blake3::hash(&forged[..n - 32]);
+    forged[n - 32..].copy_from_slice(checksum.as_bytes());
+    assert!(reason(same_key.snapshot_from_bytes(&forged).unwrap_err()).contains("authentication failed"));
+    // Snapshots taken in the process restore as before.
+    env.step(0).unwrap();
+    env.restore(&snapshot).unwrap();
+    assert_eq!(env.state_hash().unwrap(), hash);
+    assert_eq!(env.step(4).unwrap(), reference.step(4).unwrap());
 }
 
 // Item 3's last part: `inspect` (loading as an environment) said "ABI version mismatch" of a
