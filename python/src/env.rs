@@ -22,10 +22,30 @@ pub fn runtime() -> PyResult<&'static Runtime> {
     if let Some(runtime) = runtimes.get(&pid) {
         return Ok(runtime);
     }
-    let config = RuntimeConfig { compile_cache: cache_dir("modules"), ..Default::default() };
+    let config =
+        RuntimeConfig { compile_cache: cache_dir("modules"), snapshot_key: snapshot_key()?, ..Default::default() };
     let runtime: &'static Runtime = Box::leak(Box::new(Runtime::with_config(config).map_err(errors::runtime)?));
     runtimes.insert(pid, runtime);
     Ok(runtime)
+}
+
+/// The key that signs snapshot bytes (`Env.snapshot_to_bytes`): `$WASMGYM_SNAPSHOT_KEY`, 64 hex
+/// digits, read when the process's runtime is made; unset or empty: none.
+fn snapshot_key() -> PyResult<Option<wasmgym::SnapshotKey>> {
+    let Some(hex) = std::env::var("WASMGYM_SNAPSHOT_KEY").ok().filter(|h| !h.is_empty()) else { return Ok(None) };
+    let bad = || {
+        PyValueError::new_err(
+            "WASMGYM_SNAPSHOT_KEY must be 64 hex digits (32 bytes), such as `openssl rand -hex 32` prints",
+        )
+    };
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err(bad());
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(Some(wasmgym::SnapshotKey(key)))
 }
 
 pub use wasmgym::cache_dir;

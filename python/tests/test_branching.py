@@ -1,6 +1,7 @@
 """fork, snapshot, restore, state_hash, pickling and deepcopy: exact against replay from reset."""
 
 import copy
+import os
 import pickle
 import subprocess
 import sys
@@ -116,6 +117,40 @@ def test_snapshot_bytes_against_the_module_are_smaller_and_need_it_back() -> Non
         wasmgym.Snapshot.from_bytes(compact)
     with pytest.raises(wasmgym.BadSnapshotError, match="another module"):
         wasmgym.make("tic_tac_toe").snapshot_from_bytes(compact)
+
+
+def test_a_snapshot_key_signs_bytes_and_refuses_others(tmp_path) -> None:
+    # Each process reads WASMGYM_SNAPSHOT_KEY when it makes its runtime.
+    code = (
+        "import os, sys, wasmgym\n"
+        "e = wasmgym.make('connect_four'); e.reset(seed=2)\n"
+        "for a in (3, 3, 2): e.step(a)\n"
+        "path = sys.argv[1]\n"
+        "if sys.argv[2] == 'write':\n"
+        "    open(path, 'wb').write(e.snapshot_to_bytes(e.snapshot())); sys.stdout.write(e.state_hash().hex())\n"
+        "else:\n"
+        "    try:\n"
+        "        e.restore(e.snapshot_from_bytes(open(path, 'rb').read())); sys.stdout.write(e.state_hash().hex())\n"
+        "    except wasmgym.BadSnapshotError as err:\n"
+        "        sys.stdout.write('refused: ' + str(err))\n"
+    )
+    path = tmp_path / "signed.bin"
+
+    def run(key: str, mode: str) -> str:
+        env = {**os.environ, "WASMGYM_SNAPSHOT_KEY": key}
+        return subprocess.run(
+            [sys.executable, "-c", code, str(path), mode], capture_output=True, text=True, check=True, env=env
+        ).stdout
+
+    written = run("ab" * 32, "write")
+    assert run("ab" * 32, "read") == written
+    assert "authentication failed" in run("cd" * 32, "read")
+    assert "signed with a snapshot key" in run("", "read")
+    bad = subprocess.run(
+        [sys.executable, "-c", code, str(path), "read"], capture_output=True, text=True,
+        env={**os.environ, "WASMGYM_SNAPSHOT_KEY": "not hex"},
+    )
+    assert bad.returncode != 0 and "64 hex digits" in bad.stderr
 
 
 def test_snapshot_metadata() -> None:
