@@ -7,7 +7,11 @@ use libfuzzer_sys::fuzz_target;
 use wasmgym_fuzz::{oracles, seed_corpus, snapshot_inputs, snapshot_seeds};
 
 fuzz_target!(
-    init: seed_corpus(snapshot_seeds),
+    init: {
+        // Load the modules the oracle decodes with before any input is timed.
+        oracles::builtin_modules();
+        seed_corpus(snapshot_seeds)
+    },
     |data: &[u8]| {
         for input in snapshot_inputs(data) {
             oracles::snapshot_bytes(&input);

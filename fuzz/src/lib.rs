@@ -84,7 +84,8 @@ pub fn plain_snapshot(bytes: &[u8]) -> Option<Vec<u8>> {
 /// Real snapshots of the built-in environments ([`seeds::snapshots`]), each also in plain form.
 pub fn snapshot_seeds() -> Vec<seeds::Seed> {
     let mut out = Vec::new();
-    for (name, bytes) in seeds::snapshots(runtime()) {
+    // The oracle's own modules (loaded here, before any input is timed).
+    for (name, bytes) in seeds::snapshots_of(oracles::builtin_modules()) {
         if let Some(plain) = plain_snapshot(&bytes) {
             out.push((format!("{name}-plain"), plain));
         }

@@ -382,12 +382,11 @@ impl Snapshot {
                     "memory {i} of {len} bytes is not a whole number of 64 KiB pages, or the memories exceed 4 GiB"
                 )));
             }
-            // Format 3 starts from the module's image (sharing its pages), format 2 from zeros.
-            let mut image = match initial {
-                Some(initial) => initial
-                    .get(i as usize)
-                    .cloned()
-                    .ok_or_else(|| DecodeError(format!("memory {i} of a module with {} memories", initial.len())))?,
+            // Format 3 starts from the module's image (sharing its pages), format 2 from zeros, as
+            // does format 3 for memories the module does not have (as they were written; such a
+            // snapshot restores nowhere, but decodes as it was encoded).
+            let mut image = match initial.and_then(|initial| initial.get(i as usize)) {
+                Some(image) => image.clone(),
                 None => MemoryImage::from_bytes(&[]),
             };
             image.resize(len as usize);

@@ -56,8 +56,10 @@ fn round_trip(snapshot: &Snapshot) -> Vec<u8> {
     bytes
 }
 
-/// The built-in environments' modules, loaded once (on a runtime of their own).
-fn builtin_modules() -> &'static [EnvModule] {
+/// The built-in environments' modules, in order, loaded once (on a runtime of their own). A fuzz
+/// target loads them before fuzzing: compiling them in an instrumented build takes longer than one
+/// input may.
+pub fn builtin_modules() -> &'static [EnvModule] {
     static MODULES: std::sync::OnceLock<Vec<EnvModule>> = std::sync::OnceLock::new();
     MODULES.get_or_init(|| {
         let runtime = Runtime::new().expect("creating a runtime");

@@ -3,7 +3,7 @@
 //! The fuzz targets write them into their corpus (`fuzz/src/lib.rs`, `seed_corpus`); the
 //! regression test runs the oracles over them. Included by path like `oracles.rs`.
 
-use wasmgym::Runtime;
+use wasmgym::{EnvModule, Runtime};
 
 /// A named input.
 pub type Seed = (String, Vec<u8>);
@@ -11,9 +11,16 @@ pub type Seed = (String, Vec<u8>);
 /// Snapshot bytes of every built-in environment after `reset(Some(0))` and after three steps
 /// (each the first action listed: legal action, or valid command of a text environment).
 pub fn snapshots(runtime: &Runtime) -> Vec<Seed> {
+    let modules: Vec<EnvModule> = (wasmgym_builtin::ENVS.iter())
+        .map(|builtin| runtime.load(builtin.bytes).unwrap_or_else(|e| panic!("loading {}: {e}", builtin.name)))
+        .collect();
+    snapshots_of(&modules)
+}
+
+/// [`snapshots`] of these modules (the built-in environments, in order).
+pub fn snapshots_of(modules: &[EnvModule]) -> Vec<Seed> {
     let mut seeds = Vec::new();
-    for builtin in wasmgym_builtin::ENVS {
-        let module = runtime.load(builtin.bytes).unwrap_or_else(|e| panic!("loading {}: {e}", builtin.name));
+    for (builtin, module) in wasmgym_builtin::ENVS.iter().zip(modules) {
         let mut env = module.instantiate().expect("instantiating a built-in environment");
         env.reset(Some(0), None).expect("reset");
         let mut push = |name: String, snapshot: wasmgym::Snapshot| {
