@@ -168,35 +168,22 @@ impl Snapshot {
     /// The snapshot in the byte format above (format 2: zero pages by reference, the rest
     /// compressed with zstd), with a checksum.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let d = &self.0;
-        let mut body = Vec::with_capacity(4096);
-        let mut w = Writer(&mut body);
-        w.u32(d.memories.len() as u32);
-        for m in &d.memories {
-            w.u64(m.len() as u64);
-            let mut bitmap = vec![0u8; m.pages().div_ceil(8)];
-            m.for_each_stored_page(|p, _| bitmap[p / 8] |= 1 << (p % 8));
-            w.0.extend_from_slice(&bitmap);
-            m.for_each_stored_page(|p, bytes| {
-                w.0.extend_from_slice(&bytes[..IMAGE_PAGE.min(m.len() - p * IMAGE_PAGE)]);
-            });
-        }
-        Self::write_rest(d, &mut w);
-        Self::finish(SNAPSHOT_FORMAT, &d.module, &body, None)
+        self.encode(SNAPSHOT_FORMAT, None, |m| {
+            let mut stored = Vec::new();
+            m.for_each_stored_page(|p, _| stored.push(p));
+            stored
+        })
     }
 
     /// Format 3: the pages that differ from `initial` (the module's initial images, one per
-    /// memory), the rest by reference to them.
-    /// Signed (format 4) with `key`, if given.
+    /// memory), the rest by reference to them; signed (format 4) with `key`, if given.
     pub(crate) fn to_bytes_against(&self, initial: &[MemoryImage], key: Option<&[u8; 32]>) -> Vec<u8> {
-        let d = &self.0;
-        let mut body = Vec::with_capacity(4096);
-        let mut w = Writer(&mut body);
-        w.u32(d.memories.len() as u32);
+        let format = if key.is_some() { SNAPSHOT_FORMAT_SIGNED } else { SNAPSHOT_FORMAT_AGAINST_MODULE };
         let none = MemoryImage::from_bytes(&[]);
-        for (i, m) in d.memories.iter().enumerate() {
-            w.u64(m.len() as u64);
+        let mut i = 0;
+        self.encode(format, key, |m| {
             let reference = initial.get(i).unwrap_or(&none);
+            i += 1;
             // Pages where the trees differ, kept where the bytes do too (a page written back to
             // what it was is a new page of equal bytes).
             let mut differing = Vec::new();
@@ -205,18 +192,34 @@ impl Snapshot {
                     differing.push(p);
                 }
             });
+            differing
+        })
+    }
+
+    /// Formats 2 to 4: per memory its length, a bitmap of the pages `written` lists (in order) and
+    /// their bytes, then globals and host state, compressed, checksummed (keyed with `key`).
+    fn encode(
+        &self,
+        format: u32,
+        key: Option<&[u8; 32]>,
+        mut written: impl FnMut(&MemoryImage) -> Vec<usize>,
+    ) -> Vec<u8> {
+        let d = &self.0;
+        let mut body = Vec::with_capacity(4096);
+        let mut w = Writer(&mut body);
+        w.u32(d.memories.len() as u32);
+        for m in &d.memories {
+            w.u64(m.len() as u64);
+            let pages = written(m);
             let mut bitmap = vec![0u8; m.pages().div_ceil(8)];
-            differing.iter().for_each(|&p| bitmap[p / 8] |= 1 << (p % 8));
+            pages.iter().for_each(|&p| bitmap[p / 8] |= 1 << (p % 8));
             w.0.extend_from_slice(&bitmap);
-            for p in differing {
+            for p in pages {
                 w.0.extend_from_slice(&m.page(p)[..IMAGE_PAGE.min(m.len() - p * IMAGE_PAGE)]);
             }
         }
         Self::write_rest(d, &mut w);
-        match key {
-            Some(key) => Self::finish(SNAPSHOT_FORMAT_SIGNED, &d.module, &body, Some(key)),
-            None => Self::finish(SNAPSHOT_FORMAT_AGAINST_MODULE, &d.module, &body, None),
-        }
+        Self::finish(format, &d.module, &body, key)
     }
 
     /// Header, `body` compressed, then the checksum, or the keyed hash with `key`.

@@ -312,15 +312,21 @@ fn a_deadline_still_bounds_a_program_under_the_new_limits() {
     assert_eq!(report.tests[0].verdict.name(), "time_limit_exceeded");
 }
 
-// Compact snapshot bytes: zero pages by reference, the rest compressed (connect_four's were 197 KB).
-#[test]
-fn a_connect_four_snapshot_is_at_most_40_kb_and_restores_exactly() {
+/// connect_four's module and an instance seven moves into a game.
+fn connect_four_mid_game() -> (wasmgym::EnvModule, wasmgym::Env) {
     let module = wasmgym_tests::module("connect_four");
     let mut env = module.instantiate().unwrap();
     env.reset(Some(7), None).unwrap();
     for action in [3, 3, 2, 4, 1, 0, 6] {
         env.step(action).unwrap();
     }
+    (module, env)
+}
+
+// Compact snapshot bytes: zero pages by reference, the rest compressed (connect_four's were 197 KB).
+#[test]
+fn a_connect_four_snapshot_is_at_most_40_kb_and_restores_exactly() {
+    let (module, mut env) = connect_four_mid_game();
     let bytes = env.snapshot().unwrap().to_bytes();
     assert!(bytes.len() <= 40_000, "{} bytes", bytes.len());
     let hash = env.state_hash().unwrap();
@@ -334,12 +340,7 @@ fn a_connect_four_snapshot_is_at_most_40_kb_and_restores_exactly() {
 // segments, mostly) by reference (format 3), read back only with the module.
 #[test]
 fn snapshot_bytes_against_the_module_leave_out_its_initial_memory_and_need_it_back() {
-    let module = wasmgym_tests::module("connect_four");
-    let mut env = module.instantiate().unwrap();
-    env.reset(Some(7), None).unwrap();
-    for action in [3, 3, 2, 4, 1, 0, 6] {
-        env.step(action).unwrap();
-    }
+    let (module, mut env) = connect_four_mid_game();
     let snapshot = env.snapshot().unwrap();
     let (plain, compact) = (snapshot.to_bytes(), module.snapshot_to_bytes(&snapshot).unwrap());
     assert!(compact.len() * 4 <= plain.len(), "{} bytes against {}", compact.len(), plain.len());
