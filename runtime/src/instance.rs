@@ -69,22 +69,27 @@ pub(crate) struct Exports {
 
 impl Exports {
     fn new(sandbox: &mut Sandbox) -> Result<Exports> {
-        Ok(Exports {
-            alloc: sandbox.func(exports::ALLOC)?,
-            spec: sandbox.func(exports::SPEC)?,
-            reset: sandbox.func(exports::RESET)?,
-            step: sandbox.func(exports::STEP)?,
-            legal_actions: sandbox.func(exports::LEGAL_ACTIONS)?,
-            render: sandbox.func(exports::RENDER)?,
-            rollout: sandbox.func(exports::ROLLOUT).ok(),
-            step_actions: sandbox.func(exports::STEP_ACTIONS).ok(),
-            text_actions: sandbox.func(exports::TEXT_ACTIONS).ok(),
-            observe: sandbox.func(exports::OBSERVE).ok(),
-            state_key: sandbox.func(exports::STATE_KEY).ok(),
-            playout: sandbox.func(exports::PLAYOUT).ok(),
-            input_buffer: sandbox.func(exports::INPUT_BUFFER).ok(),
+        // The first instance of a module checks each function's type; the same export of another
+        // instance of the module has the same type.
+        let checked = sandbox.module().env_exports_checked.load(std::sync::atomic::Ordering::Relaxed);
+        let exports = Exports {
+            alloc: sandbox.func_checked(exports::ALLOC, checked)?,
+            spec: sandbox.func_checked(exports::SPEC, checked)?,
+            reset: sandbox.func_checked(exports::RESET, checked)?,
+            step: sandbox.func_checked(exports::STEP, checked)?,
+            legal_actions: sandbox.func_checked(exports::LEGAL_ACTIONS, checked)?,
+            render: sandbox.func_checked(exports::RENDER, checked)?,
+            rollout: sandbox.optional_func(exports::ROLLOUT, checked)?,
+            step_actions: sandbox.optional_func(exports::STEP_ACTIONS, checked)?,
+            text_actions: sandbox.optional_func(exports::TEXT_ACTIONS, checked)?,
+            observe: sandbox.optional_func(exports::OBSERVE, checked)?,
+            state_key: sandbox.optional_func(exports::STATE_KEY, checked)?,
+            playout: sandbox.optional_func(exports::PLAYOUT, checked)?,
+            input_buffer: sandbox.optional_func(exports::INPUT_BUFFER, checked)?,
             input: None,
-        })
+        };
+        sandbox.module().env_exports_checked.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(exports)
     }
 }
 

@@ -81,6 +81,7 @@ pub(crate) fn compile(
         cow_fork_min_bytes: usize::MAX,
         snapshot_key: None,
         max_wasm_stack: runtime.config().max_wasm_stack,
+        env_exports_checked: Default::default(),
     })
 }
 

@@ -126,6 +126,44 @@ fn cow_fork_holds_only_what_it_writes_and_stays_exact() {
     drop(warm);
 }
 
+/// A fork writes into its mapping only the pages whose bytes differ from the file's: the mapped
+/// state reached again and captured anew (its pages new copies with the same bytes) shares every
+/// page with the file, as the fork that wrote the file does.
+#[test]
+fn a_fork_of_the_mapped_state_reached_again_shares_all_its_pages() {
+    let m = load(cow_runtime(), "dirty");
+    let mut parent = m.instantiate().unwrap();
+    parent.reset(Some(1), Some(r#"{"memory_kib": 1024, "dirty_pages": 2}"#)).unwrap();
+    let start = parent.snapshot().unwrap();
+    parent.step(0).unwrap();
+    let first = parent.fork().unwrap(); // writes the memfd of this state
+    parent.restore(&start).unwrap();
+    parent.step(0).unwrap();
+    let mut second = parent.fork().unwrap();
+    assert_eq!(second.state_hash_full().unwrap(), parent.state_hash_full().unwrap());
+    assert_eq!(second.state_hash().unwrap(), parent.state_hash().unwrap());
+    assert_eq!(second.resident_bytes(), first.resident_bytes(), "the second fork copied pages equal to the file's");
+}
+
+/// Forks of states that each differ from the last mapped file on many pages copy into pooled slots
+/// instead of writing a new file per fork (which costs more: 1 MiB with 256 changed pages, 630 µs
+/// against 270 µs), and try a new file again after eight copies; either way they are exact.
+#[test]
+fn forks_of_ever_changing_states_copy_instead_of_writing_a_file_each() {
+    let runtime = runtime_with(RuntimeConfig { instance_pool: 0, cow_fork_min_bytes: 0, ..Default::default() });
+    let m = load(&runtime, "dirty");
+    let mut parent = m.instantiate().unwrap();
+    parent.reset(Some(1), Some(r#"{"memory_kib": 1024, "dirty_pages": 256}"#)).unwrap();
+    let mut mapped = Vec::new();
+    for _ in 0..10 {
+        parent.step(0).unwrap();
+        let mut fork = parent.fork().unwrap();
+        assert_eq!(fork.state_hash_full().unwrap(), parent.state_hash_full().unwrap());
+        mapped.push(!fork.in_slot());
+    }
+    assert_eq!(mapped, [true, false, false, false, false, false, false, false, false, true]);
+}
+
 /// The issue's scale test: 10,000 live forks of an environment with 16 MiB of linear memory, held
 /// at once under a memory cap, each stepped once; memory returns when they are dropped. Measured in
 /// a process of its own (`live-forks`), so other tests do not move the kernel's count.
