@@ -492,17 +492,31 @@ pub struct Snapshot(pub wasmgym::Snapshot);
 
 #[pymethods]
 impl Snapshot {
-    /// The snapshot's checksummed, compressed bytes (format `wasmgym._core.SNAPSHOT_FORMAT`).
-    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let bytes = py.detach(|| self.0.to_bytes());
-        PyBytes::new(py, &bytes)
+    /// The snapshot's checksummed, compressed bytes (format `wasmgym._core.SNAPSHOT_FORMAT`), or,
+    /// with `WASMGYM_SNAPSHOT_KEY` set, the same signed with the key (format 5), so that processes
+    /// with the key restore them.
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let key = runtime()?.config().snapshot_key.clone();
+        let bytes = py.detach(|| match &key {
+            Some(key) => self.0.to_bytes_signed(key),
+            None => self.0.to_bytes(),
+        });
+        Ok(PyBytes::new(py, &bytes))
     }
 
     /// A snapshot from `to_bytes` output; corrupt or truncated bytes raise `BadSnapshotError`.
+    /// With `WASMGYM_SNAPSHOT_KEY` set, bytes signed with another key are refused, and unsigned
+    /// ones are read but do not restore.
     #[staticmethod]
     fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Snapshot> {
+        let key = runtime()?.config().snapshot_key.clone();
         let data = data.to_vec();
-        py.detach(move || wasmgym::Snapshot::from_bytes(&data)).map(Snapshot).map_err(errors::runtime)
+        py.detach(move || match &key {
+            Some(key) => wasmgym::Snapshot::from_bytes_signed(&data, key),
+            None => wasmgym::Snapshot::from_bytes(&data),
+        })
+        .map(Snapshot)
+        .map_err(errors::runtime)
     }
 
     /// BLAKE3 of the module it belongs to (hex).
@@ -526,7 +540,7 @@ impl Snapshot {
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
         let py = slf.py();
         let from_bytes = py.get_type::<Snapshot>().getattr("from_bytes")?;
-        Ok((from_bytes, (slf.get().to_bytes(py),)))
+        Ok((from_bytes, (slf.get().to_bytes(py)?,)))
     }
 
     fn __repr__(&self) -> String {

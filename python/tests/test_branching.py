@@ -153,6 +153,40 @@ def test_a_snapshot_key_signs_bytes_and_refuses_others(tmp_path) -> None:
     assert bad.returncode != 0 and "64 hex digits" in bad.stderr
 
 
+def test_pickled_snapshots_restore_across_processes_with_a_snapshot_key(tmp_path) -> None:
+    # With a key, pickling writes the snapshot signed and self-contained (format 5), so processes
+    # with the key (Ray workers, say) restore it; others refuse it, and unsigned pickles do not restore.
+    code = (
+        "import pickle, sys, wasmgym\n"
+        "e = wasmgym.make('connect_four'); e.reset(seed=2)\n"
+        "for a in (3, 3, 2): e.step(a)\n"
+        "path = sys.argv[1]\n"
+        "if sys.argv[2] == 'write':\n"
+        "    open(path, 'wb').write(pickle.dumps(e.snapshot())); sys.stdout.write(e.state_hash().hex())\n"
+        "else:\n"
+        "    e.reset(seed=9)\n"
+        "    try:\n"
+        "        e.restore(pickle.loads(open(path, 'rb').read())); sys.stdout.write(e.state_hash().hex())\n"
+        "    except wasmgym.BadSnapshotError as err:\n"
+        "        sys.stdout.write('refused: ' + str(err))\n"
+    )
+    path = tmp_path / "snapshot.pickle"
+
+    def run(key: str, mode: str) -> str:
+        env = {**os.environ, "WASMGYM_SNAPSHOT_KEY": key}
+        return subprocess.run(
+            [sys.executable, "-c", code, str(path), mode], capture_output=True, text=True, check=True, env=env
+        ).stdout
+
+    written = run("ab" * 32, "write")
+    assert run("ab" * 32, "read") == written
+    assert "authentication failed" in run("cd" * 32, "read")
+    assert "signed with a snapshot key" in run("", "read")
+    written = run("", "write")
+    assert run("", "read") == written
+    assert "not signed" in run("ab" * 32, "read")
+
+
 def test_snapshot_metadata() -> None:
     env = wasmgym.make("tic_tac_toe")
     env.reset(seed=0)

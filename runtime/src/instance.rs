@@ -235,9 +235,17 @@ impl Env {
 
     /// [`Env::check_legal_actions`] on borrowed actions.
     fn check_legal_slice(&mut self, actions: &[i64]) -> Result<()> {
-        let n = match self.spec().action_space {
-            Space::Discrete { n } => n,
-            _ => u64::MAX,
+        let n = match &self.spec().action_space {
+            Space::Discrete { n } => *n,
+            _ if actions.is_empty() => return Ok(()),
+            space => {
+                let kind = match space {
+                    Space::Text { .. } => "a Text action space lists its valid commands with wasmgym_text_actions",
+                    _ => "legal actions are indices of a Discrete action space",
+                };
+                let message = format!("{} legal actions listed for a non-discrete action space: {kind}", actions.len());
+                return self.protocol(Err(message));
+            }
         };
         let problem = actions.iter().enumerate().find_map(|(i, &a)| {
             if u64::try_from(a).map_or(true, |a| a >= n) {

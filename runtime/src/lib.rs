@@ -57,5 +57,8 @@ pub use limits::{Limits, LoadLimits};
 pub use module::{EnvModule, ModuleInfo, Runtime, RuntimeConfig, SnapshotKey, cache_dir};
 pub use program::{Program, ProgramModule, RunEnd, RunInput, RunReport};
 pub use reactor::{Reactor, ReactorModule, ReactorSetup};
-pub use snapshot::{SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_AGAINST_MODULE, SNAPSHOT_FORMAT_SIGNED, Snapshot};
+pub use snapshot::{
+    SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_AGAINST_MODULE, SNAPSHOT_FORMAT_SIGNED, SNAPSHOT_FORMAT_SIGNED_SELF_CONTAINED,
+    Snapshot,
+};
 pub use wasmgym_abi::{ABI_VERSION, Action, Determinism, Dtype, EnvSpec, Observation, Space};

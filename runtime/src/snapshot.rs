@@ -25,7 +25,9 @@
 //!
 //! Format 4 is format 3 signed: its last 32 bytes are BLAKE3 keyed with the runtime's
 //! [`RuntimeConfig::snapshot_key`](crate::RuntimeConfig::snapshot_key) instead of a plain hash. A
-//! runtime with a key reads only format 4 signed with it; one without refuses format 4.
+//! runtime with a key reads only format 4 (or 5) signed with it; one without refuses format 4.
+//! Format 5 is format 2 signed the same way ([`Snapshot::to_bytes_signed`]): self-contained, for
+//! snapshots that travel without their module (Python's pickling with a key).
 //!
 //! Format 1 (read, no longer written) had the same fields uncompressed, with every byte of every
 //! memory. Other formats are refused with [`Error::BadSnapshot`] naming both versions.
@@ -37,6 +39,7 @@ use wasmgym_abi::rng::Rng;
 use wasmgym_abi::wire::{Reader, Writer};
 
 use crate::error::{Error, Result};
+use crate::module::SnapshotKey;
 use crate::pages::{MemoryImage, PAGE as IMAGE_PAGE};
 use crate::sandbox::{Episode, HostVars};
 
@@ -49,6 +52,8 @@ pub const SNAPSHOT_FORMAT: u32 = 2;
 pub const SNAPSHOT_FORMAT_AGAINST_MODULE: u32 = 3;
 /// Format 3 signed with a [`RuntimeConfig::snapshot_key`](crate::RuntimeConfig::snapshot_key).
 pub const SNAPSHOT_FORMAT_SIGNED: u32 = 4;
+/// Format 2 signed with a snapshot key ([`Snapshot::to_bytes_signed`]).
+pub const SNAPSHOT_FORMAT_SIGNED_SELF_CONTAINED: u32 = 5;
 const PAGE: usize = 65536;
 /// zstd level of format 2. On connect_four mid-game: level 1 gives 28.3 KB in about 0.2 ms, level 3
 /// 26.9 KB in about 0.35 ms (format 1: 197 KB, uncompressed); most non-zero pages are the module's
@@ -168,11 +173,19 @@ impl Snapshot {
     /// The snapshot in the byte format above (format 2: zero pages by reference, the rest
     /// compressed with zstd), with a checksum.
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.encode(SNAPSHOT_FORMAT, None, |m| {
-            let mut stored = Vec::new();
-            m.for_each_stored_page(|p, _| stored.push(p));
-            stored
-        })
+        self.encode(SNAPSHOT_FORMAT, None, Self::stored_pages)
+    }
+
+    /// Format 5: [`Snapshot::to_bytes`] signed with `key` (BLAKE3 keyed, as format 4), so a runtime
+    /// configured with that key restores what [`Snapshot::from_bytes_signed`] reads back.
+    pub fn to_bytes_signed(&self, key: &SnapshotKey) -> Vec<u8> {
+        self.encode(SNAPSHOT_FORMAT_SIGNED_SELF_CONTAINED, Some(&key.0), Self::stored_pages)
+    }
+
+    fn stored_pages(m: &MemoryImage) -> Vec<usize> {
+        let mut stored = Vec::new();
+        m.for_each_stored_page(|p, _| stored.push(p));
+        stored
     }
 
     /// Format 3: the pages that differ from `initial` (the module's initial images, one per
@@ -265,7 +278,14 @@ impl Snapshot {
     /// [`Error::BadSnapshot`] saying which. Decoding allocates at most the memory the snapshot
     /// really holds, and never more than 4 GiB, whatever the bytes claim.
     pub fn from_bytes(bytes: &[u8]) -> Result<Snapshot> {
-        Self::decode(bytes, None, None)
+        Self::decode(bytes, None, None, false)
+    }
+
+    /// [`Snapshot::from_bytes`] that also reads format 5 signed with `key`: such a snapshot is
+    /// authentic, so a runtime with that key restores it. Unsigned bytes (formats 1 and 2) are read
+    /// as `from_bytes` reads them, and a runtime with a key refuses to restore them.
+    pub fn from_bytes_signed(bytes: &[u8], key: &SnapshotKey) -> Result<Snapshot> {
+        Self::decode(bytes, None, Some(&key.0), false)
     }
 
     /// [`Snapshot::from_bytes`] for a module whose hash is `module` and whose initial images are
@@ -277,7 +297,7 @@ impl Snapshot {
         initial: &[MemoryImage],
         key: Option<&[u8; 32]>,
     ) -> Result<Snapshot> {
-        let snapshot = Self::decode(bytes, Some(initial), Some(key))?;
+        let snapshot = Self::decode(bytes, Some(initial), key, key.is_some())?;
         if snapshot.0.module != *module {
             return Err(Error::BadSnapshot {
                 reason: "the snapshot belongs to another module (its module hash differs): decode it with the module \
@@ -288,48 +308,50 @@ impl Snapshot {
         Ok(snapshot)
     }
 
-    /// `module_key`: decoding through a module (`Some`), whose runtime has this key (or none).
+    /// `initial`: decoding through a module with these initial images; `key`: the key signed
+    /// formats are checked with; `signed_only`: unsigned formats are refused (a module of a
+    /// runtime with a key).
     fn decode(
         bytes: &[u8],
         initial: Option<&[MemoryImage]>,
-        module_key: Option<Option<&[u8; 32]>>,
+        key: Option<&[u8; 32]>,
+        signed_only: bool,
     ) -> Result<Snapshot> {
         let bad = |reason: String| Error::BadSnapshot { reason };
         if bytes.len() < MAGIC.len() + 4 + 32 + 32 || &bytes[..MAGIC.len()] != MAGIC {
             return Err(bad("not a wasmgym snapshot (missing the \"wasmgym\\0\" magic, or too short)".into()));
         }
         let format = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        let signed = format == SNAPSHOT_FORMAT_SIGNED;
-        match module_key {
-            Some(None) if signed => {
-                return Err(bad(
-                    "the bytes are signed with a snapshot key (format 4): decode them with the module on a \
-                                runtime configured with that key (`RuntimeConfig::snapshot_key`)"
-                        .into(),
-                ));
-            }
-            Some(Some(_)) if !signed => {
-                return Err(bad(format!(
-                    "unsigned snapshot bytes (format {format}), and this runtime has a snapshot key: it accepts only \
-                     bytes its modules signed with `EnvModule::snapshot_to_bytes` (format 4)"
-                )));
-            }
-            _ => {}
+        let signed = format == SNAPSHOT_FORMAT_SIGNED || format == SNAPSHOT_FORMAT_SIGNED_SELF_CONTAINED;
+        let against_module = format == SNAPSHOT_FORMAT_AGAINST_MODULE || format == SNAPSHOT_FORMAT_SIGNED;
+        if !(1..=SNAPSHOT_FORMAT_SIGNED_SELF_CONTAINED).contains(&format) {
+            return Err(bad(format!(
+                "snapshot format {format}, this runtime reads formats 1 to {SNAPSHOT_FORMAT_SIGNED_SELF_CONTAINED}: \
+                 take the snapshot again with this version"
+            )));
         }
-        if (format == SNAPSHOT_FORMAT_AGAINST_MODULE || signed) && initial.is_none() {
+        if signed && key.is_none() {
+            return Err(bad(format!(
+                "the bytes are signed with a snapshot key (format {format}): read them with that key \
+                 (`RuntimeConfig::snapshot_key` and `EnvModule::snapshot_from_bytes`, or \
+                 `Snapshot::from_bytes_signed`; Python: `WASMGYM_SNAPSHOT_KEY`)"
+            )));
+        }
+        if !signed && signed_only {
+            return Err(bad(format!(
+                "unsigned snapshot bytes (format {format}), and this runtime has a snapshot key: it accepts only \
+                 bytes signed with it (`EnvModule::snapshot_to_bytes`, format 4, or `Snapshot::to_bytes_signed`, \
+                 format 5)"
+            )));
+        }
+        if against_module && initial.is_none() {
             return Err(bad(format!(
                 "snapshot format {format} is written against its module's initial memory: decode it with \
                  `EnvModule::snapshot_from_bytes` (Python: `Env.snapshot_from_bytes`)"
             )));
         }
-        if !(1..=SNAPSHOT_FORMAT_SIGNED).contains(&format) {
-            return Err(bad(format!(
-                "snapshot format {format}, this runtime reads formats 1 to {SNAPSHOT_FORMAT_SIGNED}: take the snapshot \
-                 again with this version"
-            )));
-        }
         let (body, checksum) = bytes.split_at(bytes.len() - 32);
-        match module_key.flatten() {
+        match key.filter(|_| signed) {
             Some(key) => {
                 if blake3::keyed_hash(key, body).as_bytes() != checksum {
                     return Err(
@@ -350,7 +372,7 @@ impl Snapshot {
         }
         let mut decoder = zstd::stream::read::Decoder::with_buffer(&body[44..])
             .map_err(|e| bad(format!("the compressed body does not decode: {e}")))?;
-        let against = if format >= SNAPSHOT_FORMAT_AGAINST_MODULE { initial } else { None };
+        let against = if against_module { initial } else { None };
         let memories = Self::read_memories(&mut decoder, against).map_err(|e| bad(e.0))?;
         // What is left is small (globals, host state, captured output), and decoding stops at
         // MAX_REST bytes however much the frame would expand to.
@@ -524,7 +546,7 @@ mod tests {
         let mut future = bytes.clone();
         future[8] = 9;
         let e = Snapshot::from_bytes(&future).unwrap_err().to_string();
-        assert!(e.contains("format 9") && e.contains("formats 1 to 4"), "{e}");
+        assert!(e.contains("format 9") && e.contains("formats 1 to 5"), "{e}");
     }
 
     #[test]
@@ -578,6 +600,19 @@ mod tests {
         let plain = blake3::hash(&forged[..n - 32]);
         forged[n - 32..].copy_from_slice(plain.as_bytes());
         refused(read(&forged, Some(&[5; 32])), "authentication failed");
+
+        // Signed and self-contained (format 5): read with the key, with or without the module.
+        let key = SnapshotKey([5; 32]);
+        let signed = snapshot.to_bytes_signed(&key);
+        assert_eq!(u32::from_le_bytes(signed[8..12].try_into().unwrap()), SNAPSHOT_FORMAT_SIGNED_SELF_CONTAINED);
+        let decoded = Snapshot::from_bytes_signed(&signed, &key).unwrap();
+        assert!(same(decoded.data(), &data) && decoded.data().authentic);
+        assert!(read(&signed, Some(&key.0)).unwrap().data().authentic);
+        refused(Snapshot::from_bytes_signed(&signed, &SnapshotKey([6; 32])), "authentication failed");
+        refused(Snapshot::from_bytes(&signed), "signed with a snapshot key");
+        refused(read(&signed, None), "signed with a snapshot key");
+        let plain = Snapshot::from_bytes_signed(&snapshot.to_bytes(), &key).unwrap();
+        assert!(same(plain.data(), &data) && !plain.data().authentic, "unsigned bytes are read, not authentic");
     }
 
     /// A format 2 snapshot with a valid checksum around `body` (uncompressed).

@@ -25,6 +25,15 @@ impl Rng {
         }
     }
 
+    /// A copy of the generator's state, to put back after a refused reset (on WebAssembly the
+    /// host holds the state and puts it back itself).
+    pub(crate) fn saved(&self) -> Rng {
+        Rng {
+            #[cfg(not(target_family = "wasm"))]
+            inner: self.inner.clone(),
+        }
+    }
+
     /// Reseeds the generator; on WebAssembly the host has already done it.
     #[cfg_attr(target_family = "wasm", allow(unused_variables))]
     pub(crate) fn reseed(&mut self, seed: u64) {

@@ -297,6 +297,17 @@ impl<E: Environment> Runner<E> {
     }
 
     fn reset_inner(&mut self, input: &[u8]) -> Result<(), Refusal> {
+        // A refused reset changes nothing: not even the generator it reseeded and drew from.
+        let saved = self.rng.saved();
+        let env = self.new_episode(input).inspect_err(|_| self.rng = saved)?;
+        self.env = Some(env);
+        self.steps = 0;
+        self.over = false;
+        self.write_transition(&[], false, false)
+    }
+
+    /// The environment a reset request starts, or the refusal.
+    fn new_episode(&mut self, input: &[u8]) -> Result<E, Refusal> {
         let req = ResetRequest::decode(input).map_err(|e| (Status::BadRequest, e.0))?;
         if let Some(seed) = req.seed {
             self.rng.reseed(seed);
@@ -308,15 +319,11 @@ impl<E: Environment> Runner<E> {
             })?,
         };
         let carry = options.get("carry").and_then(Options::as_bool) == Some(true);
-        let env = match &self.env {
+        match &self.env {
             Some(previous) if carry => E::continue_from(previous, &mut self.rng, &options),
             _ => E::reset(&mut self.rng, &options),
         }
-        .map_err(|e| refusal(e, Status::BadRequest))?;
-        self.env = Some(env);
-        self.steps = 0;
-        self.over = false;
-        self.write_transition(&[], false, false)
+        .map_err(|e| refusal(e, Status::BadRequest))
     }
 
     fn step_inner(&mut self, input: &[u8]) -> Result<(), Refusal> {
@@ -677,5 +684,65 @@ fn check_action(
         }
         (Space::Text { max_length, charset }, Action::Text(s)) => check_text(s, *max_length, charset.as_deref()),
         (space, action) => Err(format!("action {action} does not fit the action space {space:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmgym_abi::{Determinism, Dtype, Observation};
+
+    use super::*;
+    use crate::{EnvError, Transition};
+
+    /// Draws a number at reset; refuses `{"refuse": true}` after drawing.
+    struct Draw(i64);
+
+    impl Environment for Draw {
+        fn spec() -> EnvSpec {
+            EnvSpec {
+                name: "draw".into(),
+                version: 1,
+                players: 1,
+                observation_space: Space::uniform_box(Dtype::I32, &[1], 0.0, 1000.0),
+                action_space: Space::Discrete { n: 1 },
+                reward_range: (0.0, 0.0),
+                max_episode_steps: None,
+                determinism: Determinism::Stochastic,
+                tools: vec![],
+            }
+        }
+
+        fn reset(rng: &mut Rng, options: &Options) -> Result<Self, EnvError> {
+            let drawn = (rng.next_u64() % 1000) as i64;
+            if options.get("refuse").is_some() {
+                return Err(EnvError::caller("refused after drawing"));
+            }
+            Ok(Draw(drawn))
+        }
+
+        fn observation(&self) -> Observation {
+            Observation::I32(vec![self.0 as i32])
+        }
+
+        fn step(&mut self, _action: &Action, _rng: &mut Rng) -> Result<Transition, EnvError> {
+            Ok(Transition::reward(0.0))
+        }
+    }
+
+    #[test]
+    fn a_refused_reset_leaves_the_generator_and_the_episode_as_they_were() {
+        let mut plain = Runner::<Draw>::new();
+        plain.reset(Some(7), "").unwrap();
+        let want = plain.reset(None, "").unwrap();
+
+        let mut refused = Runner::<Draw>::new();
+        refused.reset(Some(7), "").unwrap();
+        let before = refused.env().unwrap().0;
+        for options in [r#"{"refuse": true}"#, "not json"] {
+            let e = refused.reset(Some(99), options).unwrap_err();
+            assert_eq!(e.status, Status::BadRequest, "{e:?}");
+            assert_eq!(refused.env().unwrap().0, before, "the episode changed");
+        }
+        assert_eq!(refused.reset(None, "").unwrap(), want, "the refused resets moved the generator");
     }
 }

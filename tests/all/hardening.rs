@@ -192,6 +192,18 @@ fn legal_actions_outside_the_space_and_players_past_the_count_are_protocol_error
     assert!(matches!(&e, Error::Protocol { message } if message.contains("player 5")), "{e}");
 }
 
+#[test]
+fn legal_actions_listed_for_a_text_action_space_are_a_protocol_error() {
+    // bandit's legal actions [0, 1], under a Text action space.
+    let text = r#""\"action_space\":{\"type\":\"text\",\"max_length\":8,\"charset\":null},""#;
+    let wat = bandit_with(r#""\"action_space\":{\"type\":\"discrete\",\"n\":2},""#, text);
+    let mut env = runtime().load(wat.as_bytes()).unwrap().instantiate().unwrap();
+    env.reset(Some(0), None).unwrap();
+    let e = env.legal_actions().unwrap_err();
+    assert!(matches!(&e, Error::Protocol { message } if message.contains("wasmgym_text_actions")), "{e}");
+    assert!(env.is_poisoned());
+}
+
 /// A program that prints `1`, then grows its memory by `grow_mib` MiB and exits.
 fn answer_then_grow(grow_mib: u32) -> Vec<u8> {
     wat::parse_str(format!(
@@ -406,6 +418,20 @@ fn with_a_snapshot_key_only_bytes_signed_with_it_restore() {
     };
     assert!(reason(other_key.snapshot_from_bytes(&signed).unwrap_err()).contains("authentication failed"));
     assert!(reason(no_key.snapshot_from_bytes(&signed).unwrap_err()).contains("signed with a snapshot key"));
+    // Signed self-contained bytes (format 5, for snapshots that travel without their module) restore
+    // on a runtime with the key, read with or without the module.
+    let key = SnapshotKey([1; 32]);
+    let travelling = snapshot.to_bytes_signed(&key);
+    for decoded in [
+        wasmgym::Snapshot::from_bytes_signed(&travelling, &key).unwrap(),
+        same_key.snapshot_from_bytes(&travelling).unwrap(),
+    ] {
+        let mut peer = same_key.instantiate().unwrap();
+        peer.restore(&decoded).unwrap();
+        assert_eq!(peer.state_hash().unwrap(), hash);
+    }
+    assert!(reason(other_key.snapshot_from_bytes(&travelling).unwrap_err()).contains("authentication failed"));
+    assert!(reason(wasmgym::Snapshot::from_bytes(&travelling).unwrap_err()).contains("signed with a snapshot key"));
     // Unsigned bytes (the plain format, or a runtime without the key) do not get in either way.
     let unsigned = no_key.snapshot_to_bytes(&no_key.instantiate().unwrap().snapshot().unwrap()).unwrap();
     assert!(reason(ours.snapshot_from_bytes(&unsigned).unwrap_err()).contains("unsigned"));
