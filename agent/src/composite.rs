@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use wasmgym::{Checker, CheckerModule, Env, EnvModule, Limits, Observation, Runtime, Snapshot, Space};
+use wasmgym::{Checker, CheckerModule, Env, EnvModule, Limits, Observation, Runtime, Snapshot, SnapshotKey, Space};
 use wasmgym_abi::Tool;
 use wasmgym_abi::rng::Rng;
 
@@ -657,40 +657,89 @@ fn is_refusal(error: &wasmgym::Error) -> bool {
     matches!(error, wasmgym::Error::IllegalAction { .. } | wasmgym::Error::InvalidCall { .. })
 }
 
-/// Magic bytes of [`CompositeSnapshot::to_bytes`].
+/// Magic bytes of [`CompositeSnapshot::to_bytes`], and of [`CompositeSnapshot::to_bytes_signed`].
 const MAGIC: &[u8; 20] = b"wasmgym composite\0\0\x01";
+const MAGIC_SIGNED: &[u8; 20] = b"wasmgym composite\0\0\x02";
 
 impl CompositeSnapshot {
     /// Self-checking bytes: a header, the conversation as JSON, every part's snapshot bytes, and
     /// a BLAKE3 checksum of all of it. They restore into an instance of the same composite in
     /// any process.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = MAGIC.to_vec();
+        self.encode(None)
+    }
+
+    /// [`to_bytes`](CompositeSnapshot::to_bytes) signed with a snapshot key: the parts in their
+    /// signed format and the whole under BLAKE3 keyed with `key`, so runtimes configured with the
+    /// key (`RuntimeConfig::snapshot_key`) restore what
+    /// [`from_bytes_signed`](CompositeSnapshot::from_bytes_signed) reads back.
+    pub fn to_bytes_signed(&self, key: &SnapshotKey) -> Vec<u8> {
+        self.encode(Some(key))
+    }
+
+    fn encode(&self, key: Option<&SnapshotKey>) -> Vec<u8> {
+        let mut out = if key.is_some() { MAGIC_SIGNED } else { MAGIC }.to_vec();
         out.extend_from_slice(&self.hash);
         let state = serde_json::to_vec(&self.state).expect("the state is JSON");
         out.extend_from_slice(&(state.len() as u64).to_le_bytes());
         out.extend_from_slice(&state);
         out.extend_from_slice(&(self.parts.len() as u64).to_le_bytes());
         for part in &self.parts {
-            let bytes = part.as_ref().map(Snapshot::to_bytes).unwrap_or_default();
+            let bytes = match (part, key) {
+                (Some(part), Some(key)) => part.to_bytes_signed(key),
+                (Some(part), None) => part.to_bytes(),
+                (None, _) => Vec::new(),
+            };
             out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
             out.extend_from_slice(&bytes);
         }
-        let sum = blake3::hash(&out);
+        let sum = match key {
+            Some(key) => blake3::keyed_hash(&key.0, &out),
+            None => blake3::hash(&out),
+        };
         out.extend_from_slice(sum.as_bytes());
         out
     }
 
     /// Reads [`to_bytes`](CompositeSnapshot::to_bytes) output, checking the checksum and every
-    /// length; each part's bytes are checked as [`Snapshot::from_bytes`] checks them.
+    /// length; each part's bytes are checked as [`Snapshot::from_bytes`] checks them. Signed bytes
+    /// are refused: read them with [`from_bytes_signed`](CompositeSnapshot::from_bytes_signed).
     pub fn from_bytes(bytes: &[u8]) -> Result<CompositeSnapshot, Error> {
+        Self::decode(bytes, None)
+    }
+
+    /// Reads [`to_bytes_signed`](CompositeSnapshot::to_bytes_signed) output signed with `key`
+    /// (the snapshot then restores on runtimes with the key), and unsigned bytes as
+    /// [`from_bytes`](CompositeSnapshot::from_bytes) does (which such runtimes refuse to restore).
+    pub fn from_bytes_signed(bytes: &[u8], key: &SnapshotKey) -> Result<CompositeSnapshot, Error> {
+        Self::decode(bytes, Some(key))
+    }
+
+    fn decode(bytes: &[u8], key: Option<&SnapshotKey>) -> Result<CompositeSnapshot, Error> {
         let bad = |why: &str| Error::Snapshot(format!("not a composite snapshot: {why}"));
         let body = bytes.len().checked_sub(32).ok_or_else(|| bad("too short"))?;
-        if !bytes.starts_with(MAGIC) {
+        let signed = bytes.starts_with(MAGIC_SIGNED);
+        if !signed && !bytes.starts_with(MAGIC) {
             return Err(bad("wrong header (is it a single environment's snapshot?)"));
         }
-        if blake3::hash(&bytes[..body]).as_bytes() != &bytes[body..] {
-            return Err(bad("checksum mismatch (the bytes were changed or cut)"));
+        match (signed, key) {
+            (true, None) => {
+                return Err(Error::Snapshot(
+                    "the composite snapshot is signed with a snapshot key: read it with that key \
+                     (`CompositeSnapshot::from_bytes_signed`; Python: `WASMGYM_SNAPSHOT_KEY`)"
+                        .into(),
+                ));
+            }
+            (true, Some(key)) => {
+                if blake3::keyed_hash(&key.0, &bytes[..body]).as_bytes() != &bytes[body..] {
+                    return Err(bad("authentication failed (the bytes were changed, or signed with another key)"));
+                }
+            }
+            (false, _) => {
+                if blake3::hash(&bytes[..body]).as_bytes() != &bytes[body..] {
+                    return Err(bad("checksum mismatch (the bytes were changed or cut)"));
+                }
+            }
         }
         let mut r = Reader { bytes: &bytes[..body], at: MAGIC.len() };
         let hash: [u8; 32] = r.take(32).ok_or_else(|| bad("cut short"))?.try_into().expect("32 bytes");
@@ -705,9 +754,13 @@ impl CompositeSnapshot {
         for _ in 0..count {
             let len = r.len().ok_or_else(|| bad("cut short"))?;
             let part = r.take(len).ok_or_else(|| bad("cut short"))?;
+            let read = |part: &[u8]| match key {
+                Some(key) => Snapshot::from_bytes_signed(part, key),
+                None => Snapshot::from_bytes(part),
+            };
             parts.push(match part {
                 [] => None,
-                part => Some(Snapshot::from_bytes(part).map_err(|e| bad(&format!("a part's snapshot: {e}")))?),
+                part => Some(read(part).map_err(|e| bad(&format!("a part's snapshot: {e}")))?),
             });
         }
         if r.at != r.bytes.len() {

@@ -183,21 +183,31 @@ pub struct CompositeSnapshot(wasmgym_agent::CompositeSnapshot);
 
 #[pymethods]
 impl CompositeSnapshot {
-    /// Self-checking bytes that restore in any process.
-    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.0.to_bytes())
+    /// Self-checking bytes that restore in any process; with `WASMGYM_SNAPSHOT_KEY` set, signed
+    /// with the key, so that they restore in processes with the same key.
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = match &runtime()?.config().snapshot_key {
+            Some(key) => self.0.to_bytes_signed(key),
+            None => self.0.to_bytes(),
+        };
+        Ok(PyBytes::new(py, &bytes))
     }
 
-    /// Reads `to_bytes` output (checksum and lengths checked).
+    /// Reads `to_bytes` output (checksum and lengths checked; with `WASMGYM_SNAPSHOT_KEY` set,
+    /// the signature too).
     #[staticmethod]
     fn from_bytes(data: &[u8]) -> PyResult<CompositeSnapshot> {
-        wasmgym_agent::CompositeSnapshot::from_bytes(data).map(CompositeSnapshot).map_err(errors::agent)
+        let snapshot = match &runtime()?.config().snapshot_key {
+            Some(key) => wasmgym_agent::CompositeSnapshot::from_bytes_signed(data, key),
+            None => wasmgym_agent::CompositeSnapshot::from_bytes(data),
+        };
+        snapshot.map(CompositeSnapshot).map_err(errors::agent)
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
         let py = slf.py();
         let from_bytes = py.get_type::<CompositeSnapshot>().getattr("from_bytes")?;
-        Ok((from_bytes, (slf.get().to_bytes(py),)))
+        Ok((from_bytes, (slf.get().to_bytes(py)?,)))
     }
 }
 

@@ -3,7 +3,10 @@ host-callback users, pass^k and sequential suites."""
 
 import copy
 import json
+import os
 import pickle
+import subprocess
+import sys
 
 import pytest
 
@@ -53,6 +56,36 @@ def test_snapshots_pickle_and_restore_into_a_new_composite():
         data = bytearray(snap.to_bytes())
         data[len(data) // 2] ^= 1
         agents.CompositeSnapshot.from_bytes(bytes(data))
+
+
+def test_pickled_composite_snapshots_restore_across_processes_with_a_snapshot_key(tmp_path):
+    # With WASMGYM_SNAPSHOT_KEY set, pickling signs the composite (and each part) with the key.
+    code = (
+        "import pickle, sys, wasmgym\n"
+        "from wasmgym import agents\n"
+        "desk = agents.Composite('support_desk'); desk.reset(seed=1, options={'task': 4})\n"
+        "desk.step('Hi, how can I help?')\n"
+        "if sys.argv[2] == 'write':\n"
+        "    open(sys.argv[1], 'wb').write(pickle.dumps(desk.snapshot())); sys.stdout.write(desk.state_hash().hex())\n"
+        "else:\n"
+        "    other = agents.Composite('support_desk')\n"
+        "    try:\n"
+        "        other.restore(pickle.loads(open(sys.argv[1], 'rb').read())); sys.stdout.write(other.state_hash().hex())\n"
+        "    except wasmgym.BadSnapshotError as err:\n"
+        "        sys.stdout.write('refused: ' + str(err))\n"
+    )
+    path = tmp_path / "composite.pickle"
+
+    def run(key: str, mode: str) -> str:
+        env = {**os.environ, "WASMGYM_SNAPSHOT_KEY": key}
+        return subprocess.run(
+            [sys.executable, "-c", code, str(path), mode], capture_output=True, text=True, check=True, env=env
+        ).stdout
+
+    written = run("ab" * 32, "write")
+    assert run("ab" * 32, "read") == written
+    assert "authentication failed" in run("cd" * 32, "read")
+    assert "signed with a snapshot key" in run("", "read")
 
 
 def test_invalid_tool_calls_are_observations():

@@ -131,6 +131,44 @@ fn composite_snapshot_bytes_restore_in_another_process() {
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().collect::<Vec<_>>(), expected);
 }
 
+/// With a snapshot key, composite snapshot bytes are signed (the whole, and each part), restore on
+/// runtimes with the key, and are refused elsewhere; unsigned ones read but do not restore there.
+#[test]
+fn signed_composite_snapshots_restore_only_with_their_key() {
+    let finders = [wasmgym_builtin::find, wasmgym_builtin::find_program, wasmgym_builtin::find_test_guest];
+    let bytes_of =
+        |name: &str| finders.iter().find_map(|f| f(name)).map(|g| g.bytes.to_vec()).ok_or_else(|| name.to_owned());
+    let key = wasmgym::SnapshotKey([7; 32]);
+    let config = wasmgym::RuntimeConfig { snapshot_key: Some(key.clone()), ..Default::default() };
+    let runtime = wasmgym::Runtime::with_config(config).unwrap();
+    let keyed = CompositeModule::load(&runtime, Wiring::builtin("support_desk").unwrap(), &bytes_of).unwrap();
+    let mut c = keyed.instantiate(Limits::default()).unwrap();
+    c.reset(2, Some(&task(3))).unwrap();
+    c.step("Hello, I need help with my order.").unwrap();
+    let snapshot = c.snapshot().unwrap();
+    let signed = snapshot.to_bytes_signed(&key);
+    let mut fresh = keyed.instantiate(Limits::default()).unwrap();
+    fresh.restore(&CompositeSnapshot::from_bytes_signed(&signed, &key).unwrap()).unwrap();
+    assert_eq!(fresh.state_hash().unwrap(), c.state_hash().unwrap());
+
+    let message = |e: Error| e.to_string();
+    let other = wasmgym::SnapshotKey([8; 32]);
+    assert!(
+        message(CompositeSnapshot::from_bytes_signed(&signed, &other).unwrap_err()).contains("authentication failed")
+    );
+    assert!(message(CompositeSnapshot::from_bytes(&signed).unwrap_err()).contains("signed with a snapshot key"));
+    let mut forged = signed.clone();
+    let n = forged.len();
+    forged[n / 2] ^= 1;
+    let plain = blake3::hash(&forged[..n - 32]);
+    forged[n - 32..].copy_from_slice(plain.as_bytes());
+    assert!(
+        message(CompositeSnapshot::from_bytes_signed(&forged, &key).unwrap_err()).contains("authentication failed")
+    );
+    let unsigned = CompositeSnapshot::from_bytes_signed(&snapshot.to_bytes(), &key).unwrap();
+    assert!(message(fresh.restore(&unsigned).unwrap_err()).contains("not signed"));
+}
+
 #[test]
 fn bad_composite_snapshots_are_refused_and_change_nothing() {
     let module = builtin("support_desk");
