@@ -134,7 +134,8 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
             "(medians; \"allocated\" is what the guest allocated and touched, \"linear\" its whole linear memory, which \
              \"full copy\" copies; each restore and fork follows an untimed step that dirtied the pages; \"fork\" reuses a warm \
              instance, \"fork new\" creates one: in a pooled slot, or copy-on-write on demand for many changed pages \
-             from 256 KiB; \"(on demand)\" the same without slots; \"(copying)\" in a slot or on demand, copying)"
+             from 256 KiB (mapping the parent's last memfd, or a new one while new ones get reused; states far apart \
+             copy); \"(on demand)\" the same without slots; \"(copying)\" in a slot or on demand, copying)"
         );
     }
     Ok(Outcome::Passed)
