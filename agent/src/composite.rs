@@ -467,13 +467,19 @@ impl Composite {
                 self.module.inner.wiring.name
             )));
         }
+        let mut changed = false;
         for (i, (part, snap)) in self.parts.iter_mut().zip(&snapshot.parts).enumerate() {
             match (part, snap) {
                 (Some(env), Some(snap)) => {
                     if let Err(source) = env.restore(snap) {
-                        self.state.phase = Phase::Failed(format!("a restore failed: {source}"));
+                        // A refused snapshot changes nothing: before any part has changed, the
+                        // composite has not either.
+                        if changed || !matches!(source, wasmgym::Error::BadSnapshot { .. }) {
+                            self.state.phase = Phase::Failed(format!("a restore failed: {source}"));
+                        }
                         return Err(self.module.part_error(i, source));
                     }
+                    changed = true;
                 }
                 (None, None) => {}
                 _ => return Err(Error::Snapshot("the snapshot's parts do not match the wiring".into())),

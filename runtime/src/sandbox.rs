@@ -344,12 +344,12 @@ impl Sandbox {
         }
     }
 
-    /// The exported function `name` with the given signature.
     /// The module this is an instance of.
     pub fn module(&self) -> &ModuleInner {
         &self.module
     }
 
+    /// The exported function `name` with the given signature.
     pub fn func<P: WasmParams, R: WasmResults>(&mut self, name: &str) -> Result<TypedFunc<P, R>> {
         self.func_checked(name, false)
     }
@@ -738,6 +738,9 @@ impl Sandbox {
     /// pages) and a new file would not pay (see [`FileBase`]), so the fork copies without a
     /// capture. Otherwise [`Sandbox::cow_base`] decides on the captured state.
     fn file_pays(&mut self) -> bool {
+        if self.dirty == Dirty::Clean && self.base[0].cached_file().is_some() {
+            return true; // the state has a memfd of its own (a restored snapshot's, say)
+        }
         let size = self.memories[0].data_size(&self.store);
         let Some(file) = &self.file_base else { return true };
         let image = &file.image;

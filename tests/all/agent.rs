@@ -167,6 +167,12 @@ fn signed_composite_snapshots_restore_only_with_their_key() {
     );
     let unsigned = CompositeSnapshot::from_bytes_signed(&snapshot.to_bytes(), &key).unwrap();
     assert!(message(fresh.restore(&unsigned).unwrap_err()).contains("not signed"));
+    // The refusal changed nothing: the composite goes on as before.
+    assert_eq!(fresh.state_hash().unwrap(), c.state_hash().unwrap());
+    assert_eq!(
+        fresh.step("Thank you, goodbye.").unwrap().observation(),
+        c.step("Thank you, goodbye.").unwrap().observation()
+    );
 }
 
 #[test]
