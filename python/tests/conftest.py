@@ -10,6 +10,8 @@ def builtin(request: pytest.FixtureRequest) -> str:
     return request.param
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 
@@ -20,3 +22,17 @@ def chaos_wasm() -> str:
     path = target / "guests" / "wasm32-wasip1" / "release" / "chaos.wasm"
     assert path.is_file(), f"{path} is missing: run `cargo test --release --workspace` first (it builds the guests)"
     return str(path)
+
+
+@pytest.fixture
+def keyed_process():
+    """Runs Python `code` with `args` in a process of its own whose ``WASMGYM_SNAPSHOT_KEY`` is `key`
+    (each process reads it when it makes its runtime); returns what it printed."""
+
+    def run(code: str, key: str, *args: str) -> str:
+        env = {**os.environ, "WASMGYM_SNAPSHOT_KEY": key}
+        return subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, env=env
+        ).stdout
+
+    return run

@@ -3,10 +3,7 @@ host-callback users, pass^k and sequential suites."""
 
 import copy
 import json
-import os
 import pickle
-import subprocess
-import sys
 
 import pytest
 
@@ -58,7 +55,7 @@ def test_snapshots_pickle_and_restore_into_a_new_composite():
         agents.CompositeSnapshot.from_bytes(bytes(data))
 
 
-def test_pickled_composite_snapshots_restore_across_processes_with_a_snapshot_key(tmp_path):
+def test_pickled_composite_snapshots_restore_across_processes_with_a_snapshot_key(tmp_path, keyed_process):
     # With WASMGYM_SNAPSHOT_KEY set, pickling signs the composite (and each part) with the key.
     code = (
         "import pickle, sys, wasmgym\n"
@@ -77,10 +74,7 @@ def test_pickled_composite_snapshots_restore_across_processes_with_a_snapshot_ke
     path = tmp_path / "composite.pickle"
 
     def run(key: str, mode: str) -> str:
-        env = {**os.environ, "WASMGYM_SNAPSHOT_KEY": key}
-        return subprocess.run(
-            [sys.executable, "-c", code, str(path), mode], capture_output=True, text=True, check=True, env=env
-        ).stdout
+        return keyed_process(code, key, str(path), mode)
 
     written = run("ab" * 32, "write")
     assert run("ab" * 32, "read") == written

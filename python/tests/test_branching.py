@@ -119,7 +119,7 @@ def test_snapshot_bytes_against_the_module_are_smaller_and_need_it_back() -> Non
         wasmgym.make("tic_tac_toe").snapshot_from_bytes(compact)
 
 
-def test_a_snapshot_key_signs_bytes_and_refuses_others(tmp_path) -> None:
+def test_a_snapshot_key_signs_bytes_and_refuses_others(tmp_path, keyed_process) -> None:
     # Each process reads WASMGYM_SNAPSHOT_KEY when it makes its runtime.
     code = (
         "import os, sys, wasmgym\n"
@@ -137,10 +137,7 @@ def test_a_snapshot_key_signs_bytes_and_refuses_others(tmp_path) -> None:
     path = tmp_path / "signed.bin"
 
     def run(key: str, mode: str) -> str:
-        env = {**os.environ, "WASMGYM_SNAPSHOT_KEY": key}
-        return subprocess.run(
-            [sys.executable, "-c", code, str(path), mode], capture_output=True, text=True, check=True, env=env
-        ).stdout
+        return keyed_process(code, key, str(path), mode)
 
     written = run("ab" * 32, "write")
     assert run("ab" * 32, "read") == written
@@ -153,7 +150,7 @@ def test_a_snapshot_key_signs_bytes_and_refuses_others(tmp_path) -> None:
     assert bad.returncode != 0 and "64 hex digits" in bad.stderr
 
 
-def test_pickled_snapshots_restore_across_processes_with_a_snapshot_key(tmp_path) -> None:
+def test_pickled_snapshots_restore_across_processes_with_a_snapshot_key(tmp_path, keyed_process) -> None:
     # With a key, pickling writes the snapshot signed and self-contained (format 5), so processes
     # with the key (Ray workers, say) restore it; others refuse it, and unsigned pickles do not restore.
     code = (
@@ -173,10 +170,7 @@ def test_pickled_snapshots_restore_across_processes_with_a_snapshot_key(tmp_path
     path = tmp_path / "snapshot.pickle"
 
     def run(key: str, mode: str) -> str:
-        env = {**os.environ, "WASMGYM_SNAPSHOT_KEY": key}
-        return subprocess.run(
-            [sys.executable, "-c", code, str(path), mode], capture_output=True, text=True, check=True, env=env
-        ).stdout
+        return keyed_process(code, key, str(path), mode)
 
     written = run("ab" * 32, "write")
     assert run("ab" * 32, "read") == written
