@@ -7,8 +7,10 @@
 //!
 //! The mapping replaces the accessible part of the reservation wasmtime made for the memory (its
 //! size and place do not change, so wasmtime's bounds, guard pages and trap handling are as
-//! before: no signal handler is ours); growth past it is wasmtime's own anonymous memory, and
-//! dropping the instance unmaps everything with the reservation.
+//! before: no signal handler is ours); growth past it is wasmtime's own anonymous memory.
+//! Dropping an instance created on demand unmaps everything with the reservation; an instance in a
+//! pooled slot, which wasmtime resets and reuses, first gets back the mappings wasmtime left there
+//! (see `SlotMemory` in `sandbox.rs`).
 
 use std::sync::Arc;
 
@@ -128,4 +130,63 @@ impl CowFile {
     pub unsafe fn map_over(&self, _base: *mut u8) -> Result<()> {
         Err(Error::Unsupported { message: "copy-on-write forks need Linux (memfd)".into() })
     }
+}
+
+/// Maps fresh anonymous memory (zeros, readable and writable) over the `len` bytes at `base`.
+///
+/// # Safety
+/// As [`CowFile::map_over`].
+pub unsafe fn map_anonymous(base: *mut u8, len: usize) -> Result<()> {
+    // SAFETY: as the caller vouches.
+    unsafe { map_zeros(base, len, true) }
+}
+
+/// Maps fresh anonymous memory without access over the `len` bytes at `base` (as wasmtime leaves
+/// a reservation past the memory's size).
+///
+/// # Safety
+/// As [`CowFile::map_over`], except that the range need not be accessible.
+pub unsafe fn map_inaccessible(base: *mut u8, len: usize) -> Result<()> {
+    // SAFETY: as the caller vouches.
+    unsafe { map_zeros(base, len, false) }
+}
+
+#[cfg(target_os = "linux")]
+unsafe fn map_zeros(base: *mut u8, len: usize, accessible: bool) -> Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    let protection = if accessible { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_NONE };
+    // SAFETY: the caller vouches for the range; MAP_FIXED replaces it atomically.
+    let at = unsafe {
+        libc::mmap(base.cast(), len, protection, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED, -1, 0)
+    };
+    if at == libc::MAP_FAILED {
+        return Err(os_error("mapping anonymous memory"));
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+unsafe fn map_zeros(_base: *mut u8, _len: usize, _accessible: bool) -> Result<()> {
+    Err(Error::Unsupported { message: "copy-on-write forks need Linux (mmap)".into() })
+}
+
+/// Drops the private copies of the `len` bytes at `base` (`MADV_DONTNEED`): a private file
+/// mapping reads the file's bytes again, anonymous memory reads zeros.
+///
+/// # Safety
+/// As [`CowFile::map_over`].
+#[cfg(target_os = "linux")]
+pub unsafe fn discard(base: *mut u8, len: usize) -> Result<()> {
+    // SAFETY: the caller vouches for the range.
+    if unsafe { libc::madvise(base.cast(), len, libc::MADV_DONTNEED) } != 0 {
+        return Err(os_error("discarding pages"));
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub unsafe fn discard(_base: *mut u8, _len: usize) -> Result<()> {
+    Err(Error::Unsupported { message: "copy-on-write forks need Linux (madvise)".into() })
 }

@@ -282,6 +282,7 @@ impl Runtime {
             pre,
             slotted: self.slotted(&module, wasi::link),
             initial_images: Default::default(),
+            slot_memory: Default::default(),
             types: Default::default(),
             epoch_tick: self.config.epoch_tick,
             layout,
@@ -618,6 +619,9 @@ pub(crate) struct ModuleInner {
     pub slotted: Option<InstancePre<HostState>>,
     /// Images of the memories of a fresh instance (before `_initialize`), taken once.
     pub initial_images: std::sync::OnceLock<Vec<crate::pages::MemoryImage>>,
+    /// What memory 0 of a fresh instance in a slot is mapped from (probed on the first fork that
+    /// would map a memfd into a slot; `None`: forks map only into instances created on demand).
+    pub slot_memory: std::sync::OnceLock<Option<crate::sandbox::SlotMemory>>,
     /// The types of its mutable globals and the maxima of its memories (64 KiB pages), read from
     /// the first instance: what a snapshot is checked against before every restore.
     pub types: std::sync::OnceLock<crate::sandbox::ModuleTypes>,

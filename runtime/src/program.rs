@@ -71,6 +71,7 @@ pub(crate) fn compile(
         pre,
         slotted,
         initial_images: Default::default(),
+        slot_memory: Default::default(),
         types: Default::default(),
         epoch_tick: runtime.config().epoch_tick,
         layout,

@@ -12,7 +12,7 @@ use wasmtime::{
     WasmResults,
 };
 
-use crate::budget::Charge;
+use crate::budget::{Budget, Charge};
 use crate::copy::copy;
 use crate::cow::CowFile;
 use crate::error::{CallBudget, Error, HostTrap, Result, TrapContext, from_wasmtime};
@@ -80,6 +80,25 @@ pub(crate) struct HostState {
     /// Bytes of the dirty-page map the host adds, until the limiter has seen it created (it is
     /// not counted against the limit).
     pub host_memory: u64,
+}
+
+impl HostState {
+    fn new(module: &ModuleInner, limits: &Limits, charge: Charge) -> HostState {
+        HostState {
+            vars: HostVars::new(),
+            limits: limits.clone(),
+            memory: None,
+            io: Default::default(),
+            host_writes: Vec::new(),
+            charge,
+            check_growth: true,
+            memory_total: 0,
+            host_memory: match module.pre.module().get_export(DIRTY_MAP_EXPORT) {
+                Some(ExternType::Memory(ty)) => ty.minimum() * 65536,
+                _ => 0,
+            },
+        }
+    }
 }
 
 impl ResourceLimiter for HostState {
@@ -158,8 +177,11 @@ pub(crate) struct Sandbox {
     /// maps it and writes only the pages that differ.
     file_base: Option<FileBase>,
     /// The instance is in one of the runtime's pooled slots, whose memory wasmtime resets and
-    /// reuses: nothing may be mapped into it.
+    /// reuses: a memfd may be mapped into it only where the module's [`SlotMemory`] is known, and
+    /// is put back when the sandbox is dropped.
     slotted: bool,
+    /// A memfd was mapped into this slotted instance's memory 0.
+    slot_mapped: bool,
     /// Page lists a capture or restore reuses (the marked pages; the pages to copy).
     scratch: (Vec<usize>, Vec<usize>),
 }
@@ -228,6 +250,40 @@ impl CowMapping {
     }
 }
 
+/// What wasmtime left in memory 0 of a module's pooled slots, which a fork that maps a memfd over
+/// it puts back before the slot is reset and reused (wasmtime resets a slot by discarding private
+/// pages, `MADV_DONTNEED`, and trusts the mapping beneath to hold its image).
+#[derive(Clone)]
+pub(crate) enum SlotMemory {
+    /// A private mapping of the module's data image: mapped back is a memfd of the same bytes
+    /// (the initial memory), with anonymous memory past the initial size.
+    Image(Arc<CowFile>),
+    /// Anonymous memory (wasmtime copies the data in at instantiation, or there is none).
+    Anonymous,
+}
+
+impl SlotMemory {
+    /// What a fresh slotted instance shows, found by discarding its first non-zero page: a private
+    /// file mapping reads the image again, anonymous memory zeros (the page is written back).
+    /// `None` where neither (nothing is mapped into this module's slots then).
+    fn probe(sandbox: &mut Sandbox) -> Option<SlotMemory> {
+        let initial = sandbox.base[0].clone();
+        let Some(p) = initial.first_stored_page() else { return Some(SlotMemory::Anonymous) };
+        let bytes = sandbox.memories[0].data_mut(&mut sandbox.store);
+        let page = bytes.get_mut(p * PAGE..(p + 1) * PAGE)?;
+        // SAFETY: a whole page of the memory, which no other reference points into.
+        unsafe { crate::cow::discard(page.as_mut_ptr(), PAGE).ok()? };
+        if *page == *initial.page(p) {
+            // The module's data, like wasmtime's image of it, is not counted against the cap.
+            let file = CowFile::new(&initial, &Budget::new(None)).ok()?;
+            return Some(SlotMemory::Image(Arc::new(file)));
+        }
+        let anonymous = page.iter().all(|&b| b == 0);
+        copy(page, initial.page(p));
+        anonymous.then_some(SlotMemory::Anonymous)
+    }
+}
+
 /// What an instance holds beside its linear memory (store, instance, tables, code references, page
 /// tables), as charged to the budget. Measured: see `docs/branching.md`.
 pub(crate) const INSTANCE_OVERHEAD: u64 = 16 << 10;
@@ -239,26 +295,11 @@ impl Sandbox {
     }
 
     /// [`Sandbox::new`], in a pooled slot if `slot` allows it, the module has one and one is
-    /// free; otherwise on demand (the only kind of instance memory may be mapped into).
+    /// free; otherwise on demand.
     fn create(module: &Arc<ModuleInner>, limits: Limits, initialize: bool, slot: bool) -> Result<Sandbox> {
-        let host = || -> Result<HostState> {
-            Ok(HostState {
-                vars: HostVars::new(),
-                limits: limits.clone(),
-                memory: None,
-                io: Default::default(),
-                host_writes: Vec::new(),
-                charge: module.budget.charge(0)?,
-                check_growth: true,
-                memory_total: 0,
-                host_memory: match module.pre.module().get_export(DIRTY_MAP_EXPORT) {
-                    Some(ExternType::Memory(ty)) => ty.minimum() * 65536,
-                    _ => 0,
-                },
-            })
-        };
         let instantiate = |pre: &wasmtime::InstancePre<HostState>| -> Result<(Store<HostState>, _)> {
-            let mut store = Store::new(pre.module().engine(), host()?);
+            let host = HostState::new(module, &limits, module.budget.charge(0)?);
+            let mut store = Store::new(pre.module().engine(), host);
             store.limiter(|state| state);
             let budget = arm(&mut store, module)?;
             let instance = pre.instantiate(&mut store);
@@ -312,6 +353,7 @@ impl Sandbox {
             file_base: None,
             scratch: Default::default(),
             slotted,
+            slot_mapped: false,
         };
         let estimate = sandbox.resident_estimate();
         let charge = &mut sandbox.store.data_mut().charge;
@@ -696,8 +738,17 @@ impl Sandbox {
         if map && self.file_pays() {
             let data = self.capture()?;
             if let Some((file, image)) = self.cow_base(&data.memories[0])? {
-                let mut child = Sandbox::create(&self.module, limits, false, false)?;
-                child.map_state(&data, file, &image)?;
+                let slot = !matches!(self.module.slot_memory.get(), Some(None));
+                let mut child = Sandbox::create(&self.module, limits, false, slot)?;
+                if child.slotted {
+                    // The first fork into a slot, still fresh, shows what the module's slots hold.
+                    self.module.slot_memory.get_or_init(|| SlotMemory::probe(&mut child));
+                }
+                if child.mappable() {
+                    child.map_state(&data, file, &image)?;
+                } else {
+                    child.write_state(&data)?;
+                }
                 return Ok(child);
             }
         }
@@ -788,20 +839,38 @@ impl Sandbox {
         self.check_compatible(data)?;
         let memory = self.memories[0];
         let current = memory.data_size(&self.store);
-        if current > file.len() || self.map.is_none() || self.slotted {
+        if current > file.len() || self.map.is_none() || !self.mappable() {
             return Err(Error::Runtime { message: "copy-on-write mapping into a used or pooled instance".into() });
+        }
+        self.take_dirty();
+        self.slot_mapped |= self.slotted;
+        // In a slot the memory never moves and its reservation holds the largest memory, so the
+        // file is mapped first and growing over it changes no protection (one `mprotect` less).
+        if self.slotted {
+            // SAFETY: the file's length is within the slot's reservation, page-aligned, and no
+            // reference into it is live (we hold the store mutably and no call is running).
+            unsafe { file.map_over(memory.data_ptr(&self.store))? };
         }
         if current < file.len() {
             let budget = CallBudget { fuel: 0, deadline: Default::default() };
             self.store.data_mut().check_growth = false;
             let grown = memory.grow(&mut self.store, ((file.len() - current) / 65536) as u64);
             self.store.data_mut().check_growth = true;
-            grown.map_err(|e| from_wasmtime(e, budget, TrapContext::default()))?;
+            if let Err(e) = grown {
+                if self.slotted {
+                    // SAFETY: as above; past the memory, the slot is inaccessible anonymous memory.
+                    unsafe {
+                        crate::cow::map_inaccessible(memory.data_ptr(&self.store).add(current), file.len() - current)?
+                    };
+                }
+                return Err(from_wasmtime(e, budget, TrapContext::default()));
+            }
         }
-        self.take_dirty();
-        // SAFETY: the memory is `file.len()` bytes, page-aligned, readable and writable, and no
-        // reference into it is live (we hold the store mutably and no call is running).
-        unsafe { file.map_over(memory.data_ptr(&self.store))? };
+        if !self.slotted {
+            // SAFETY: the memory is `file.len()` bytes, page-aligned, readable and writable, and no
+            // reference into it is live (we hold the store mutably and no call is running).
+            unsafe { file.map_over(memory.data_ptr(&self.store))? };
+        }
         let mut cow = CowMapping::new(file.clone());
         let target = &data.memories[0];
         let bytes = memory.data_mut(&mut self.store);
@@ -824,6 +893,31 @@ impl Sandbox {
             return Err(self.store.data().charge.budget().exceeded(0));
         }
         Ok(())
+    }
+
+    /// Whether a memfd may be mapped over this instance's memory 0: created on demand, or in a
+    /// slot whose [`SlotMemory`] is known.
+    fn mappable(&self) -> bool {
+        !self.slotted || matches!(self.module.slot_memory.get(), Some(Some(_)))
+    }
+
+    /// Puts back in memory 0 of a slotted instance a memfd was mapped into what wasmtime left
+    /// there (see [`SlotMemory`]), so the slot's next instance starts from the module's image.
+    fn put_back_slot(&mut self) -> Result<()> {
+        let memory = self.memories[0];
+        let (base, len) = (memory.data_ptr(&self.store), memory.data_size(&self.store));
+        // SAFETY: the memory is `len` bytes, page-aligned, readable and writable; nothing runs
+        // in it and nothing borrows it.
+        unsafe {
+            match self.module.slot_memory.get() {
+                Some(Some(SlotMemory::Image(file))) if file.len() <= len => {
+                    file.map_over(base)?;
+                    crate::cow::map_anonymous(base.add(file.len()), len - file.len())
+                }
+                Some(Some(SlotMemory::Anonymous)) => crate::cow::map_anonymous(base, len),
+                _ => Err(Error::Runtime { message: "a mapped slot of a module without a slot memory".into() }),
+            }
+        }
     }
 
     /// Puts `child`, a warm sandbox of the same module in any state, in exactly this one's state
@@ -1059,7 +1153,10 @@ impl Sandbox {
             if current < target.len() {
                 grew = true;
                 let pages = ((target.len() - current) / 65536) as u64;
-                memory.grow(&mut self.store, pages).map_err(|e| from_wasmtime(e, budget, TrapContext::default()))?;
+                if let Err(e) = memory.grow(&mut self.store, pages) {
+                    self.cow = cow;
+                    return Err(from_wasmtime(e, budget, TrapContext::default()));
+                }
             }
             let bytes = memory.data_mut(&mut self.store);
             // Pages written since `base`, and pages where `base` and the target differ; or, when
@@ -1191,6 +1288,18 @@ impl Written {
             }
         }
         pages
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if self.slot_mapped && self.put_back_slot().is_err() {
+            // Wasmtime would reuse the slot with a snapshot's file beneath: keep the store, and so
+            // the slot, from ever going back to the pool.
+            let host = HostState::new(&self.module, &Limits::default(), Budget::new(None).charge_anyway(0));
+            let store = Store::new(self.module.pre.module().engine(), host);
+            std::mem::forget(std::mem::replace(&mut self.store, store));
+        }
     }
 }
 

@@ -36,8 +36,48 @@ fn slot_runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| runtime_with(RuntimeConfig { instance_pool: 0, instance_slots: 3, ..Default::default() }))
 }
 
+/// A runtime whose forks of large states map their parent's memory copy-on-write into one of three
+/// pooled slots while one is free.
+fn mapped_slot_runtime() -> &'static Runtime {
+    static RUNTIME: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| runtime_with(RuntimeConfig { instance_pool: 0, instance_slots: 3, ..Default::default() }))
+}
+
+/// Whether `env` maps a memfd copy-on-write: it is charged for fewer bytes than its memory.
+fn maps_its_memory(env: &Env) -> bool {
+    env.resident_bytes() < env.memory_bytes()
+}
+
 proptest! {
     #![proptest_config(config(12))]
+
+    /// Forks of a 1 MiB state mapped into pooled slots (forks of forks too) give the states replay
+    /// from reset gives, and dropping them in any order leaves the slots clean for the next.
+    #[test]
+    fn forks_mapped_into_slots_match_replay(seed: u64, steps in 0usize..4, more in prop::collection::vec(0usize..3, 1..4)) {
+        const ONE_MIB: &str = r#"{"memory_kib": 1024, "dirty_pages": 3}"#;
+        let m = load(mapped_slot_runtime(), "dirty");
+        let mut env = m.instantiate().unwrap();
+        env.reset(Some(seed), Some(ONE_MIB)).unwrap();
+        let mut done = 0;
+        for &n in &more {
+            for _ in 0..steps + n {
+                env.step(0).unwrap();
+            }
+            done += steps + n;
+            let fork = env.fork().unwrap();
+            prop_assert!(fork.in_slot() && maps_its_memory(&fork), "the fork maps its parent's memory into a slot");
+            drop(std::mem::replace(&mut env, fork));
+        }
+        env.step(0).unwrap();
+        let mut replay = m.instantiate().unwrap();
+        replay.reset(Some(seed), Some(ONE_MIB)).unwrap();
+        for _ in 0..=done {
+            replay.step(0).unwrap();
+        }
+        prop_assert_eq!(env.state_hash_full().unwrap(), replay.state_hash_full().unwrap());
+        prop_assert_eq!(env.state_hash().unwrap(), replay.state_hash().unwrap());
+    }
 
     /// Copy-on-write forks (every fork, of every size) give trajectories identical to replay.
     #[test]
@@ -87,6 +127,37 @@ fn a_reused_slot_starts_clean_and_forks_past_the_slots_are_exact() {
         let (a, b) = (env.step(0).unwrap(), fork.step(0).unwrap());
         assert_eq!(a.observation, b.observation);
         assert_eq!(env.state_hash_full().unwrap(), fork.state_hash_full().unwrap());
+    }
+}
+
+/// A slot a fork mapped a memfd into is put back as wasmtime left it: the next instances in it, of
+/// the same module or another, start from their initial state bit for bit.
+#[test]
+fn a_slot_a_fork_mapped_into_starts_clean_for_any_module() {
+    let runtime = runtime_with(RuntimeConfig { instance_pool: 0, instance_slots: 2, ..Default::default() });
+    let (dirty, other) = (load(&runtime, "dirty"), load(&runtime, "connect_four"));
+    let on_demand = runtime_with(RuntimeConfig { instance_slots: 0, ..Default::default() });
+    let initial = |name| load(&on_demand, name).instantiate().unwrap().state_hash_full().unwrap();
+    let (dirty_initial, other_initial) = (initial("dirty"), initial("connect_four"));
+    for round in 0..3u64 {
+        let mut parent = dirty.instantiate().unwrap();
+        parent.reset(Some(round), Some(r#"{"memory_kib": 1024, "dirty_pages": 4}"#)).unwrap();
+        parent.step(0).unwrap();
+        let mut fork = parent.fork().unwrap();
+        assert!(fork.in_slot() && maps_its_memory(&fork), "round {round}: the fork maps its memory into a slot");
+        assert_eq!(fork.state_hash_full().unwrap(), parent.state_hash_full().unwrap());
+        fork.step(0).unwrap();
+        parent.step(0).unwrap();
+        assert_eq!(fork.state_hash_full().unwrap(), parent.state_hash_full().unwrap());
+        drop((fork, parent));
+        // Two instances take both slots, so one of them is the slot the fork had.
+        for (m, want) in [(&other, other_initial), (&dirty, dirty_initial)] {
+            let mut both = [m.instantiate().unwrap(), m.instantiate().unwrap()];
+            for env in &mut both {
+                assert!(env.in_slot());
+                assert_eq!(env.state_hash_full().unwrap(), want, "round {round}: a slot kept a fork's memory");
+            }
+        }
     }
 }
 
@@ -159,7 +230,7 @@ fn forks_of_ever_changing_states_copy_instead_of_writing_a_file_each() {
         parent.step(0).unwrap();
         let mut fork = parent.fork().unwrap();
         assert_eq!(fork.state_hash_full().unwrap(), parent.state_hash_full().unwrap());
-        mapped.push(!fork.in_slot());
+        mapped.push(maps_its_memory(&fork));
     }
     assert_eq!(mapped, [true, false, false, false, false, false, false, false, false, true]);
 }
