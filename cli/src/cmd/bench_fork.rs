@@ -133,8 +133,8 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
         println!(
             "(medians; \"allocated\" is what the guest allocated and touched, \"linear\" its whole linear memory, which \
              \"full copy\" copies; each restore and fork follows an untimed step that dirtied the pages; \"fork\" reuses a warm \
-             instance, \"fork new\" creates one: in a pooled slot, or copy-on-write on demand for many changed pages \
-             from 256 KiB (mapping the parent's last memfd, or a new one while new ones get reused; states far apart \
+             instance, \"fork new\" creates one in a pooled slot: copying, or for many changed pages from 256 KiB \
+             mapping copy-on-write the parent's last memfd, or a new one while new ones get reused (states far apart \
              copy); \"(on demand)\" the same without slots; \"(copying)\" in a slot or on demand, copying)"
         );
     }
