@@ -187,15 +187,6 @@ impl MemoryImage {
         n
     }
 
-    /// The index of the first page that is not zero, if any.
-    pub fn first_stored_page(&self) -> Option<usize> {
-        let mut first = None;
-        self.for_each_stored_page(|index, _| {
-            first.get_or_insert(index);
-        });
-        first
-    }
-
     /// Calls `f` with the index and bytes of every stored (non-zero) page, in order.
     pub fn for_each_stored_page(&self, mut f: impl FnMut(usize, &[u8; PAGE])) {
         fn walk(node: &Node, level: u32, first: usize, f: &mut impl FnMut(usize, &[u8; PAGE])) {

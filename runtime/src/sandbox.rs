@@ -263,24 +263,34 @@ pub(crate) enum SlotMemory {
 }
 
 impl SlotMemory {
-    /// What a fresh slotted instance shows, found by discarding its first non-zero page: a private
-    /// file mapping reads the image again, anonymous memory zeros (the page is written back).
-    /// `None` where neither (nothing is mapped into this module's slots then).
+    /// What a fresh slotted instance's memory is mapped from, found by discarding every page
+    /// (`MADV_DONTNEED`) and reading what wasmtime's mapping gives back: the module's initial
+    /// memory (a private mapping of its data image), or zeros (anonymous memory). `None` where
+    /// neither, as when a start function wrote memory at instantiation (nothing is mapped into this
+    /// module's slots then). The initial memory is written back either way. Once per module: a read
+    /// of every page.
     fn probe(sandbox: &mut Sandbox) -> Option<SlotMemory> {
         let initial = sandbox.base[0].clone();
-        let Some(p) = initial.first_stored_page() else { return Some(SlotMemory::Anonymous) };
         let bytes = sandbox.memories[0].data_mut(&mut sandbox.store);
-        let page = bytes.get_mut(p * PAGE..(p + 1) * PAGE)?;
-        // SAFETY: a whole page of the memory, which no other reference points into.
-        unsafe { crate::cow::discard(page.as_mut_ptr(), PAGE).ok()? };
-        if *page == *initial.page(p) {
-            // The module's data, like wasmtime's image of it, is not counted against the cap.
-            let file = CowFile::new(&initial, &Budget::new(None)).ok()?;
-            return Some(SlotMemory::Image(Arc::new(file)));
+        if bytes.len() != initial.len() || !bytes.len().is_multiple_of(PAGE) {
+            return None;
         }
-        let anonymous = page.iter().all(|&b| b == 0);
-        copy(page, initial.page(p));
-        anonymous.then_some(SlotMemory::Anonymous)
+        // SAFETY: the whole memory, page-aligned, which no other reference points into.
+        unsafe { crate::cow::discard(bytes.as_mut_ptr(), bytes.len()).ok()? };
+        let (mut image, mut zeros) = (true, true);
+        for (p, page) in bytes.chunks_mut(PAGE).enumerate() {
+            zeros &= page.iter().all(|&b| b == 0);
+            if *page != *initial.page(p) {
+                image = false;
+                copy(page, initial.page(p));
+            }
+        }
+        if zeros {
+            return Some(SlotMemory::Anonymous);
+        }
+        // The module's data, like wasmtime's image of it, is not counted against the cap.
+        let file = image.then(|| CowFile::new(&initial, &Budget::new(None)).ok())??;
+        Some(SlotMemory::Image(Arc::new(file)))
     }
 }
 

@@ -161,6 +161,45 @@ fn a_slot_a_fork_mapped_into_starts_clean_for_any_module() {
     }
 }
 
+/// A module whose start function writes memory: wasmtime's image of its data is not the memory an
+/// instance starts with, so forks map only into instances created on demand, and the slots stay as
+/// wasmtime left them.
+#[test]
+fn forks_of_a_module_whose_start_function_writes_memory_map_outside_the_slots() {
+    // Each step writes a word in each of 100 pages, so a fork maps its parent's memory; the start
+    // function adds one to a byte of the data image.
+    let step = r"(local $i i32)
+        (loop $pages
+          (i32.store (i32.add (i32.const 8192) (i32.mul (local.get $i) (i32.const 4096))) (i32.const 7))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $pages (i32.lt_u (local.get $i) (i32.const 100))))
+        (i64.const 17592186044443)";
+    let start = r"(func $bump (i32.store8 (i32.const 4300) (i32.add (i32.load8_u (i32.const 4300)) (i32.const 1))))
+        (start $bump)";
+    let wat = crate::bad_input::stub("40", step, start);
+    let runtime = runtime_with(RuntimeConfig { instance_pool: 0, instance_slots: 2, ..Default::default() });
+    let m = runtime.load(wat.as_bytes()).unwrap();
+    let on_demand = runtime_with(RuntimeConfig { instance_slots: 0, ..Default::default() });
+    let fresh = on_demand.load(wat.as_bytes()).unwrap().instantiate().unwrap().state_hash_full().unwrap();
+    for round in 0..3 {
+        let mut parent = m.instantiate().unwrap();
+        parent.reset(Some(round), None).unwrap();
+        parent.step(0).unwrap();
+        let mut fork = parent.fork().unwrap();
+        // The first fork into a slot finds out, and is copied into it.
+        if round > 0 {
+            assert!(!fork.in_slot() && maps_its_memory(&fork), "round {round}: the fork maps on demand");
+        }
+        assert_eq!(fork.state_hash_full().unwrap(), parent.state_hash_full().unwrap());
+        drop((fork, parent));
+        let mut both = [m.instantiate().unwrap(), m.instantiate().unwrap()];
+        for env in &mut both {
+            assert!(env.in_slot());
+            assert_eq!(env.state_hash_full().unwrap(), fresh, "round {round}: a slot is not as wasmtime left it");
+        }
+    }
+}
+
 /// A fork of a 16 MiB environment holds what it writes: the kernel's count of the process's memory
 /// grows by far less than the memory size per fork, and the fork's trajectory is exact.
 #[test]
