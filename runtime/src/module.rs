@@ -479,6 +479,9 @@ fn prune_cache(dir: &Path, max_bytes: u64) {
 /// more are created on demand (a slot would refuse growth the limits allow).
 pub(crate) const SLOT_TABLE_ELEMENTS: usize = 100_000;
 
+/// The largest memory a slot holds (its reservation is at least this large).
+pub(crate) const SLOT_MEMORY_BYTES: usize = 1 << 32;
+
 /// Compiled code up to this size gets pooled slots (a second copy of the code is loaded for them).
 const MAX_SLOTTED_CODE: usize = 16 << 20;
 
@@ -500,7 +503,7 @@ fn slot_engine(mut c: Config, config: &RuntimeConfig) -> Option<Engine> {
         .table_elements(SLOT_TABLE_ELEMENTS)
         .total_component_instances(0)
         .total_gc_heaps(0)
-        .max_memory_size(1 << 32)
+        .max_memory_size(SLOT_MEMORY_BYTES)
         .linear_memory_keep_resident(config.slot_keep_resident)
         .table_keep_resident(64 << 10)
         .pagemap_scan(wasmtime::Enabled::Auto);

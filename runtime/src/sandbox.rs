@@ -18,7 +18,7 @@ use crate::cow::CowFile;
 use crate::error::{CallBudget, Error, HostTrap, Result, TrapContext, from_wasmtime};
 use crate::instrument::DIRTY_MAP_EXPORT;
 use crate::limits::Limits;
-use crate::module::{ModuleInner, hex};
+use crate::module::{ModuleInner, SLOT_MEMORY_BYTES, hex};
 use crate::pages::{MemoryImage, PAGE, PAGE_CHARGE};
 use crate::rewrite::{GLOBAL_EXPORT, MEMORY_EXPORT};
 use crate::snapshot::{GlobalValue, SnapshotData};
@@ -180,8 +180,8 @@ pub(crate) struct Sandbox {
     /// reuses: a memfd may be mapped into it only where the module's [`SlotMemory`] is known, and
     /// is put back when the sandbox is dropped.
     slotted: bool,
-    /// A memfd was mapped into this slotted instance's memory 0.
-    slot_mapped: bool,
+    /// Bytes of this slotted instance's memory 0 a memfd was mapped over (0: none).
+    slot_mapped: usize,
     /// Page lists a capture or restore reuses (the marked pages; the pages to copy).
     scratch: (Vec<usize>, Vec<usize>),
 }
@@ -363,7 +363,7 @@ impl Sandbox {
             file_base: None,
             scratch: Default::default(),
             slotted,
-            slot_mapped: false,
+            slot_mapped: 0,
         };
         let estimate = sandbox.resident_estimate();
         let charge = &mut sandbox.store.data_mut().charge;
@@ -748,7 +748,7 @@ impl Sandbox {
         if map && self.file_pays() {
             let data = self.capture()?;
             if let Some((file, image)) = self.cow_base(&data.memories[0])? {
-                let slot = !matches!(self.module.slot_memory.get(), Some(None));
+                let slot = size <= SLOT_MEMORY_BYTES && !matches!(self.module.slot_memory.get(), Some(None));
                 let mut child = Sandbox::create(&self.module, limits, false, slot)?;
                 if child.slotted {
                     // The first fork into a slot, still fresh, shows what the module's slots hold.
@@ -762,7 +762,7 @@ impl Sandbox {
                 return Ok(child);
             }
         }
-        let mut child = Sandbox::create(&self.module, limits, false, true)?;
+        let mut child = Sandbox::create(&self.module, limits, false, size <= SLOT_MEMORY_BYTES)?;
         if !self.copy_into(&mut child)? {
             let data = self.capture()?;
             child.write_state(&data)?;
@@ -853,10 +853,14 @@ impl Sandbox {
             return Err(Error::Runtime { message: "copy-on-write mapping into a used or pooled instance".into() });
         }
         self.take_dirty();
-        self.slot_mapped |= self.slotted;
         // In a slot the memory never moves and its reservation holds the largest memory, so the
-        // file is mapped first and growing over it changes no protection (one `mprotect` less).
+        // file is mapped first and growing over it changes no protection (one `mprotect` less);
+        // should growing fail, the sandbox is dropped unused, which puts the slot back.
+        let map_first = self.slotted && file.len() <= SLOT_MEMORY_BYTES;
         if self.slotted {
+            self.slot_mapped = self.slot_mapped.max(file.len());
+        }
+        if map_first {
             // SAFETY: the file's length is within the slot's reservation, page-aligned, and no
             // reference into it is live (we hold the store mutably and no call is running).
             unsafe { file.map_over(memory.data_ptr(&self.store))? };
@@ -866,17 +870,9 @@ impl Sandbox {
             self.store.data_mut().check_growth = false;
             let grown = memory.grow(&mut self.store, ((file.len() - current) / 65536) as u64);
             self.store.data_mut().check_growth = true;
-            if let Err(e) = grown {
-                if self.slotted {
-                    // SAFETY: as above; past the memory, the slot is inaccessible anonymous memory.
-                    unsafe {
-                        crate::cow::map_inaccessible(memory.data_ptr(&self.store).add(current), file.len() - current)?
-                    };
-                }
-                return Err(from_wasmtime(e, budget, TrapContext::default()));
-            }
+            grown.map_err(|e| from_wasmtime(e, budget, TrapContext::default()))?;
         }
-        if !self.slotted {
+        if !map_first {
             // SAFETY: the memory is `file.len()` bytes, page-aligned, readable and writable, and no
             // reference into it is live (we hold the store mutably and no call is running).
             unsafe { file.map_over(memory.data_ptr(&self.store))? };
@@ -912,21 +908,23 @@ impl Sandbox {
     }
 
     /// Puts back in memory 0 of a slotted instance a memfd was mapped into what wasmtime left
-    /// there (see [`SlotMemory`]), so the slot's next instance starts from the module's image.
+    /// there (see [`SlotMemory`]), so the slot's next instance starts from the module's image:
+    /// past the memory's size too, where a mapping made before a failed growth may reach.
     fn put_back_slot(&mut self) -> Result<()> {
         let memory = self.memories[0];
         let (base, len) = (memory.data_ptr(&self.store), memory.data_size(&self.store));
-        // SAFETY: the memory is `len` bytes, page-aligned, readable and writable; nothing runs
-        // in it and nothing borrows it.
+        // SAFETY: the memory is `len` bytes, page-aligned, readable and writable, inside a slot
+        // whose reservation holds `slot_mapped` bytes; nothing runs in it and nothing borrows it.
         unsafe {
             match self.module.slot_memory.get() {
                 Some(Some(SlotMemory::Image(file))) if file.len() <= len => {
                     file.map_over(base)?;
-                    crate::cow::map_anonymous(base.add(file.len()), len - file.len())
+                    crate::cow::map_anonymous(base.add(file.len()), len - file.len())?;
                 }
-                Some(Some(SlotMemory::Anonymous)) => crate::cow::map_anonymous(base, len),
-                _ => Err(Error::Runtime { message: "a mapped slot of a module without a slot memory".into() }),
+                Some(Some(SlotMemory::Anonymous)) => crate::cow::map_anonymous(base, len)?,
+                _ => return Err(Error::Runtime { message: "a mapped slot of a module without a slot memory".into() }),
             }
+            crate::cow::map_inaccessible(base.add(len), self.slot_mapped.saturating_sub(len))
         }
     }
 
@@ -1303,7 +1301,7 @@ impl Written {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        if self.slot_mapped && self.put_back_slot().is_err() {
+        if self.slot_mapped > 0 && self.put_back_slot().is_err() {
             // Wasmtime would reuse the slot with a snapshot's file beneath: keep the store, and so
             // the slot, from ever going back to the pool.
             let host = HostState::new(&self.module, &Limits::default(), Budget::new(None).charge_anyway(0));
