@@ -45,6 +45,27 @@ struct PageBuf {
     _charge: Option<Charge>,
 }
 
+impl PageBuf {
+    /// A page holding `bytes` (at most a page; the rest is zero), made in place on the heap: a
+    /// page built on the stack and moved would be copied with `memcpy` (see `copy.rs` for what
+    /// that can cost).
+    fn new(bytes: &[u8], charge: Option<Charge>) -> Arc<PageBuf> {
+        let mut page = Arc::<PageBuf>::new_uninit();
+        let slot = Arc::get_mut(&mut page).expect("made above").as_mut_ptr();
+        // SAFETY: `slot` points to an uninitialised `PageBuf` we own alone; the page's bytes are
+        // zeroed in place before a slice of them is made, and every field is written before
+        // `assume_init`.
+        unsafe {
+            let buf = &raw mut (*slot).bytes;
+            buf.write_bytes(0, 1);
+            copy(&mut (&mut *buf)[..bytes.len()], bytes);
+            (&raw mut (*slot).hash).write(OnceLock::new());
+            (&raw mut (*slot)._charge).write(charge);
+            page.assume_init()
+        }
+    }
+}
+
 /// What a stored page is charged: its bytes and a share of the tree nodes above it.
 pub(crate) const PAGE_CHARGE: u64 = PAGE as u64 + 512;
 
@@ -116,9 +137,7 @@ impl MemoryImage {
             Node::Zero
         } else {
             let charge = budget.map(|b| b.charge_anyway(PAGE_CHARGE));
-            let mut page = Arc::new(PageBuf { bytes: [0; PAGE], hash: OnceLock::new(), _charge: charge });
-            copy(&mut Arc::get_mut(&mut page).expect("made above").bytes[..bytes.len()], bytes);
-            Node::Page(page)
+            Node::Page(PageBuf::new(bytes, charge))
         };
         self.file = Default::default();
         let mut node = &mut self.root;
