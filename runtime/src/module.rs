@@ -74,10 +74,11 @@ pub struct RuntimeConfig {
     /// at least this large (default 256 KiB), so the fork holds only the pages it writes and is
     /// created with one `mmap`, in a pooled slot while one is free (1 MiB: 14 µs, against 26 µs
     /// on demand and 220 µs copying, mostly page faults); smaller memories, and states within 64
-    /// pages of the module's initial memory, are copied into a slot, which costs less there. The memfd mapped is the parent's
-    /// last one where the state differs from it on at most an eighth of its pages; a new one is
-    /// written otherwise, unless the last new one served no other fork: then forks copy (writing a
-    /// file per fork costs more) and try a new file again after eight. `usize::MAX`: never.
+    /// pages of the module's initial memory, are copied into a slot, which costs less there. The
+    /// memfd mapped is the parent's last one where the state differs from it on at most an eighth
+    /// of its pages; a new one is written otherwise, unless the last new one served no other fork:
+    /// then forks copy (writing a file per fork costs more) and try a new file again after eight
+    /// (then 16, 32, … 256 while new files keep serving no other fork). `usize::MAX`: never.
     pub cow_fork_min_bytes: usize,
     /// Static bounds every module must be within before it is compiled (see [`LoadLimits`]);
     /// [`Runtime::with_load_limits`] gives a runtime with other bounds for trusted modules.
