@@ -40,9 +40,10 @@ fn corpus_dir() -> Option<PathBuf> {
 /// What the `snapshot_bytes` oracle is given for one fuzz input, so that mutations reach the parser:
 ///
 /// - the input resealed ([`reseal`]): without a valid checksum nearly every mutation would stop
-///   there;
-/// - if the input claims format 2 or 3 (bytes 8..12), also the input with the bytes between the header
-///   and the checksum compressed as the zstd body formats 2 and 3 have, then resealed: mutations of the
+///   there; if it claims format 5 (bytes 8..12), resealed with the oracle's key
+///   ([`oracles::FUZZ_KEY`]) instead, so mutations get past the authentication;
+/// - if the input claims format 2, 3 or 5, also the input with the bytes between the header and
+///   the checksum compressed as the zstd body those formats have, then resealed: mutations of the
 ///   plain body reach the page bitmap, globals and host state, which mutations of compressed bytes
 ///   rarely do. The seeds include each real snapshot in this plain form ([`plain_snapshot`]).
 ///
@@ -51,7 +52,7 @@ fn corpus_dir() -> Option<PathBuf> {
 pub fn snapshot_inputs(data: &[u8]) -> Vec<Vec<u8>> {
     const HEADER: usize = 8 + 4 + 32;
     let mut inputs = vec![reseal(data)];
-    if data.len() >= HEADER + 32 && (data[8..12] == 2u32.to_le_bytes() || data[8..12] == 3u32.to_le_bytes()) {
+    if data.len() >= HEADER + 32 && zstd_body(data) {
         let (header, rest) = data.split_at(HEADER);
         let plain = &rest[..rest.len() - 32];
         let mut compressed = header.to_vec();
@@ -68,11 +69,16 @@ pub fn snapshot_inputs(data: &[u8]) -> Vec<Vec<u8>> {
     inputs
 }
 
-/// A format 2 or 3 snapshot's bytes with the body decompressed: the plain form [`snapshot_inputs`]
-/// compresses again. `None` for other bytes.
+/// Whether the bytes claim a format whose body is zstd-compressed (2, 3 or 5).
+fn zstd_body(bytes: &[u8]) -> bool {
+    bytes.get(8..12).is_some_and(|f| [2u32, 3, 5].iter().any(|v| f == v.to_le_bytes()))
+}
+
+/// A format 2, 3 or 5 snapshot's bytes with the body decompressed: the plain form
+/// [`snapshot_inputs`] compresses again. `None` for other bytes.
 pub fn plain_snapshot(bytes: &[u8]) -> Option<Vec<u8>> {
     const HEADER: usize = 8 + 4 + 32;
-    if bytes.len() < HEADER + 32 || (bytes[8..12] != 2u32.to_le_bytes() && bytes[8..12] != 3u32.to_le_bytes()) {
+    if bytes.len() < HEADER + 32 || !zstd_body(bytes) {
         return None;
     }
     let mut plain = bytes[..HEADER].to_vec();
@@ -95,12 +101,17 @@ pub fn snapshot_seeds() -> Vec<seeds::Seed> {
 }
 
 /// The input with its last 32 bytes replaced by the BLAKE3 hash of the others, which is the
-/// snapshot format's checksum. Inputs shorter than a checksum are returned as they are.
+/// snapshot format's checksum, or for bytes claiming format 5 their BLAKE3 hash keyed with
+/// [`oracles::FUZZ_KEY`]. Inputs shorter than a checksum are returned as they are.
 pub fn reseal(data: &[u8]) -> Vec<u8> {
     let Some(body_len) = data.len().checked_sub(32) else { return data.to_vec() };
     let body = &data[..body_len];
     let mut out = Vec::with_capacity(data.len());
     out.extend_from_slice(body);
-    out.extend_from_slice(blake3::hash(body).as_bytes());
+    if data.get(8..12) == Some(&5u32.to_le_bytes()[..]) {
+        out.extend_from_slice(blake3::keyed_hash(&oracles::FUZZ_KEY.0, body).as_bytes());
+    } else {
+        out.extend_from_slice(blake3::hash(body).as_bytes());
+    }
     out
 }

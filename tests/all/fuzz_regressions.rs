@@ -72,7 +72,7 @@ fn every_target_has_saved_inputs() {
 fn snapshot_bytes() {
     replay_saved("snapshot_bytes", oracles::snapshot_bytes);
     let real = seeds::snapshots(runtime());
-    assert_eq!(real.len(), 4 * wasmgym_builtin::ENVS.len());
+    assert_eq!(real.len(), 6 * wasmgym_builtin::ENVS.len(), "two states, each plain, against the module and signed");
     replay_all_accepted(real, oracles::snapshot_bytes);
 }
 

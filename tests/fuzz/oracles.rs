@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use wasmgym::{EnvModule, Limits, RunInput, Runtime, Snapshot};
+use wasmgym::{EnvModule, Limits, RunInput, Runtime, Snapshot, SnapshotKey};
 use wasmgym_abi::wire::{Action, Observation, ResetRequest, Transition, decode_legal_actions, encode_legal_actions};
 use wasmgym_abi::{Dtype, EnvSpec, Space};
 use wasmgym_grade::parse_jsonl;
@@ -18,12 +18,30 @@ use wasmgym_grade::parse_jsonl;
 /// The fuzz targets, each a function below and a folder of saved inputs in `tests/fuzz/`.
 pub const TARGETS: [&str; 5] = ["snapshot_bytes", "wire", "spec_json", "test_jsonl", "load_module"];
 
+/// The key signed snapshots (format 5) are fuzzed with: seeds are signed with it and inputs that
+/// claim format 5 are resealed with it (`fuzz/src/lib.rs`).
+pub const FUZZ_KEY: SnapshotKey = SnapshotKey([0x5a; 32]);
+
 /// `snapshot_bytes`: bytes that decode as a snapshot re-encode to bytes that decode again and
 /// re-encode identically (the round trip is idempotent).
 /// Bytes that name a built-in environment's module are decoded with it as well (format 3 needs
-/// it): what decodes re-encodes against the module and plainly, and both agree.
+/// it): what decodes re-encodes against the module and plainly, and both agree. Bytes are also
+/// decoded with [`FUZZ_KEY`] (format 5, or unsigned as `from_bytes` reads them): what decodes
+/// re-encodes signed to bytes that decode again the same, and agrees with the unsigned decoding.
 pub fn snapshot_bytes(data: &[u8]) -> bool {
     let plain = Snapshot::from_bytes(data).ok();
+    let signed = Snapshot::from_bytes_signed(data, &FUZZ_KEY).ok();
+    if let Some(signed) = &signed {
+        let bytes = signed.to_bytes_signed(&FUZZ_KEY);
+        let again = Snapshot::from_bytes_signed(&bytes, &FUZZ_KEY)
+            .unwrap_or_else(|e| panic!("a snapshot signed again does not decode with its key: {e}"));
+        assert!(again.to_bytes_signed(&FUZZ_KEY) == bytes, "signed bytes re-encode differently");
+        assert!(again.to_bytes() == signed.to_bytes(), "decoding signed bytes changed the snapshot");
+        if let Some(plain) = &plain {
+            assert!(plain.to_bytes() == signed.to_bytes(), "decoding with a key and without disagree");
+        }
+    }
+    assert!(plain.is_none() || signed.is_some(), "bytes that decode without a key do not decode with one");
     let module = data.get(12..44).and_then(|hash| builtin_modules().iter().find(|m| m.hash()[..] == *hash));
     let against = module.and_then(|m| m.snapshot_from_bytes(data).ok());
     if let (Some(plain), None) = (&plain, module) {
@@ -41,7 +59,7 @@ pub fn snapshot_bytes(data: &[u8]) -> bool {
             assert!(plain.to_bytes() == bytes, "the module and `Snapshot::from_bytes` decode differently");
         }
     }
-    plain.is_some() || against.is_some()
+    plain.is_some() || against.is_some() || signed.is_some()
 }
 
 /// `snapshot` re-encoded decodes and re-encodes to the same bytes, which it returns.

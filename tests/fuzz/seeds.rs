@@ -26,6 +26,7 @@ pub fn snapshots_of(modules: &[EnvModule]) -> Vec<Seed> {
         let mut push = |name: String, snapshot: wasmgym::Snapshot| {
             let against = module.snapshot_to_bytes(&snapshot).expect("a snapshot of the module");
             seeds.push((format!("{name}-module"), against));
+            seeds.push((format!("{name}-signed"), snapshot.to_bytes_signed(&super::oracles::FUZZ_KEY)));
             seeds.push((name, snapshot.to_bytes()));
         };
         push(format!("{}-reset", builtin.name), env.snapshot().expect("snapshot"));
