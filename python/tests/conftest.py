@@ -36,3 +36,22 @@ def keyed_process():
         ).stdout
 
     return run
+
+
+@pytest.fixture
+def signed_across_processes(keyed_process):
+    """Runs `code` (which takes a path and ``write`` or ``read``) in processes with snapshot keys:
+    what a keyed process writes restores in one with the same key (the same state hash), and is
+    refused with another key and without one. Returns the runner, ``run(key, mode)``."""
+
+    def check(code: str, path: Path):
+        def run(key: str, mode: str) -> str:
+            return keyed_process(code, key, str(path), mode)
+
+        written = run("ab" * 32, "write")
+        assert run("ab" * 32, "read") == written
+        assert "authentication failed" in run("cd" * 32, "read")
+        assert "signed with a snapshot key" in run("", "read")
+        return run
+
+    return check

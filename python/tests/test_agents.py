@@ -55,7 +55,7 @@ def test_snapshots_pickle_and_restore_into_a_new_composite():
         agents.CompositeSnapshot.from_bytes(bytes(data))
 
 
-def test_pickled_composite_snapshots_restore_across_processes_with_a_snapshot_key(tmp_path, keyed_process):
+def test_pickled_composite_snapshots_restore_across_processes_with_a_snapshot_key(tmp_path, signed_across_processes):
     # With WASMGYM_SNAPSHOT_KEY set, pickling signs the composite (and each part) with the key.
     code = (
         "import pickle, sys, wasmgym\n"
@@ -71,15 +71,7 @@ def test_pickled_composite_snapshots_restore_across_processes_with_a_snapshot_ke
         "    except wasmgym.BadSnapshotError as err:\n"
         "        sys.stdout.write('refused: ' + str(err))\n"
     )
-    path = tmp_path / "composite.pickle"
-
-    def run(key: str, mode: str) -> str:
-        return keyed_process(code, key, str(path), mode)
-
-    written = run("ab" * 32, "write")
-    assert run("ab" * 32, "read") == written
-    assert "authentication failed" in run("cd" * 32, "read")
-    assert "signed with a snapshot key" in run("", "read")
+    signed_across_processes(code, tmp_path / "composite.pickle")
 
 
 def test_invalid_tool_calls_are_observations():

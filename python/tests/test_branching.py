@@ -119,7 +119,7 @@ def test_snapshot_bytes_against_the_module_are_smaller_and_need_it_back() -> Non
         wasmgym.make("tic_tac_toe").snapshot_from_bytes(compact)
 
 
-def test_a_snapshot_key_signs_bytes_and_refuses_others(tmp_path, keyed_process) -> None:
+def test_a_snapshot_key_signs_bytes_and_refuses_others(tmp_path, signed_across_processes) -> None:
     # Each process reads WASMGYM_SNAPSHOT_KEY when it makes its runtime.
     code = (
         "import os, sys, wasmgym\n"
@@ -135,14 +135,7 @@ def test_a_snapshot_key_signs_bytes_and_refuses_others(tmp_path, keyed_process) 
         "        sys.stdout.write('refused: ' + str(err))\n"
     )
     path = tmp_path / "signed.bin"
-
-    def run(key: str, mode: str) -> str:
-        return keyed_process(code, key, str(path), mode)
-
-    written = run("ab" * 32, "write")
-    assert run("ab" * 32, "read") == written
-    assert "authentication failed" in run("cd" * 32, "read")
-    assert "signed with a snapshot key" in run("", "read")
+    signed_across_processes(code, path)
     bad = subprocess.run(
         [sys.executable, "-c", code, str(path), "read"], capture_output=True, text=True,
         env={**os.environ, "WASMGYM_SNAPSHOT_KEY": "not hex"},
@@ -150,7 +143,7 @@ def test_a_snapshot_key_signs_bytes_and_refuses_others(tmp_path, keyed_process) 
     assert bad.returncode != 0 and "64 hex digits" in bad.stderr
 
 
-def test_pickled_snapshots_restore_across_processes_with_a_snapshot_key(tmp_path, keyed_process) -> None:
+def test_pickled_snapshots_restore_across_processes_with_a_snapshot_key(tmp_path, signed_across_processes) -> None:
     # With a key, pickling writes the snapshot signed and self-contained (format 5), so processes
     # with the key (Ray workers, say) restore it; others refuse it, and unsigned pickles do not restore.
     code = (
@@ -168,14 +161,7 @@ def test_pickled_snapshots_restore_across_processes_with_a_snapshot_key(tmp_path
         "        sys.stdout.write('refused: ' + str(err))\n"
     )
     path = tmp_path / "snapshot.pickle"
-
-    def run(key: str, mode: str) -> str:
-        return keyed_process(code, key, str(path), mode)
-
-    written = run("ab" * 32, "write")
-    assert run("ab" * 32, "read") == written
-    assert "authentication failed" in run("cd" * 32, "read")
-    assert "signed with a snapshot key" in run("", "read")
+    run = signed_across_processes(code, path)
     written = run("", "write")
     assert run("", "read") == written
     assert "not signed" in run("ab" * 32, "read")
