@@ -459,19 +459,29 @@ fn bench_grade_json_reports_both_throughputs_and_the_ratio() {
 }
 
 #[test]
-fn bench_fork_json_has_a_row_per_memory_size_and_dirty_count() {
+fn bench_fork_json_has_a_row_per_memory_size_and_dirty_count_and_one_per_environment() {
     let o = wasmgym(&["bench", "fork", "--json"]);
     assert_exit(&o, 0);
-    let rows = json(&o);
-    let rows = rows.as_array().expect("an array of rows");
+    let doc = json(&o);
+    let rows = doc["points"].as_array().expect("an array of points");
     // 64 KiB with 1 and 16 dirty pages, 1 MiB with 1..256, 16 and 64 MiB with 1..1024.
     assert_eq!(rows.len(), 13, "{rows:?}");
     for row in rows {
-        for key in ["memory_bytes", "dirty_pages", "restore_ns", "fork_ns", "full_copy_ns"] {
+        for key in ["memory_bytes", "dirty_pages", "restore_ns", "fork_ns", "full_copy_ns", "fork_new_ns"] {
             assert!(row[key].as_u64().is_some_and(|v| v > 0), "{key} missing or zero in {row}");
         }
     }
     assert_eq!(rows.last().unwrap()["memory_bytes"], 64 << 20);
+    // Then forks into new instances of every built-in environment, each in a pooled slot.
+    let envs = doc["environments"].as_array().expect("an array of environments");
+    let names: Vec<&str> = envs.iter().map(|e| e["env"].as_str().unwrap()).collect();
+    assert_eq!(names, wasmgym_builtin::names(), "{envs:?}");
+    for env in envs {
+        for key in ["linear_memory_bytes", "fork_new_ns", "fork_new_on_demand_ns"] {
+            assert!(env[key].as_u64().is_some_and(|v| v > 0), "{key} missing or zero in {env}");
+        }
+        assert_eq!(env["in_slot"], true, "{env}");
+    }
 }
 
 #[test]

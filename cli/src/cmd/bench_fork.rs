@@ -1,6 +1,7 @@
 //! `wasmgym bench fork`: restore and fork times against memory size and the pages a branch dirties,
-//! next to the full copy of the memory that a naive snapshot costs. A quick sweep (well under a
-//! minute); the criterion benches in `benches/benches/dirty.rs` measure the same more carefully.
+//! next to the full copy of the memory that a naive snapshot costs, then forks into new instances
+//! of each built-in environment. A quick sweep (well under a minute); the criterion benches in
+//! `benches/benches/dirty.rs` measure the same more carefully.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ const MIN_REPS: usize = 5;
 
 #[derive(clap::Args)]
 pub struct ForkArgs {
-    /// Print one JSON document: an array of rows.
+    /// Print one JSON document: `{"points": [...], "environments": [...]}`.
     #[arg(long)]
     pub json: bool,
     /// Also draw the rows as an SVG plot (time against memory size, log-log) into this file.
@@ -48,6 +49,26 @@ struct Row {
     fork_new_copy_ns: u64,
 }
 
+/// Forks into a new instance of one built-in environment; times are medians in nanoseconds.
+#[derive(Serialize)]
+struct EnvRow {
+    env: &'static str,
+    /// The instance's whole linear memory.
+    linear_memory_bytes: u64,
+    /// A fork into a new instance, in a pooled slot (the default; no warm instance to reuse).
+    fork_new_ns: u64,
+    /// Baseline: the same without pooled slots (the instance created on demand).
+    fork_new_on_demand_ns: u64,
+    /// Every fork timed in `fork_new_ns` landed in a slot.
+    in_slot: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    points: Vec<Row>,
+    environments: Vec<EnvRow>,
+}
+
 pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
     let guest = wasmgym_builtin::find_test_guest("dirty").expect("the dirty guest is built with the CLI");
     let load = |config: RuntimeConfig| {
@@ -63,7 +84,7 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
         .iter()
         .flat_map(|&kib| DIRTY_PAGES.iter().filter(move |&&d| d * 4 <= kib).map(move |&d| (kib, d)))
         .collect();
-    let bar = output::progress(points.len() as u64, 1, "points");
+    let bar = output::progress((points.len() + wasmgym_builtin::ENVS.len()) as u64, 1, "points");
     let mut rows = Vec::new();
     for (kib, dirty) in points {
         let setup = |module: &EnvModule| -> Result<(Env, Snapshot), Error> {
@@ -105,12 +126,17 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
         });
         bar.inc(1);
     }
+    let mut environments = Vec::new();
+    for env in wasmgym_builtin::ENVS {
+        environments.push(fork_new_of(env)?);
+        bar.inc(1);
+    }
     bar.finish_and_clear();
     if let Some(path) = &args.svg {
         std::fs::write(path, svg(&rows)).map_err(Error::Io)?;
     }
     if args.json {
-        output::print_json(&rows)?;
+        output::print_json(&Report { points: rows, environments })?;
     } else {
         println!(
             "{:>10} {:>10} {:>6} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
@@ -137,8 +163,65 @@ pub fn run(args: ForkArgs) -> Result<Outcome, Error> {
              mapping copy-on-write the parent's last memfd, or a new one while new ones get reused (states far apart \
              copy); \"(on demand)\" the same without slots; \"(copying)\" in a slot or on demand, copying)"
         );
+        println!("\n{:>16} {:>10} {:>12} {:>12} {:>7}", "environment", "linear", "fork new", "(on demand)", "ratio");
+        for r in &environments {
+            println!(
+                "{:>16} {:>10} {:>12} {:>12} {:>6.1}×{}",
+                r.env,
+                format!("{} KiB", r.linear_memory_bytes / 1024),
+                micros(r.fork_new_ns),
+                micros(r.fork_new_on_demand_ns),
+                r.fork_new_on_demand_ns as f64 / r.fork_new_ns.max(1) as f64,
+                if r.in_slot { "" } else { " (not in a slot)" }
+            );
+        }
+        println!(
+            "(medians; each built-in environment reset with seed 1 and three moves, then a fork into a new instance \
+             after an untimed step: in a pooled slot, or \"(on demand)\" without slots)"
+        );
     }
     Ok(Outcome::Passed)
+}
+
+/// Forks into new instances of `env`, in a slot and on demand, each after an untimed step from the
+/// same state (the first legal action after three such moves from a reset with seed 1).
+fn fork_new_of(env: &wasmgym_builtin::BuiltinEnv) -> Result<EnvRow, Error> {
+    let mut times = Vec::new();
+    let (mut linear, mut in_slot) = (0, true);
+    for slots in [RuntimeConfig::default().instance_slots, 0] {
+        let config = RuntimeConfig { instance_pool: 0, instance_slots: slots, ..Default::default() };
+        let runtime = Runtime::with_config(config).context(|| "starting the WebAssembly runtime".into())?;
+        let module = runtime.load(env.bytes).context(|| format!("loading {}", env.name))?;
+        let mut live = module.instantiate().context(|| "instantiating".into())?;
+        live.reset(Some(1), None).context(|| "resetting".into())?;
+        let first_legal = |live: &mut Env| live.legal_actions().ok().and_then(|legal| legal.first().copied());
+        for _ in 0..3 {
+            if let Some(action) = first_legal(&mut live) {
+                live.step(action).context(|| "stepping".into())?;
+            }
+        }
+        let snapshot = live.snapshot().context(|| "taking a snapshot".into())?;
+        let action = first_legal(&mut live);
+        linear = live.memory_bytes();
+        times.push(median(|| {
+            live.restore(&snapshot).context(|| "restoring".into())?;
+            if let Some(action) = action {
+                live.step(action).context(|| "stepping".into())?;
+            }
+            let start = Instant::now();
+            let fork = black_box(live.fork().context(|| "forking".into())?);
+            let elapsed = start.elapsed();
+            in_slot &= slots == 0 || fork.in_slot();
+            Ok(elapsed)
+        })?);
+    }
+    Ok(EnvRow {
+        env: env.name,
+        linear_memory_bytes: linear,
+        fork_new_ns: times[0].as_nanos() as u64,
+        fork_new_on_demand_ns: times[1].as_nanos() as u64,
+        in_slot,
+    })
 }
 
 /// Restores the snapshot, takes the untimed step that dirties the pages, then times `what` (not
