@@ -2,6 +2,8 @@
 
 import threading
 
+import pytest
+
 import wasmgym
 
 
@@ -50,3 +52,41 @@ def test_envs_in_threads_give_the_single_thread_results() -> None:
     for t in threads:
         t.join()
     assert got == expected
+
+
+def test_a_deadline_fires_in_a_process_forked_after_the_env_was_made(chaos_wasm) -> None:
+    """`os.fork` copies the runtime but not its epoch thread; the first call in the child starts it."""
+    import os
+    import signal
+    import time
+    import warnings
+
+    env = wasmgym.make(chaos_wasm, fuel_per_call=0, deadline_s=0.2, illegal_action="raise")
+    env.reset(seed=0)
+    env.step(0)  # the parent's epoch thread is running
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a process with threads
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        status = 3
+        try:
+            env.step(1)  # an infinite loop with no fuel limit: only the deadline can end it
+        except wasmgym.DeadlineError:
+            status = 0
+        except BaseException:
+            status = 2
+        os._exit(status)
+    give_up = time.monotonic() + 30
+    while time.monotonic() < give_up:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise AssertionError("the forked child's infinite loop ran on: no deadline fired there")
+    assert os.waitstatus_to_exitcode(status) == 0
+    # And in the parent, as before.
+    with pytest.raises(wasmgym.DeadlineError):
+        env.step(1)

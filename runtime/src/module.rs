@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -155,6 +156,8 @@ pub struct Runtime {
     /// The same settings with pooled instance slots, when `instance_slots` > 0 and the address
     /// space for them could be reserved.
     slots: Option<Engine>,
+    /// The thread that advances both engines' epochs (deadlines).
+    ticker: Arc<Ticker>,
     config: Arc<RuntimeConfig>,
     budget: Arc<Budget>,
 }
@@ -179,13 +182,10 @@ impl Runtime {
             // Never used (no async), but wasmtime requires it to be at least max_wasm_stack.
             .async_stack_size(config.max_wasm_stack + (2 << 20));
         let engine = Engine::new(&c).map_err(|e| Error::Runtime { message: format!("{e:#}") })?;
-        spawn_ticker(&engine, config.epoch_tick);
         let slots = (config.instance_slots > 0).then(|| slot_engine(c, &config)).flatten();
-        if let Some(slots) = &slots {
-            spawn_ticker(slots, config.epoch_tick);
-        }
+        let ticker = Ticker::start(std::iter::once(&engine).chain(&slots), config.epoch_tick);
         let budget = Budget::new(config.memory_cap);
-        Ok(Runtime { engine, slots, config: Arc::new(config), budget })
+        Ok(Runtime { engine, slots, ticker, config: Arc::new(config), budget })
     }
 
     /// This runtime (same engine, memory account and instances) loading modules under `limits`
@@ -196,6 +196,7 @@ impl Runtime {
         Runtime {
             engine: self.engine.clone(),
             slots: self.slots.clone(),
+            ticker: self.ticker.clone(),
             config: Arc::new(config),
             budget: self.budget.clone(),
         }
@@ -204,6 +205,10 @@ impl Runtime {
     /// The engine every module of this runtime is compiled by.
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    pub(crate) fn ticker(&self) -> &Arc<Ticker> {
+        &self.ticker
     }
 
     /// `module` (compiled by [`Runtime::engine`]) again for the pooled slots, linked by `link`, if
@@ -286,7 +291,7 @@ impl Runtime {
             initial_images: Default::default(),
             slot_memory: Default::default(),
             types: Default::default(),
-            epoch_tick: self.config.epoch_tick,
+            ticker: self.ticker.clone(),
             layout,
             hash,
             spec: None,
@@ -512,18 +517,78 @@ fn slot_engine(mut c: Config, config: &RuntimeConfig) -> Option<Engine> {
     Engine::new(&c).ok()
 }
 
-fn spawn_ticker(engine: &Engine, tick: Duration) {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("wasmgym-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(tick);
-            }
-        })
-        .expect("spawning the epoch thread");
+/// The thread that advances engines' epochs every `tick`, so deadlines fire; it ends when the
+/// engines are dropped. A process forked from this one (Python's `os.fork`, `multiprocessing`'s
+/// fork start method) inherits the engines but not the thread: the first call armed in the child
+/// starts it again there ([`Ticker::ensure_running`]).
+pub(crate) struct Ticker {
+    engines: Vec<wasmtime::EngineWeak>,
+    pub tick: Duration,
+    /// The [`FORK_GENERATION`] the thread was started in.
+    generation: AtomicU64,
+}
+
+/// Bumped in the child of every `fork` (a `pthread_atfork` handler: one atomic add, which is
+/// async-signal-safe).
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn forked_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Ticker {
+    fn start<'a>(engines: impl Iterator<Item = &'a Engine>, tick: Duration) -> Arc<Ticker> {
+        static AT_FORK: std::sync::Once = std::sync::Once::new();
+        // SAFETY: registers a handler that only adds to an atomic, for the child side of `fork`.
+        AT_FORK.call_once(|| unsafe {
+            libc::pthread_atfork(None, None, Some(forked_child));
+        });
+        let ticker = Arc::new(Ticker {
+            engines: engines.map(Engine::weak).collect(),
+            tick,
+            generation: AtomicU64::new(FORK_GENERATION.load(Ordering::Relaxed)),
+        });
+        ticker.spawn();
+        ticker
+    }
+
+    fn spawn(&self) {
+        let (engines, tick) = (self.engines.clone(), self.tick);
+        std::thread::Builder::new()
+            .name("wasmgym-epoch".into())
+            .spawn(move || {
+                loop {
+                    let live: Vec<Engine> = engines.iter().filter_map(|e| e.upgrade()).collect();
+                    if live.is_empty() {
+                        return;
+                    }
+                    live.iter().for_each(Engine::increment_epoch);
+                    drop(live);
+                    std::thread::sleep(tick);
+                }
+            })
+            .expect("spawning the epoch thread");
+    }
+
+    /// Starts the thread again in a process forked since it was started (one atomic load
+    /// otherwise), so a deadline armed there fires.
+    pub fn ensure_running(&self) {
+        let now = FORK_GENERATION.load(Ordering::Relaxed);
+        let started = self.generation.load(Ordering::Relaxed);
+        if started != now
+            && self.generation.compare_exchange(started, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            self.spawn();
+        }
+    }
+
+    /// Epoch ticks for a deadline: rounded up, plus one because the current tick may be nearly over.
+    pub fn ticks(&self, deadline: Option<Duration>) -> u64 {
+        match deadline {
+            Some(d) => (d.as_nanos().div_ceil(self.tick.as_nanos().max(1)) as u64).saturating_add(1),
+            None => u64::MAX / 2,
+        }
+    }
 }
 
 pub(crate) fn to_binary(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
@@ -630,7 +695,7 @@ pub(crate) struct ModuleInner {
     /// The types of its mutable globals and the maxima of its memories (64 KiB pages), read from
     /// the first instance: what a snapshot is checked against before every restore.
     pub types: std::sync::OnceLock<crate::sandbox::ModuleTypes>,
-    pub epoch_tick: Duration,
+    pub ticker: Arc<Ticker>,
     pub layout: Layout,
     pub hash: [u8; 32],
     pub spec: Option<EnvSpec>,
@@ -645,16 +710,6 @@ pub(crate) struct ModuleInner {
     pub max_wasm_stack: usize,
     /// An instance's environment exports have passed their type check (see `instance.rs`).
     pub env_exports_checked: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl ModuleInner {
-    /// Epoch ticks for a deadline: rounded up, plus one because the current tick may be nearly over.
-    pub fn epoch_ticks(&self, deadline: Option<Duration>) -> u64 {
-        match deadline {
-            Some(d) => (d.as_nanos().div_ceil(self.epoch_tick.as_nanos().max(1)) as u64).saturating_add(1),
-            None => u64::MAX / 2,
-        }
-    }
 }
 
 /// What `wasmgym inspect` reports about a module.

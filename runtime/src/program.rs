@@ -73,7 +73,7 @@ pub(crate) fn compile(
         initial_images: Default::default(),
         slot_memory: Default::default(),
         types: Default::default(),
-        epoch_tick: runtime.config().epoch_tick,
+        ticker: runtime.ticker().clone(),
         layout,
         hash,
         spec: None,

@@ -1390,7 +1390,8 @@ fn arm(store: &mut Store<HostState>, module: &ModuleInner) -> Result<CallBudget>
     let limits = &store.data().limits;
     let budget =
         CallBudget { fuel: limits.fuel_per_call.unwrap_or(u64::MAX), deadline: limits.deadline.unwrap_or_default() };
-    let ticks = module.epoch_ticks(limits.deadline);
+    module.ticker.ensure_running();
+    let ticks = module.ticker.ticks(limits.deadline);
     store.set_fuel(budget.fuel).map_err(|e| Error::Runtime { message: format!("{e:?}") })?;
     store.set_epoch_deadline(ticks);
     Ok(budget)
