@@ -523,7 +523,7 @@ fn slot_engine(mut c: Config, config: &RuntimeConfig) -> Option<Engine> {
 /// starts it again there ([`Ticker::ensure_running`]).
 pub(crate) struct Ticker {
     engines: Vec<wasmtime::EngineWeak>,
-    pub tick: Duration,
+    tick: Duration,
     /// The [`FORK_GENERATION`] the thread was started in.
     generation: AtomicU64,
 }
@@ -558,12 +558,14 @@ impl Ticker {
             .name("wasmgym-epoch".into())
             .spawn(move || {
                 loop {
-                    let live: Vec<Engine> = engines.iter().filter_map(|e| e.upgrade()).collect();
-                    if live.is_empty() {
+                    let mut live = false;
+                    for engine in engines.iter().filter_map(|e| e.upgrade()) {
+                        engine.increment_epoch();
+                        live = true;
+                    }
+                    if !live {
                         return;
                     }
-                    live.iter().for_each(Engine::increment_epoch);
-                    drop(live);
                     std::thread::sleep(tick);
                 }
             })
